@@ -1,0 +1,3 @@
+from robench.cli.app import main
+
+main()

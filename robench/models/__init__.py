@@ -1,0 +1,17 @@
+"""Models: the registry, the defective layer and one file per architecture family."""
+
+from robench.models import densenet, resnet, small, vgg, wrn  # noqa: F401  (registration)
+from robench.models.defective import MASK_MODES, PLACEMENTS, REGULARIZERS, DefectSpec, Slot, slots
+from robench.models.registry import (
+    EnsembleNet,
+    RobenchNet,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+)
+
+__all__ = [
+    "MASK_MODES", "PLACEMENTS", "REGULARIZERS", "DefectSpec", "EnsembleNet", "RobenchNet", "Slot",
+    "create_model", "list_models", "model_entry", "register_model", "slots",
+]

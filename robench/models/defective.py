@@ -1,0 +1,161 @@
+"""The defective convolutional layer: a fixed random binary mask on a conv's output.
+
+The authors' reference code applies the mask after BatchNorm and before ReLU,
+``relu(mask * bn(conv(x)))``, so a defective neuron always outputs exactly 0. Architectures
+mark every such place with a :class:`Slot`; :func:`apply_defects` fills the slots of the
+chosen placement groups with masks drawn once from Bernoulli(keep) by a seeded generator.
+Masks are buffers: they are saved with the weights and never touched by the optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torchvision.ops import DropBlock2d
+
+from robench.errors import RobenchError
+
+PLACEMENTS = ("bottom", "top", "both")
+MASK_MODES = ("neuron", "channel", "shared")
+REGULARIZERS = ("none", "spatial-dropout", "dropblock")
+
+
+class Slot(nn.Module):
+    """A point after a conv (and its BN) where a mask and/or a dropout baseline may act.
+
+    Input and output: (N, C, H, W). ``group`` is 'bottom', 'top' or '' (neither).
+    """
+
+    def __init__(self, group: str = "") -> None:
+        super().__init__()
+        self.group = group
+        self.register_buffer("mask", None)
+        self.drop: nn.Module | None = None
+
+    def set_mask(self, mask: torch.Tensor) -> None:
+        """Install a fixed mask of shape (C, H, W), (C, 1, 1) or (1, H, W)."""
+        self.mask = mask.to(torch.float32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None:
+            x = x * self.mask.to(dtype=x.dtype)
+        if self.drop is not None:
+            x = self.drop(x)
+        return x
+
+
+@dataclass(frozen=True)
+class DefectSpec:
+    """Where and how to place defective layers (and the dropout baselines)."""
+
+    keep: float = 1.0
+    placement: str = "bottom"
+    keep_top: float | None = None
+    mask: str = "neuron"
+    widen: int = 1
+    mask_seed: int = 0
+    regularizer: str = "none"
+    drop_keep: float = 0.9
+    block_size: int = 3
+
+    def __post_init__(self) -> None:
+        for value, label in ((self.keep, "--keep"), (self.keep_top, "--keep-top"), (self.drop_keep, "drop keep")):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise RobenchError(f"{label} must be in (0, 1], got {value}: 1 means a standard model")
+        if self.placement not in PLACEMENTS:
+            raise RobenchError(f"unknown placement '{self.placement}': choose one of {', '.join(PLACEMENTS)}")
+        if self.mask not in MASK_MODES:
+            raise RobenchError(f"unknown mask mode '{self.mask}': choose one of {', '.join(MASK_MODES)}")
+        if self.regularizer not in REGULARIZERS:
+            raise RobenchError(
+                f"unknown regularizer '{self.regularizer}': choose one of {', '.join(REGULARIZERS)}"
+            )
+        if self.widen < 1:
+            raise RobenchError(f"--widen must be a positive integer, got {self.widen}")
+
+    def group_keeps(self) -> dict[str, float]:
+        """Keep probability per placement group; groups left out keep every neuron."""
+        keeps: dict[str, float] = {}
+        if self.placement in ("bottom", "both"):
+            keeps["bottom"] = self.keep
+        if self.placement == "top":
+            keeps["top"] = self.keep
+        if self.placement == "both" or self.keep_top is not None:
+            keeps["top"] = self.keep_top if self.keep_top is not None else self.keep
+        return {g: k for g, k in keeps.items() if k < 1.0}
+
+    def widen_for(self, group: str) -> int:
+        """Channel multiplier for a block of ``group`` (only defective groups are widened)."""
+        return self.widen if group in self.group_keeps() else 1
+
+    @property
+    def is_standard(self) -> bool:
+        return not self.group_keeps()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def draw_mask(shape: tuple[int, int, int], keep: float, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """Draw a binary mask for an output of shape (C, H, W) from Bernoulli(keep).
+
+    neuron: (C, H, W), independent per neuron; channel: (C, 1, 1), whole channels dead;
+    shared: (1, H, W), one spatial mask shared by every channel.
+    """
+    c, h, w = shape
+    size = {"neuron": (c, h, w), "channel": (c, 1, 1), "shared": (1, h, w)}[mode]
+    return (torch.rand(size, generator=generator) < keep).to(torch.float32)
+
+
+def slots(model: nn.Module) -> list[Slot]:
+    """All slots of a model, in module order."""
+    return [m for m in model.modules() if isinstance(m, Slot)]
+
+
+def slot_shapes(model: nn.Module, example: torch.Tensor) -> dict[Slot, tuple[int, int, int]]:
+    """Run one dry forward pass on ``example`` (1, C, H, W) and record each slot's (C, H, W)."""
+    shapes: dict[Slot, tuple[int, int, int]] = {}
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        shapes[module] = tuple(output.shape[1:])
+
+    hooks = [s.register_forward_hook(record) for s in slots(model)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def apply_defects(model: nn.Module, spec: DefectSpec, example: torch.Tensor) -> int:
+    """Fill the slots of ``model`` per ``spec``; returns the number of masked layers.
+
+    Masks are drawn in module order from one generator seeded with ``spec.mask_seed``, so the
+    same spec and architecture always give the same masks.
+    """
+    keeps = spec.group_keeps()
+    shapes = slot_shapes(model, example)
+    generator = torch.Generator().manual_seed(spec.mask_seed)
+    masked = 0
+    for slot in slots(model):
+        if slot.group in keeps:
+            slot.set_mask(draw_mask(shapes[slot], keeps[slot.group], spec.mask, generator))
+            masked += 1
+        if spec.regularizer != "none" and slot.group == "top":
+            slot.drop = make_regularizer(spec)
+    return masked
+
+
+def make_regularizer(spec: DefectSpec) -> nn.Module:
+    """SpatialDropout (nn.Dropout2d) or DropBlock (torchvision) with drop rate 1 - drop_keep."""
+    p = 1.0 - spec.drop_keep
+    if spec.regularizer == "spatial-dropout":
+        return nn.Dropout2d(p)
+    return DropBlock2d(p, spec.block_size)

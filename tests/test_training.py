@@ -1,0 +1,111 @@
+"""Training: learns real digits, is deterministic, and resumes to identical weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import robench
+from robench import store
+from robench.errors import RobenchError
+from robench.training import preset
+
+
+def weights(ws, name):
+    return store.read_tensors(Path(ws) / "models" / name / "model.safetensors")
+
+
+def test_training_on_digits_beats_chance_widely(trained_ws):
+    df = robench.list_workspace_models(trained_ws)
+    acc = dict(zip(df["name"], df["clean_accuracy"], strict=True))
+    assert acc["tiny"] > 0.6  # chance is 0.1
+    assert acc["tiny-keep0.3-bottom"] > 0.4
+
+
+def test_saved_metadata_rebuilds_the_model(trained_ws):
+    meta = store.load_model_meta("tiny-keep0.3-bottom", trained_ws)
+    assert meta["config"]["keep"] == 0.3 and meta["dataset"]["dataset"] == "digits"
+    assert meta["recipe"]["epochs"] == 4 and meta["versions"]["torch"] == torch.__version__
+    model = robench.load_model("tiny-keep0.3-bottom", workspace=trained_ws)
+    x = store.load_set  # noqa: F841  (API is importable)
+    mean = model.normalize.mean
+    assert mean.shape == (1, 32, 32) and 0 < float(mean.mean()) < 1
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(ws):
+    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=3, device="cpu", seed=3)
+    robench.train("tiny", name="full", keep=0.5, **kw)
+
+    def stop_after_first_epoch(kind, payload):
+        if kind == "epoch" and payload["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        robench.train("tiny", name="cut", keep=0.5, callback=stop_after_first_epoch, **kw)
+    assert (Path(ws) / "models" / "cut" / "checkpoint.safetensors").exists()
+    with pytest.raises(RobenchError, match="already exists"):
+        robench.train("tiny", name="cut", keep=0.5, **kw)
+    meta = robench.train("tiny", name="cut", keep=0.5, resume=True, **kw)
+    full, cut = weights(ws, "full"), weights(ws, "cut")
+    assert full.keys() == cut.keys()
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    assert len(meta["history"]) == 3
+    assert not (Path(ws) / "models" / "cut" / "checkpoint.safetensors").exists()
+
+
+def test_resume_after_kill_9(ws, tmp_path):
+    """A real SIGKILL mid-training, then `--resume`, gives the weights of an uninterrupted run."""
+    args = ["train", "tiny", "--dataset", "digits", "--preset", "quick", "--epochs", "4", "--width", "8",
+            "--workspace", ws, "--device", "cpu"]
+    cli = [sys.executable, "-m", "robench.cli"]
+    subprocess.run(cli + args + ["--name", "full"], check=True, capture_output=True)
+    proc = subprocess.Popen(cli + args + ["--name", "killed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = Path(ws) / "models" / "killed" / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the run should have checkpointed before it was killed"
+    subprocess.run(cli + args + ["--name", "killed", "--resume"], check=True, capture_output=True)
+    full, killed = weights(ws, "full"), weights(ws, "killed")
+    assert all(torch.equal(full[k], killed[k]) for k in full)
+    assert not list((Path(ws) / "models" / "killed").glob(".*tmp"))
+
+
+def test_overwrite_replaces(ws):
+    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=1, device="cpu")
+    robench.train("tiny", **kw)
+    meta = robench.train("tiny", overwrite=True, seed=0, **kw)
+    assert meta["name"] == "tiny"
+
+
+def test_paper_preset_matches_appendix_d():
+    cifar, mnist = preset("paper", "cifar10"), preset("paper", "mnist")
+    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.momentum, cifar.weight_decay, cifar.milestones) == (
+        350, 128, 0.1, 0.9, 5e-4, [150, 250])
+    assert mnist.epochs == 50
+
+
+def test_default_names_show_keep_and_placement():
+    from robench.api import default_model_name
+    from robench.models import DefectSpec
+
+    assert default_model_name("densenet121", DefectSpec()) == "densenet121"
+    assert default_model_name("resnet18", DefectSpec(keep=0.3, keep_top=0.7, placement="both")) == (
+        "resnet18-keep0.3-bottom-keep0.7-top")
+    assert default_model_name("resnet18", DefectSpec(keep=0.1, placement="top")) == "resnet18-keep0.1-top"
+
+
+def test_label_smoothing_and_adversarial_training_run(ws):
+    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=1, device="cpu", width=4)
+    assert robench.train("tiny", label_smoothing=0.1, **kw)["recipe"]["label_smoothing"] == 0.1
+    meta = robench.train("tiny", adv_train=True, batch_size=256, **kw)
+    assert meta["name"] == "tiny-adv" and meta["recipe"]["adv_train"]
