@@ -22,6 +22,7 @@ from robench.training import Callback, environment, fit, load_checkpoint, preset
 log = logging.getLogger(__name__)
 
 load_model = store.load_model
+load_set = store.load_set
 
 
 def default_model_name(arch: str, spec: DefectSpec, *, seed: int = 0, ensemble: int = 1, upsample: float = 1.0,

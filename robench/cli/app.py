@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from robench import __version__
+from robench.cli import attack as attack_cmd
+from robench.cli import matrix as matrix_cmd
 from robench.cli import train as train_cmd
 from robench.cli.render import setup_logging
 
@@ -25,6 +27,8 @@ def _root(
 
 app.command("train")(train_cmd.train)
 app.command("models")(train_cmd.models)
+attack_cmd.register(app)
+matrix_cmd.register(app)
 
 
 def main() -> None:
