@@ -11,9 +11,9 @@ __version__ = "0.1.0"
 
 from robench.api import list_workspace_models, load_model, load_set, train  # noqa: E402
 from robench.attacks import attack, list_sets  # noqa: E402
-from robench.scoring import matrix  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402
 from robench.models import create_model, list_models, register_model  # noqa: E402
+from robench.scoring import matrix  # noqa: E402
 
 __all__ = [
     "RobenchError", "__version__", "attack", "create_model", "list_models", "list_sets", "list_workspace_models",
