@@ -17,7 +17,16 @@ from robench.data import load_dataset
 from robench.errors import RobenchError
 from robench.models import DefectSpec, create_model, model_entry
 from robench.runtime import pick_device
-from robench.training import Callback, environment, fit, load_checkpoint, preset, recipe_dict, recipe_from
+from robench.training import (
+    Callback,
+    dist_context,
+    environment,
+    fit,
+    load_checkpoint,
+    preset,
+    recipe_dict,
+    recipe_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +110,12 @@ def train(
         label_smoothing=recipe.label_smoothing, adv_train=recipe.adv_train))
     directory = store.model_dir(name, workspace)
     checkpoint = directory / store.CHECKPOINT
+    dist = dist_context()
     exists = (directory / store.MODEL_META).exists() or checkpoint.exists()
+    dist.barrier()  # every rank has looked before rank 0 may delete or write anything
     if exists and overwrite:
-        shutil.rmtree(directory)
+        if dist.main:
+            shutil.rmtree(directory)
     elif exists and not resume:
         raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; "
                            f"pass --resume to continue it, --overwrite to replace it, or --name for a new one")
@@ -127,6 +139,8 @@ def train(
     started = time.time()
     summary = fit(model, data, recipe, seed=seed, checkpoint=checkpoint, device=dev, resume=resume,
                   callback=callback, info={"args": args})
+    if not dist.main:
+        return {"name": name, "rank": dist.rank, **summary}
     meta = {
         "name": name, "kind": "model", "config": model.config, "dataset": data.describe(), "seed": seed,
         "recipe": recipe_dict(recipe), "preset": preset_name, "train_args": args,

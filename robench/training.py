@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
 from robench import __version__
 from robench.data import AugmentedSplit, DatasetInfo, Split, train_transform
@@ -78,6 +80,33 @@ def preset(name: str, dataset: str) -> Recipe:
 Callback = Callable[[str, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def dist_context() -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, else gloo."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Dist(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
@@ -135,11 +164,20 @@ def fit(
     """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (history, wall time, accuracy).
 
     A checkpoint is written atomically after every epoch; with ``resume`` training continues
-    from it and reaches the same weights as an uninterrupted run.
+    from it and reaches the same weights as an uninterrupted run. Under torchrun, each process
+    trains on its shard with DistributedDataParallel (the batch size stays the global one) and
+    rank 0 writes the checkpoints.
     """
-    emit = callback or (lambda kind, payload: None)
+    dist = dist_context()
+    emit = callback if callback and dist.main else (lambda kind, payload: None)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
     model = prepare(model, device)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+    net = model
+    if dist.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, recipe.milestones, recipe.gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and _fp16(device))
@@ -156,25 +194,36 @@ def fit(
     dataset = AugmentedSplit(data.train, train_transform(augment, data.input_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     adversary = _madry_pgd(recipe) if recipe.adv_train else None
-    steps_per_epoch = math.ceil(len(dataset) / recipe.batch_size)
+    batch_size = max(recipe.batch_size // dist.world, 1)
+    steps_per_epoch = math.ceil(len(dataset) / dist.world / batch_size)
     emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch})
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(_epoch_seed(seed, epoch))
-        loader = DataLoader(dataset, recipe.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)),
-                            pin_memory=device.type == "cuda")
-        stats = _run_epoch(model, loader, opt, scaler, loss_fn, device, adversary, epoch, emit)
+        torch.manual_seed(_epoch_seed(seed, epoch) + dist.rank)
+        loader = _loader(dataset, batch_size, _epoch_seed(seed, epoch), dist, device)
+        stats = _run_epoch(net, loader, opt, scaler, loss_fn, device, adversary, epoch, emit)
         sched.step()
         stats.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
         history.append(stats)
         wall += stats["seconds"]
         state = {**(info or {}), "epoch": epoch + 1, "history": history, "wall_time_s": wall}
-        save_checkpoint(checkpoint, model, opt, sched, scaler, state)
+        if dist.main:
+            save_checkpoint(checkpoint, model, opt, sched, scaler, state)
+        dist.barrier()
         emit("epoch", stats)
     test_acc = evaluate(model, data.test, device)
     return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc,
             "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
+
+
+def _loader(dataset, batch_size: int, seed: int, dist: Dist, device: torch.device) -> DataLoader:
+    """Shuffled batches, seeded per epoch; under torchrun each rank gets its own shard."""
+    pin = device.type == "cuda"
+    if dist.world == 1:
+        return DataLoader(dataset, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
+                          pin_memory=pin)
+    sampler = DistributedSampler(dataset, dist.world, dist.rank, shuffle=True, seed=seed)
+    return DataLoader(dataset, batch_size, sampler=sampler, pin_memory=pin)
 
 
 def _fp16(device: torch.device) -> bool:

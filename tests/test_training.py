@@ -109,3 +109,16 @@ def test_label_smoothing_and_adversarial_training_run(ws):
     assert robench.train("tiny", label_smoothing=0.1, **kw)["recipe"]["label_smoothing"] == 0.1
     meta = robench.train("tiny", adv_train=True, batch_size=256, **kw)
     assert meta["name"] == "tiny-adv" and meta["recipe"]["adv_train"]
+
+
+def test_torchrun_data_parallel_on_cpu(ws):
+    """`torchrun --nproc_per_node=2 -m robench.cli train ...` trains one model; rank 0 saves it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "-m", "robench.cli", "train", "tiny", "--dataset", "digits", "--preset", "quick", "--epochs", "2",
+           "--width", "8", "--workspace", ws, "--device", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = store.load_model_meta("tiny", ws)
+    assert len(meta["history"]) == 2 and meta["clean_accuracy"] > 0.1
+    assert not (Path(ws) / "models" / "tiny" / "checkpoint.safetensors").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import logging
 import math
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from robench.errors import RobenchError
 
-out = Console()  # data: tables go to stdout
+out = Console(width=None if sys.stdout.isatty() else 160)  # data: tables go to stdout (wide when piped)
 err = Console(stderr=True)  # diagnostics: progress, logs and errors go to stderr
 
 

@@ -91,7 +91,8 @@ def train(
     finally:
         if bar.live.is_started:
             bar.stop()
-    err.print(f"saved [bold]{meta['name']}[/] to {meta['path']}: clean accuracy {meta['clean_accuracy']:.4f}")
+    if "path" in meta:  # under torchrun only rank 0 saves
+        err.print(f"saved [bold]{meta['name']}[/] to {meta['path']}: clean accuracy {meta['clean_accuracy']:.4f}")
 
 
 train.__doc__ = f"""Train a standard or defective model and save it in the workspace.
@@ -109,5 +110,7 @@ def models(workspace: Path = WORKSPACE) -> None:
     if df.empty:
         err.print(f"no models in {workspace or 'robench-workspace'}; train one with `robench train`")
         return
-    cols = ["name", "arch", "width", "keep", "placement", "mask", "dataset", "epochs", "clean_accuracy"]
-    out.print(table(df, title=f"models in {workspace or 'robench-workspace'}", columns=cols))
+    cols = {"name": "name", "arch": "arch", "width": "width", "keep": "keep", "placement": "placement",
+            "mask": "mask", "dataset": "data", "epochs": "epochs", "clean_accuracy": "clean acc"}
+    shown = df[list(cols)].rename(columns=cols)
+    out.print(table(shown, title=f"models in {workspace or 'robench-workspace'}"))
