@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from robench.models import DefectSpec, create_model, model_entry
 from robench.runtime import pick_device
 from robench.training import (
     Callback,
+    Recipe,
     dist_context,
     environment,
     fit,
@@ -56,6 +58,32 @@ def default_model_name(arch: str, spec: DefectSpec, *, seed: int = 0, ensemble: 
     parts += ["adv"] if adv_train else []
     parts += [f"seed{seed}"] if seed else []
     return "-".join(parts)
+
+
+def _settings(args: dict[str, Any]) -> tuple[DefectSpec, Recipe, str]:
+    """The defect spec, recipe and model name that train() arguments ``args`` stand for."""
+    model_entry(args["arch"])
+    spec = DefectSpec(keep=args["keep"], placement=args["placement"], keep_top=args["keep_top"], mask=args["mask"],
+                      widen=args["widen"], mask_seed=args["seed"] if args["mask_seed"] is None else args["mask_seed"],
+                      regularizer=args["regularizer"], drop_keep=args["drop_keep"], block_size=args["block_size"])
+    recipe = recipe_from(preset(args["preset_name"], args["dataset"]), epochs=args["epochs"],
+                         batch_size=args["batch_size"], lr=args["lr"], milestones=args["milestones"],
+                         label_smoothing=args["label_smoothing"], augment=args["augment"],
+                         adv_train=args["adv_train"] or None)
+    name = args["name"] or default_model_name(
+        args["arch"], spec, seed=args["seed"], ensemble=args["ensemble"], upsample=args["upsample"],
+        strides=args["strides"], label_smoothing=recipe.label_smoothing, adv_train=recipe.adv_train)
+    return spec, recipe, store.check_name(name)
+
+
+def planned_model_name(arch: str, **train_kwargs: Any) -> str:
+    """The name ``train(arch, **train_kwargs)`` would save the model under (validating the options)."""
+    try:
+        bound = inspect.signature(train).bind_partial(arch, **train_kwargs)
+    except TypeError as err:
+        raise RobenchError(f"bad training option: {err}") from None
+    bound.apply_defaults()
+    return _settings(bound.arguments)[2]
 
 
 def train(
@@ -98,16 +126,7 @@ def train(
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "callback")}
-    model_entry(arch)
-    spec = DefectSpec(keep=keep, placement=placement, keep_top=keep_top, mask=mask, widen=widen,
-                      mask_seed=seed if mask_seed is None else mask_seed, regularizer=regularizer,
-                      drop_keep=drop_keep, block_size=block_size)
-    base = preset(preset_name, dataset)
-    recipe = recipe_from(base, epochs=epochs, batch_size=batch_size, lr=lr, milestones=milestones,
-                         label_smoothing=label_smoothing, augment=augment, adv_train=adv_train or None)
-    name = store.check_name(name or default_model_name(
-        arch, spec, seed=seed, ensemble=ensemble, upsample=upsample, strides=strides,
-        label_smoothing=recipe.label_smoothing, adv_train=recipe.adv_train))
+    spec, recipe, name = _settings(args)
     directory = store.model_dir(name, workspace)
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()

@@ -7,6 +7,7 @@ import typer
 from robench import __version__
 from robench.cli import attack as attack_cmd
 from robench.cli import matrix as matrix_cmd
+from robench.cli import suite as suite_cmd
 from robench.cli import train as train_cmd
 from robench.cli.render import setup_logging
 
@@ -29,6 +30,7 @@ app.command("train")(train_cmd.train)
 app.command("models")(train_cmd.models)
 attack_cmd.register(app)
 matrix_cmd.register(app)
+suite_cmd.register(app)
 
 
 def main() -> None:

@@ -77,3 +77,17 @@ def table(df: pd.DataFrame, title: str | None = None, columns: list[str] | None 
     for _, row in df.iterrows():
         t.add_row(*[fmt(row[c]) for c in cols])
     return t
+
+
+def show_matrix(df: pd.DataFrame, value: str = "defense_rate") -> None:
+    """The papers' layout: one table per attack, targets x (clean, sources), cells in % with relation markers."""
+    from rich.markup import escape
+
+    from robench.reports import tables
+
+    for attack, frame in tables.marked(df, value).items():
+        t = table(frame.map(escape).reset_index(), title=f"{attack}: {value.replace('_', ' ')} (%)")
+        for column in t.columns[1:]:
+            column.justify = "right"
+        out.print(t)
+    err.print(tables.LEGEND, markup=False, highlight=False)

@@ -1,0 +1,114 @@
+"""`robench run SUITE.toml` and `robench demo`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from robench import suites
+from robench.cli.render import cli_errors, err, out, progress, show_matrix, table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `demo` to the robench app."""
+    app.command("run")(run_cmd)
+    app.command("demo")(demo_cmd)
+
+
+class StepProgress:
+    """One progress bar per running step, fed by the library's callbacks."""
+
+    def __init__(self) -> None:
+        self.bar = progress()
+        self.task = None
+        self.label = ""
+        self.steps = 1
+
+    def on_step(self, step: suites.Step, status: str) -> None:
+        if status == "skipped":
+            err.print(f"[dim]skip[/] {step.label} (done)")
+        elif status == "running":
+            self.label = step.label
+            self.task = None
+        elif status == "done":
+            err.print(f"[green]done[/] {step.label}")
+
+    def callback(self, kind: str, p: dict) -> None:
+        if kind == "start":
+            if not self.bar.live.is_started:
+                self.bar.start()
+            total = p.get("total") or p.get("epochs", 1) * p.get("steps_per_epoch", 1)
+            self.steps = p.get("steps_per_epoch", 1)
+            done = p.get("start_epoch", 0) * self.steps
+            self.task = self.bar.add_task(self.label, total=total or None, completed=done, info="")
+        elif self.task is None:
+            return
+        elif kind == "batch" and "step" in p and "epoch" in p:
+            self.bar.update(self.task, completed=p["epoch"] * self.steps + p["step"],
+                            info=f"loss {p['loss']:.3f} acc {p['accuracy']:.3f}")
+        elif "done" in p:
+            self.bar.update(self.task, completed=p["done"])
+
+    def close(self) -> None:
+        if self.bar.live.is_started:
+            self.bar.stop()
+
+
+def _execute(suite: suites.Suite, device: str | None) -> dict:
+    steps = suites.plan(suite)
+    out.print(table(suites.plan_frame(steps), title=f"plan: {suite.name} (workspace {suite.workspace})"))
+    tracker = StepProgress()
+    try:
+        return suites.run(suite, callback=tracker.callback, device=device, on_step=tracker.on_step)
+    finally:
+        tracker.close()
+
+
+@cli_errors
+def run_cmd(
+    suite_file: Path = typer.Argument(..., help="The suite (TOML) to run."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    workspace: Path = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
+                                   help="Workspace (default: the suite's [study] workspace, else ./robench-workspace)."),
+    data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder."),
+    device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
+) -> None:
+    """Run a whole study described in a TOML file; finished steps (models, sets, scores) are skipped."""
+    suite = suites.load_suite(suite_file, workspace, data_dir)
+    if dry_run:
+        out.print(table(suites.plan_frame(suites.plan(suite)), title=f"plan: {suite.name} (workspace {suite.workspace})"))
+        return
+    results = _execute(suite, device)
+    for label, df in results.items():
+        if label.startswith("matrix"):
+            show_matrix(df)
+    err.print(f"results in {suite.workspace / 'results'}")
+
+
+@cli_errors
+def demo_cmd(
+    workspace: Path = typer.Option(Path("robench-demo"), "--workspace", "-w", help="Where the demo writes."),
+    epochs: int = typer.Option(10, help="Training epochs per model."),
+    device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
+) -> None:
+    """The whole study in one command, offline on the built-in digits data (a few minutes on a CPU)."""
+    started = time.time()
+    suite = suites.demo_suite(workspace, epochs=epochs)
+    _execute(suite, device)
+    df = suites.run_step(suite, suites.plan(suite)[-1], device=device)  # cached: cheap, and always shown
+    show_matrix(df)
+    paths = suites.demo_plots(suite, df)
+    results = suite.workspace / "results"
+    err.print(f"\n[bold]demo finished in {time.time() - started:.0f}s.[/] Everything is in {suite.workspace}:")
+    err.print(f"  models: {suite.workspace / 'models'}    sets: {suite.workspace / 'sets'}")
+    err.print(f"  matrix CSV: {results / 'demo-matrix.csv'}")
+    for p in paths:
+        err.print(f"  plot: {p}")
+    err.print("Next, try:")
+    for cmd in (f"robench models -w {workspace}", f"robench sets -w {workspace}",
+                f"robench matrix -w {workspace} --format markdown",
+                f"robench scores noise -w {workspace}",
+                f"robench attack --source {suites.DEMO_SOURCE} --method mifgsm -w {workspace}"):
+        err.print(f"  {cmd}", highlight=False)

@@ -1,0 +1,124 @@
+"""Experiment suites: parsing, planning, resumable runs, and the shipped suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from robench import store, suites
+from robench.cli.app import app
+from robench.errors import RobenchError
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "suites").glob("*.toml"))
+
+TINY = """
+[study]
+name = "tiny-study"
+dataset = "digits"
+
+[train]
+preset = "quick"
+epochs = 4
+width = 16
+
+[[models]]
+arch = "tiny"
+keep = [1.0, 0.3]
+
+[[models]]
+arch = "tiny"
+seed = 1
+
+[attack]
+n = 48
+
+[[attacks]]
+source = "tiny-seed1"
+method = "fgsm"
+eps = "16/255"
+
+[[attacks]]
+source = "tiny-seed1"
+method = "pgd"
+eps = "16/255"
+steps = 3
+
+[matrix]
+out = "m.csv"
+
+[[scores]]
+kind = "shuffle"
+ks = [2, 4]
+out = "shuffle.csv"
+"""
+
+
+def test_shipped_suites_parse_and_plan(tmp_path):
+    assert {p.stem for p in SHIPPED} >= {"table4", "table4-cpu", "mnist", "tradeoff"}
+    for path in SHIPPED:
+        steps = suites.plan(suites.load_suite(path, workspace=tmp_path))
+        assert steps and not any(s.done for s in steps)
+    table4 = suites.plan(suites.load_suite(SHIPPED[[p.stem for p in SHIPPED].index("table4")], tmp_path))
+    trains = [s for s in table4 if s.kind == "train"]
+    attacks = [s for s in table4 if s.kind == "attack"]
+    assert len(trains) == 20 and len(attacks) == 5  # 5 archs x 3 keeps + 5 sources; 5 sets
+    assert {s.args["keep"] for s in trains if "keep" in s.args} == {1.0, 0.5, 0.3}
+    assert all(s.args["steps"] == 20 and s.args["eps"] == "16/255" and s.args["step"] == "1/255" for s in attacks)
+
+
+def test_grid_expands_lists_but_not_list_valued_options():
+    entries = suites.grid({"arch": ["a", "b"], "keep": [1.0, 0.5], "milestones": [1, 2], "seed": 0})
+    assert len(entries) == 4
+    assert all(e["milestones"] == [1, 2] for e in entries)
+
+
+def test_bad_suites_are_clear(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[study\n")
+    with pytest.raises(RobenchError, match="not valid TOML"):
+        suites.load_suite(bad)
+    with pytest.raises(RobenchError, match="not found"):
+        suites.load_suite(tmp_path / "missing.toml")
+    bad.write_text("[modles]\n")
+    with pytest.raises(RobenchError, match="unknown section"):
+        suites.load_suite(bad)
+    bad.write_text('[[models]]\narch = "resnet19"\n')
+    with pytest.raises(RobenchError, match="did you mean resnet18"):
+        suites.plan(suites.load_suite(bad, tmp_path))
+    bad.write_text('[[models]]\narch = "tiny"\n[[models]]\narch = "tiny"\n')
+    with pytest.raises(RobenchError, match="twice"):
+        suites.plan(suites.load_suite(bad, tmp_path))
+
+
+def test_suite_runs_then_resumes_by_skipping_finished_steps(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY)
+    suite = suites.load_suite(path, workspace=tmp_path / "ws")
+    ran = suites.run(suite)
+    assert sorted(store.list_model_names(suite.workspace)) == ["tiny", "tiny-keep0.3-bottom", "tiny-seed1"]
+    assert len(store.list_set_names(suite.workspace)) == 2
+    df = pd.read_csv(suite.workspace / "results" / "m.csv")
+    assert set(df["target"]) >= {"tiny", "tiny-keep0.3-bottom"} and (df["n"] > 0).all()
+    assert df["defense_rate"].between(0, 1).all()
+    assert set(pd.read_csv(suite.workspace / "results" / "shuffle.csv")["k"]) == {2, 4}
+    assert len(ran) == 7
+    again = suites.plan(suites.load_suite(path, workspace=tmp_path / "ws"))
+    assert all(s.done for s in again)
+    assert suites.run(suites.load_suite(path, workspace=tmp_path / "ws")) == {}
+
+
+def test_cli_run_dry_run_prints_plan_only(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY)
+    r = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--workspace", str(tmp_path / "ws")])
+    assert r.exit_code == 0, r.output
+    assert "tiny-keep0.3-bottom" in r.stdout and "todo" in r.stdout
+    assert not (tmp_path / "ws").exists()
+
+
+def test_cli_run_bad_file_is_one_line(tmp_path):
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "nope.toml")])
+    assert r.exit_code == 1 and "not found" in r.output and "Traceback" not in r.output
