@@ -13,9 +13,10 @@ from robench.api import list_workspace_models, load_model, load_set, train  # no
 from robench.attacks import attack, list_sets  # noqa: E402
 from robench.errors import RobenchError  # noqa: E402
 from robench.models import create_model, list_models, register_model  # noqa: E402
-from robench.scoring import matrix  # noqa: E402
+from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff  # noqa: E402
 
 __all__ = [
     "RobenchError", "__version__", "attack", "create_model", "list_models", "list_sets", "list_workspace_models",
-    "load_model", "load_set", "matrix", "register_model", "train",
+    "load_model", "load_set", "matrix", "register_model", "train", "boundary_scores", "noise_curve",
+    "shuffle_curve", "tradeoff",
 ]

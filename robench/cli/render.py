@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-import sys
 import logging
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 

@@ -56,9 +56,12 @@ class StepProgress:
             self.bar.stop()
 
 
+def _show_plan(suite: suites.Suite) -> None:
+    out.print(table(suites.plan_frame(suites.plan(suite)), title=f"plan: {suite.name} (workspace {suite.workspace})"))
+
+
 def _execute(suite: suites.Suite, device: str | None) -> dict:
-    steps = suites.plan(suite)
-    out.print(table(suites.plan_frame(steps), title=f"plan: {suite.name} (workspace {suite.workspace})"))
+    _show_plan(suite)
     tracker = StepProgress()
     try:
         return suites.run(suite, callback=tracker.callback, device=device, on_step=tracker.on_step)
@@ -71,14 +74,14 @@ def run_cmd(
     suite_file: Path = typer.Argument(..., help="The suite (TOML) to run."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     workspace: Path = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
-                                   help="Workspace (default: the suite's [study] workspace, else ./robench-workspace)."),
+                                   help="Workspace (default: the suite's [study] workspace, else robench-workspace)."),
     data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder."),
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
 ) -> None:
     """Run a whole study described in a TOML file; finished steps (models, sets, scores) are skipped."""
     suite = suites.load_suite(suite_file, workspace, data_dir)
     if dry_run:
-        out.print(table(suites.plan_frame(suites.plan(suite)), title=f"plan: {suite.name} (workspace {suite.workspace})"))
+        _show_plan(suite)
         return
     results = _execute(suite, device)
     for label, df in results.items():

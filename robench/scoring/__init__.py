@@ -1,8 +1,19 @@
 """Scoring: the cross-model matrix (defense rate, agreement, relation) and the papers' probes."""
 
+from robench.scoring.matrix import COLUMNS, attack_label, cell_scores, matrix, merge, relation, select
+from robench.scoring.probes import (
+    DEFAULT_KS,
+    DEFAULT_SIGMAS,
+    boundary_score,
+    boundary_scores,
+    boundary_values,
+    noise_curve,
+    patch_shuffle,
+    shuffle_curve,
+    tradeoff,
+)
 
-def matrix(*args, **kwargs):  # placeholder, replaced by the matrix module
-    raise NotImplementedError
-
-
-__all__ = ["matrix"]
+__all__ = [
+    "COLUMNS", "DEFAULT_KS", "DEFAULT_SIGMAS", "attack_label", "boundary_score", "boundary_scores", "boundary_values",
+    "cell_scores", "matrix", "merge", "noise_curve", "patch_shuffle", "relation", "select", "shuffle_curve", "tradeoff",
+]

@@ -1,0 +1,399 @@
+"""The cross-model matrix: defense success rate, transfer agreement and relation of every target on every set.
+
+Definitions (the papers' "Scores"), for a target T and an adversarial set S made against source(s) A:
+
+- ``n``: how many of S's examples have a CLEAN original that T classifies correctly;
+- ``defense_rate``: among those n, the fraction whose adversarial version T classifies as the true label;
+- ``agreement``: among those n, the fraction where T outputs A's adversarial label (``source_pred``);
+- ``relation``: ``white-box`` when T is one of A (same weights), ``gray-box`` when T has A's architecture and
+  defect settings (another seed or mask draw), ``black-box`` otherwise.
+
+A target's predictions on a set are cached under ``WORKSPACE/cache/predictions/<model sha256>/`` (see
+:func:`cache_path`), so a later run only computes cells that are new.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from robench import store
+from robench.data import DatasetInfo, load_dataset
+from robench.errors import RobenchError
+from robench.runtime import amp_dtype, pick_device, predict, prepare
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, dict[str, Any]], None]
+Patterns = str | Sequence[str]
+
+WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
+COLUMNS = [
+    "target", "set", "source", "method", "attack", "params", "eps", "relation", "n", "n_set", "defense_rate",
+    "agreement", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256", "set_sha256",
+]
+_DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
+
+
+# ---------------------------------------------------------------- selection
+
+
+def split_patterns(patterns: Patterns) -> list[str]:
+    """'a*,b' or ['a*', 'b'] -> ['a*', 'b']."""
+    items = [patterns] if isinstance(patterns, str) else list(patterns)
+    return [p.strip() for item in items for p in str(item).split(",") if p.strip()] or ["*"]
+
+
+def select(names: list[str], patterns: Patterns, kind: str, workspace: str | os.PathLike | None = None) -> list[str]:
+    """The names matching any glob pattern, in ``names``' order; a pattern matching nothing is an error."""
+    ws = store.workspace_dir(workspace)
+    if not names:
+        hint = "train one with `robench train`" if kind == "model" else "make one with `robench attack`"
+        raise RobenchError(f"no {kind}s in workspace {ws}; {hint} or pass --workspace")
+    chosen: set[str] = set()
+    for pattern in split_patterns(patterns):
+        hits = fnmatch.filter(names, pattern)
+        if not hits:
+            raise RobenchError(f"no {kind} matches '{pattern}' in {ws}; available: {', '.join(names)}")
+        chosen.update(hits)
+    return [n for n in names if n in chosen]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'2/4' -> (2, 4): the 2nd of 4 shards (1-based); None or '' -> None."""
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise RobenchError(f"--shard takes I/N (e.g. 1/4), got '{text}'") from None
+    if not 1 <= i <= n:
+        raise RobenchError(f"--shard {text}: I must be between 1 and N")
+    return i, n
+
+
+def shard_of(names: list[str], shard: tuple[int, int] | None) -> list[str]:
+    """The targets of shard (i, n): every n-th name of the sorted list, starting at the i-th."""
+    if shard is None:
+        return names
+    i, n = shard
+    return sorted(names)[i - 1::n]
+
+
+def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate shard results (tidy frames); a (target, set) cell present twice is an error."""
+    missing = [sorted(set(COLUMNS[:9]) - set(f.columns)) for f in frames]
+    if any(missing):
+        raise RobenchError(f"not a matrix CSV (lacks columns {next(m for m in missing if m)}); merge the files that "
+                           f"`robench matrix --out` wrote")
+    df = pd.concat(frames, ignore_index=True)
+    twice = df[df.duplicated(["target", "set"], keep=False)]
+    if not twice.empty:
+        cell = twice.iloc[0]
+        raise RobenchError(f"cell ({cell['target']}, {cell['set']}) appears in more than one file; "
+                           f"merge each shard once")
+    return df.sort_values(["attack", "set", "target"], kind="stable").reset_index(drop=True)
+
+
+def read_set_meta(name: str, workspace: str | os.PathLike | None = None) -> dict:
+    """A set's metadata (set.json) without loading its tensors."""
+    directory = store.resolve_set(name, workspace)
+    meta = store.read_json(directory / store.SET_META)
+    meta["path"] = str(directory)
+    return meta
+
+
+# ---------------------------------------------------------------- relation
+
+
+def is_standard(config: dict) -> bool:
+    """True when no layer of the model is defective."""
+    keep_top = config.get("keep_top")
+    return float(config.get("keep", 1.0)) >= 1.0 and (keep_top is None or float(keep_top) >= 1.0)
+
+
+def family(config: dict) -> str:
+    """The construction config without the mask seed (and without defect settings for standard models).
+
+    Two models of one family differ only in seed or mask draw: they are gray-box to each other.
+    """
+    drop = _DEFECT_KEYS if is_standard(config) else ("mask_seed",)
+    return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
+
+
+def relation(target: dict, sources: list[dict]) -> str:
+    """'white-box', 'gray-box' or 'black-box' of a target (model metadata) towards a set's sources."""
+    sha = target.get("weights_sha256")
+    for s in sources:
+        if (sha and s.get("weights_sha256") == sha) or (not s.get("weights_sha256") and s.get("name") ==
+                                                        target.get("name")):
+            return WHITE
+    fam = family(target.get("config", {}))
+    return GRAY if any(family(s.get("config", {})) == fam for s in sources) else BLACK
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def cell_scores(labels: torch.Tensor, source_pred: torch.Tensor, clean_pred: torch.Tensor,
+                adv_pred: torch.Tensor) -> dict[str, float | int]:
+    """n, defense_rate and agreement from (N,) int64 tensors; rates are NaN when n == 0."""
+    ok = clean_pred == labels
+    n = int(ok.sum())
+    if n == 0:
+        return {"n": 0, "defense_rate": math.nan, "agreement": math.nan}
+    defended = int((adv_pred[ok] == labels[ok]).sum())
+    agreed = int((adv_pred[ok] == source_pred[ok]).sum())
+    return {"n": n, "defense_rate": defended / n, "agreement": agreed / n}
+
+
+def _param(key: str, value: Any) -> str:
+    pixels = value * 255 if isinstance(value, float) and key in ("eps", "step") else 0.0
+    if pixels >= 0.5 and abs(pixels - round(pixels)) < 1e-4:
+        return f"{round(value * 255)}/255"  # pixel units, as the papers write them
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _fixed_params(method: str) -> dict:
+    """Settings the attack registry records with every set of ``method`` but that are not tunable."""
+    try:
+        from robench.attacks import method_spec
+
+        return dict(method_spec(method).fixed)
+    except (ImportError, RobenchError):
+        return {}
+
+
+def attack_label(method: str, params: dict) -> str:
+    """'pgd eps=16/255 step=1/255 steps=20': one attack configuration (tunable params), for grouping and titles."""
+    fixed = _fixed_params(method)
+    shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)}
+    return " ".join([method, *(f"{k}={_param(k, v)}" for k, v in sorted(shown.items()))])
+
+
+def mismatch(target: dict, set_meta: dict) -> str | None:
+    """Why a target cannot score a set (another dataset, input shape or label space), or None."""
+    tdata = target.get("dataset") or {}
+    sdata = set_meta.get("dataset") or (set_meta.get("sources") or [{}])[0].get("config", {})
+    tname, sname = tdata.get("dataset"), sdata.get("dataset")
+    if tname and sname and tname != sname:
+        return f"set '{set_meta['name']}' is from dataset {sname}, target '{target['name']}' from {tname}"
+    cfg = target.get("config", {})
+    tshape = (cfg.get("in_channels", tdata.get("in_channels")), cfg.get("input_size", tdata.get("input_size")))
+    sshape = (sdata.get("in_channels"), sdata.get("input_size"))
+    if None not in sshape and tshape != sshape:
+        return (f"set '{set_meta['name']}' holds {sshape[0]}x{sshape[1]}x{sshape[1]} images, target "
+                f"'{target['name']}' takes {tshape[0]}x{tshape[1]}x{tshape[1]}")
+    tk, sk = cfg.get("num_classes", tdata.get("num_classes")), sdata.get("num_classes")
+    if tk and sk and tk != sk:
+        return f"set '{set_meta['name']}' has {sk} classes, target '{target['name']}' predicts {tk}"
+    return None
+
+
+# ---------------------------------------------------------------- cache
+
+
+def precision_tag(device: torch.device) -> str:
+    """'fp32' on CPU, else the autocast dtype: predictions are cached per numeric precision."""
+    dtype = amp_dtype(device)
+    return "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace(
+        "float16", "fp16")
+
+
+def cache_path(workspace: str | os.PathLike | None, model_sha: str, key: str, tag: str) -> Path:
+    """WORKSPACE/cache/predictions/<model sha256>/<set sha256 or test-<dataset hash>>-<precision>.safetensors."""
+    return store.workspace_dir(workspace) / "cache" / "predictions" / model_sha / f"{key}-{tag}.safetensors"
+
+
+def dataset_fingerprint(data: DatasetInfo) -> str:
+    """sha256 of the test split's images and labels (keys the cached clean predictions)."""
+    import hashlib
+
+    digest = hashlib.sha256(data.name.encode())
+    digest.update(data.test.images.contiguous().numpy().tobytes())
+    digest.update(data.test.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- the scorer
+
+
+class Scorer:
+    """Loads models, datasets and clean test predictions once per run, and caches predictions on disk."""
+
+    def __init__(self, workspace: str | os.PathLike | None = None, device: str | None = None,
+                 data_dir: str | os.PathLike | None = None, batch_size: int = 512, use_cache: bool = True) -> None:
+        self.workspace, self.data_dir, self.batch_size, self.use_cache = workspace, data_dir, batch_size, use_cache
+        self.device = pick_device(device)
+        self.tag = precision_tag(self.device)
+        self.metas: dict[str, dict] = {}
+        self.models: dict[str, nn.Module] = {}
+        self.datasets: dict[str, DatasetInfo] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.test_preds: dict[str, torch.Tensor] = {}
+        self.subset: dict[tuple[str, str], bool] = {}
+
+    def meta(self, name: str) -> dict:
+        if name not in self.metas:
+            self.metas[name] = store.load_model_meta(name, self.workspace)
+        return self.metas[name]
+
+    def model(self, name: str) -> nn.Module:
+        if name not in self.models:
+            self.models[name] = prepare(store.load_model(name, self.workspace), self.device).eval()
+        return self.models[name]
+
+    def dataset(self, name: str) -> DatasetInfo:
+        """The dataset a model was trained on (loaded once)."""
+        key = self.meta(name).get("dataset", {}).get("dataset")
+        if not key:
+            raise RobenchError(f"model '{name}' records no dataset in its metadata; retrain it with `robench train`")
+        if key not in self.datasets:
+            self.datasets[key] = load_dataset(key, self.data_dir)
+            self.fingerprints[key] = dataset_fingerprint(self.datasets[key])
+        return self.datasets[key]
+
+    def predict(self, name: str, images: torch.Tensor) -> torch.Tensor:
+        """Labels (N,) of model ``name`` on images (N, C, H, W) in [0,1]."""
+        return predict(self.model(name), images, batch_size=self.batch_size, device=self.device)
+
+    def clean_predictions(self, name: str) -> torch.Tensor:
+        """Predictions (n_test,) of a model on its full test split: computed once per run, cached on disk."""
+        if name in self.test_preds:
+            return self.test_preds[name]
+        data = self.dataset(name)
+        path = cache_path(self.workspace, self.meta(name)["weights_sha256"],
+                          "test-" + self.fingerprints[data.name][:32], self.tag)
+        pred = self._read(path, "pred")
+        if pred is None or len(pred) != len(data.test):
+            pred = self.predict(name, data.test.floats())
+            self._write(path, {"pred": pred}, {"model": name, "dataset": data.name})
+        self.test_preds[name] = pred
+        return pred
+
+    def clean_accuracy(self, name: str) -> float:
+        data = self.dataset(name)
+        return float((self.clean_predictions(name) == data.test.labels).double().mean())
+
+    def set_predictions(self, name: str, set_meta: dict, load: Callable[[], store.AdvSet]) -> dict[str, torch.Tensor]:
+        """labels, source_pred, clean_pred, adv_pred (N,) of model ``name`` on a set; from the cache when there."""
+        path = cache_path(self.workspace, self.meta(name)["weights_sha256"], set_meta["sha256"], self.tag)
+        cached = self._read(path)
+        if cached is not None and {"labels", "source_pred", "clean_pred", "adv_pred"} <= set(cached):
+            return {**cached, "cached": True}
+        advset = load()
+        clean = self._clean_from_test(name, advset)
+        if clean is None:
+            clean = self.predict(name, advset.clean)
+        preds = {"labels": advset.labels.long(), "source_pred": advset.source_pred.long(), "clean_pred": clean,
+                 "adv_pred": self.predict(name, advset.adv)}
+        self._write(path, preds, {"model": name, "set": set_meta["name"]})
+        return {**preds, "cached": False}
+
+    def _clean_from_test(self, name: str, advset: store.AdvSet) -> torch.Tensor | None:
+        """The set's clean predictions taken from the test-split predictions, when its clean images are test images."""
+        data = self.dataset(name)
+        key = (advset.meta["sha256"], data.name)
+        if key not in self.subset:
+            idx = advset.indices.long()
+            self.subset[key] = bool(len(idx) and idx.min() >= 0 and idx.max() < len(data.test)
+                                    and advset.clean.shape[1:] == data.test.images.shape[1:]
+                                    and torch.equal(data.test.floats(idx), advset.clean))
+        return self.clean_predictions(name)[advset.indices.long()] if self.subset[key] else None
+
+    def _read(self, path: Path, field: str | None = None) -> Any:
+        if not self.use_cache or not path.exists():
+            return None
+        try:
+            tensors = store.read_tensors(path)
+        except RobenchError as e:
+            log.warning("ignoring a damaged cache file: %s", e)
+            return None
+        return tensors.get(field) if field else tensors
+
+    def _write(self, path: Path, tensors: dict[str, torch.Tensor], info: dict[str, str]) -> None:
+        if self.use_cache:
+            store.write_tensors(path, tensors, metadata=info)
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def matrix(
+    workspace: str | os.PathLike | None = None,
+    targets: Patterns = "*",
+    sets: Patterns = "*",
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+    *,
+    batch_size: int = 512,
+    use_cache: bool = True,
+    shard: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """Score every target model on every adversarial set: one tidy row per (target, set).
+
+    ``targets`` and ``sets`` are glob patterns (a comma-separated string or a list). Columns:
+    see ``COLUMNS``; rates are fractions in [0, 1] (NaN when n == 0). Cells that cannot be scored (another
+    dataset or input shape) are left out and listed in ``df.attrs["skipped"]`` as dicts (target, set, reason).
+    ``callback(kind, payload)`` receives 'start', 'cell' and 'skip' events. ``shard=(i, n)`` scores only
+    every n-th target (sorted by name) from the i-th, so n machines can split a matrix; see :func:`merge`.
+    """
+    model_names = shard_of(select(store.list_model_names(workspace), targets, "model", workspace), shard)
+    set_names = select(store.list_set_names(workspace), sets, "set", workspace)
+    scorer = Scorer(workspace, device, data_dir, batch_size, use_cache)
+    set_metas = [read_set_meta(s, workspace) for s in set_names]
+    notify = callback or (lambda kind, payload: None)
+    notify("start", {"targets": model_names, "sets": set_names, "total": len(model_names) * len(set_names)})
+    rows, skipped, done = [], [], 0
+    for smeta in set_metas:
+        loaded: list[store.AdvSet] = []
+
+        def load(path: str = smeta["path"], loaded: list = loaded) -> store.AdvSet:
+            if not loaded:
+                loaded.append(store.load_set(path))
+            return loaded[0]
+
+        for name in model_names:
+            done += 1
+            reason = mismatch(scorer.meta(name), smeta)
+            if reason:
+                log.info("skipped %s on %s: %s", name, smeta["name"], reason)
+                skipped.append({"target": name, "set": smeta["name"], "reason": reason})
+                notify("skip", {**skipped[-1], "done": done})
+                continue
+            preds = scorer.set_predictions(name, smeta, load)
+            rows.append(_row(scorer, name, smeta, preds))
+            notify("cell", {"target": name, "set": smeta["name"], "cached": preds["cached"], "done": done})
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs["skipped"] = skipped
+    return df
+
+
+def _row(scorer: Scorer, name: str, smeta: dict, preds: dict[str, torch.Tensor]) -> dict:
+    tmeta = scorer.meta(name)
+    sources = smeta.get("sources") or []
+    params = smeta.get("params") or {}
+    cfg = tmeta.get("config", {})
+    return {
+        "target": name, "set": smeta["name"], "source": "+".join(s.get("name", "?") for s in sources) or "?",
+        "method": smeta.get("method", "?"), "attack": attack_label(smeta.get("method", "?"), params),
+        "params": json.dumps(params, sort_keys=True), "eps": params.get("eps", math.nan),
+        "relation": relation(tmeta, sources), "n_set": len(preds["labels"]),
+        **cell_scores(preds["labels"], preds["source_pred"], preds["clean_pred"], preds["adv_pred"]),
+        "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": cfg.get("name"),
+        "target_keep": cfg.get("keep"), "dataset": (tmeta.get("dataset") or {}).get("dataset"),
+        "target_sha256": tmeta.get("weights_sha256"), "set_sha256": smeta.get("sha256"),
+    }

@@ -1,0 +1,306 @@
+"""The papers' other scores: Boundary-attack score, Gaussian-noise curve, patch shuffle, keep trade-off.
+
+Every score here is a tidy pandas DataFrame (one row per model, or per model and severity).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robench import store
+from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
+from robench.errors import RobenchError
+from robench.runtime import batches
+from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGMAS = (0.0, *CIFAR10C_SIGMAS)
+DEFAULT_KS = (2, 4, 8)
+BOUNDARY_MODES = ("auto", "sets", "attack")
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _notify(callback: Callback | None, kind: str, **payload: Any) -> None:
+    if callback:
+        callback(kind, payload)
+
+
+def _one_dataset(scorer: Scorer, names: list[str]) -> str:
+    """The dataset all ``names`` were trained on; models from several datasets cannot be compared."""
+    found = {n: (scorer.meta(n).get("dataset") or {}).get("dataset") for n in names}
+    if len(set(found.values())) > 1:
+        listing = ", ".join(f"{n} ({d})" for n, d in found.items())
+        raise RobenchError(f"these models come from different datasets: {listing}; pass --models to pick one dataset")
+    return names[0]
+
+
+def common_correct(scorer: Scorer, names: list[str]) -> torch.Tensor:
+    """Test indices (sorted, int64) that every model in ``names`` classifies correctly."""
+    data = scorer.dataset(_one_dataset(scorer, names))
+    ok = torch.ones(len(data.test), dtype=torch.bool)
+    for n in names:
+        ok &= scorer.clean_predictions(n) == data.test.labels
+    return ok.nonzero().flatten()
+
+
+def _samples(scorer: Scorer, names: list[str], n: int | None, common: bool, seed: int) -> torch.Tensor:
+    """Test indices to evaluate: those every model gets right (or all), then a seeded random subset of n."""
+    data = scorer.dataset(_one_dataset(scorer, names))
+    idx = common_correct(scorer, names) if common else torch.arange(len(data.test))
+    if not len(idx):
+        raise RobenchError("no test image is classified correctly by every chosen model; pass fewer --models")
+    if n is not None and n < len(idx):
+        pick = torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n]
+        idx = idx[pick.sort().values]
+    return idx
+
+
+def _accuracy_rows(scorer: Scorer, names: list[str], images: torch.Tensor, labels: torch.Tensor,
+                   **extra: Any) -> list[dict]:
+    rows = []
+    for name in names:
+        correct = int((scorer.predict(name, images) == labels).sum())
+        rows.append({"model": name, **extra, "accuracy": correct / len(labels), "n": len(labels)})
+    return rows
+
+
+def _model_columns(scorer: Scorer, name: str) -> dict:
+    cfg = scorer.meta(name).get("config", {})
+    return {"arch": cfg.get("name"), "keep": cfg.get("keep"), "placement": cfg.get("placement")}
+
+
+# ---------------------------------------------------------------- Gaussian noise
+
+
+def noise_curve(
+    models: Patterns = "*",
+    workspace: str | os.PathLike | None = None,
+    *,
+    sigmas: Sequence[float] | None = None,
+    n: int | None = None,
+    common: bool = True,
+    seed: int = 0,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+) -> pd.DataFrame:
+    """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
+
+    Evaluated on the test images every model classifies correctly (``common=True``, so sigma 0 gives 1.0), or
+    on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
+    Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n.
+    """
+    scorer = Scorer(workspace, device, data_dir)
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    data = scorer.dataset(_one_dataset(scorer, names))
+    idx = _samples(scorer, names, n, common, seed)
+    images, labels = data.test.floats(idx), data.test.labels[idx]
+    rows = []
+    for sigma in DEFAULT_SIGMAS if sigmas is None else sigmas:
+        if sigma < 0:
+            raise RobenchError(f"noise sigma must be >= 0, got {sigma}")
+        noisy = gaussian_noise(images, float(sigma), torch.Generator().manual_seed(seed))
+        rows += _accuracy_rows(scorer, names, noisy, labels, sigma=float(sigma))
+        _notify(callback, "step", sigma=sigma)
+    return pd.DataFrame(rows, columns=["model", "sigma", "accuracy", "n"])
+
+
+# ---------------------------------------------------------------- patch shuffle
+
+
+def patch_shuffle(images: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cut each image (N, C, H, W) into a k-by-k grid of patches and permute them (one permutation per image).
+
+    H and W must be multiples of k; k = 1 returns the images unchanged. Returns (N, C, H, W).
+    """
+    n, c, h, w = images.shape
+    if k < 1 or h % k or w % k:
+        raise RobenchError(f"patch shuffle needs k >= 1 dividing the image size {h}x{w}, got k={k}")
+    ph, pw = h // k, w // k
+    patches = images.reshape(n, c, k, ph, k, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, k * k, c, ph, pw)
+    order = torch.rand(n, k * k, generator=generator).argsort(1).to(images.device)
+    shuffled = patches[torch.arange(n, device=images.device)[:, None], order]
+    return shuffled.reshape(n, k, k, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+
+def shuffle_curve(
+    models: Patterns = "*",
+    workspace: str | os.PathLike | None = None,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    n: int | None = None,
+    common: bool = True,
+    seed: int = 0,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+) -> pd.DataFrame:
+    """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
+
+    On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n.
+    """
+    scorer = Scorer(workspace, device, data_dir)
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    data = scorer.dataset(_one_dataset(scorer, names))
+    idx = _samples(scorer, names, n, common, seed)
+    images, labels = data.test.floats(idx), data.test.labels[idx]
+    rows = []
+    for k in ks:
+        shuffled = patch_shuffle(images, int(k), torch.Generator().manual_seed(seed))
+        rows += _accuracy_rows(scorer, names, shuffled, labels, k=int(k))
+        _notify(callback, "step", k=k)
+    return pd.DataFrame(rows, columns=["model", "k", "accuracy", "n"])
+
+
+# ---------------------------------------------------------------- Boundary score
+
+
+def boundary_values(adv: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-sample ||adv - clean||_2^2 / (C*H*W), images (N, C, H, W) in [0,1]; returns (N,) float64."""
+    diff = (adv.double() - clean.double()).flatten(1)
+    return diff.pow(2).sum(1) / diff.shape[1]
+
+
+def boundary_score(l2: torch.Tensor, pixels: int) -> float:
+    """The papers' Boundary-attack score: median over samples of l2^2 / pixels (l2: (N,) L2 norms in [0,1] units).
+
+    The median of an even count is the mean of the two middle values; an empty input gives NaN.
+    """
+    if len(l2) == 0:
+        return math.nan
+    return float(np.median(l2.double().pow(2).numpy() / pixels))
+
+
+def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> dict | None:
+    """Metadata of the newest boundary set whose single source is model ``name`` (same weights), else None."""
+    from robench.scoring.matrix import read_set_meta
+
+    sha = scorer.meta(name).get("weights_sha256")
+    names = store.list_set_names(workspace)
+    found = []
+    for s in select(names, sets, "set", workspace) if names else []:
+        meta = read_set_meta(s, workspace)
+        sources = meta.get("sources") or []
+        if meta.get("method") == "boundary" and len(sources) == 1 and sources[0].get("weights_sha256") == sha:
+            found.append(meta)
+    return max(found, key=lambda m: m.get("created", ""), default=None)
+
+
+def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> torch.Tensor:
+    """Run the Boundary attack on up to n test images the model gets right; L2 norms (k,) of the successes."""
+    try:
+        from robench.attacks import perturb
+    except ImportError:
+        raise RobenchError("the Boundary attack is not available in this install (robench.attacks.perturb is "
+                           "missing); make a boundary set with `robench attack` and use --mode sets") from None
+    idx = _samples(scorer, [name], n, True, seed)
+    data = scorer.dataset(name)
+    images, labels = data.test.floats(idx), data.test.labels[idx]
+    model = scorer.model(name)
+    adv = torch.cat([perturb(model, images[sl], labels[sl], "boundary", seed=seed, **params).cpu()
+                     for sl in batches(len(images), scorer.batch_size)])
+    fooled = scorer.predict(name, adv) != labels
+    return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1)
+
+
+def boundary_scores(
+    models: Patterns = "*",
+    workspace: str | os.PathLike | None = None,
+    *,
+    mode: str = "auto",
+    sets: Patterns = "*",
+    n: int = 100,
+    seed: int = 0,
+    params: dict | None = None,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+) -> pd.DataFrame:
+    """Boundary-attack score per model: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1].
+
+    ``mode``: 'sets' reads the stored L2 norms of an existing boundary set whose single source is the model;
+    'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``) on ``n`` test images the
+    model classifies correctly; 'auto' uses a set when there is one, else attacks. Higher is more robust.
+    Columns: model, score, mean, n, from, arch, keep, placement.
+    """
+    if mode not in BOUNDARY_MODES:
+        raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
+    scorer = Scorer(workspace, device, data_dir)
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    rows = []
+    for name in names:
+        set_meta = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
+        if set_meta is not None:
+            l2, origin = store.load_set(set_meta["path"]).l2, f"set {set_meta['name']}"
+        elif mode == "sets":
+            raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
+                               f"make one with `robench attack --method boundary` or use --mode attack")
+        else:
+            l2, origin = _boundary_attack(scorer, name, n, seed, params or {}), "attack"
+        cfg = scorer.meta(name).get("config", {})
+        pixels = int(cfg.get("in_channels", 3)) * int(cfg.get("input_size", 32)) ** 2
+        values = l2.double().pow(2) / pixels
+        rows.append({"model": name, "score": boundary_score(l2, pixels),
+                     "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
+                     **_model_columns(scorer, name)})
+        _notify(callback, "step", model=name, origin=origin)
+    return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement"])
+
+
+# ---------------------------------------------------------------- keep trade-off
+
+
+def check_family(metas: dict[str, dict]) -> None:
+    """Raise unless the models differ only in keep (and seed / mask draw)."""
+    def base(cfg: dict) -> dict:
+        return {k: v for k, v in cfg.items() if k not in _DEFECT_KEYS}
+
+    def defects(cfg: dict) -> dict:
+        return {k: cfg.get(k) for k in ("placement", "keep_top", "mask", "widen")}
+
+    configs = {n: m.get("config", {}) for n, m in metas.items()}
+    first = next(iter(configs))
+    defective = [n for n, c in configs.items() if not is_standard(c)]
+    pairs = [(first, n, base) for n in configs] + [(defective[0], n, defects) for n in defective]
+    for a, b, part in pairs:
+        pa, pb = part(configs[a]), part(configs[b])
+        diff = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+        if diff:
+            k = diff[0]
+            raise RobenchError(f"models '{a}' and '{b}' differ in more than keep ({k}: {pa.get(k)} vs {pb.get(k)}); "
+                               f"pass --models to pick one family")
+
+
+def tradeoff(
+    set_name: str,
+    models: Patterns = "*",
+    workspace: str | os.PathLike | None = None,
+    *,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+) -> pd.DataFrame:
+    """Defense rate against one set and clean accuracy, against keep, for models that differ only in keep.
+
+    Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation; sorted by keep.
+    """
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    check_family({n: store.load_model_meta(n, workspace) for n in names})
+    df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
+    if df.empty:
+        reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
+        raise RobenchError(f"no model could score set '{set_name}': {reasons}")
+    out = df.rename(columns={"target": "model", "target_keep": "keep", "target_clean_accuracy": "clean_accuracy"})
+    out = out[["model", "keep", "clean_accuracy", "defense_rate", "agreement", "n", "relation"]]
+    return out.sort_values(["keep", "model"], ascending=[False, True]).reset_index(drop=True)
