@@ -122,3 +122,18 @@ def test_cli_run_dry_run_prints_plan_only(tmp_path):
 def test_cli_run_bad_file_is_one_line(tmp_path):
     r = CliRunner().invoke(app, ["run", str(tmp_path / "nope.toml")])
     assert r.exit_code == 1 and "not found" in r.output and "Traceback" not in r.output
+
+
+def test_demo_runs_offline_and_says_where_everything_is(tmp_path):
+    ws = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--workspace", str(ws), "--epochs", "1", "--n", "40", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "demo finished" in r.stderr and "Next, try" in r.stderr
+    assert "resnet18-keep0.1-bottom" in r.stdout and "pgd" in r.stdout
+    df = pd.read_csv(ws / "results" / "demo-matrix.csv")
+    assert set(df["target"]) == {"resnet18", "resnet18-keep0.1-bottom", "resnet18-keep0.1-top", "resnet18-seed1"}
+    assert set(df["method"]) == {"fgsm", "pgd"}
+    pngs = list((ws / "results").glob("*.png"))
+    assert len(pngs) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    again = CliRunner().invoke(app, ["demo", "--workspace", str(ws), "--epochs", "1", "--n", "40"])
+    assert again.exit_code == 0 and again.stderr.count("(done)") == 7  # every step skipped the second time

@@ -48,7 +48,11 @@ class StepProgress:
         elif kind == "batch" and "step" in p and "epoch" in p:
             self.bar.update(self.task, completed=p["epoch"] * self.steps + p["step"],
                             info=f"loss {p['loss']:.3f} acc {p['accuracy']:.3f}")
-        elif "done" in p:
+        elif kind == "batch" and "attempted" in p:  # attack progress
+            self.bar.update(self.task, completed=p["attempted"], info=f"fooled {p['kept']}")
+        elif kind == "end" and "attempted" in p:
+            self.bar.update(self.task, total=p["attempted"], completed=p["attempted"])
+        elif "done" in p:  # matrix and scores
             self.bar.update(self.task, completed=p["done"])
 
     def close(self) -> None:
@@ -94,11 +98,12 @@ def run_cmd(
 def demo_cmd(
     workspace: Path = typer.Option(Path("robench-demo"), "--workspace", "-w", help="Where the demo writes."),
     epochs: int = typer.Option(10, help="Training epochs per model."),
+    n: int = typer.Option(5000, help="Attack at most this many test images per set (digits has 360)."),
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
 ) -> None:
     """The whole study in one command, offline on the built-in digits data (a few minutes on a CPU)."""
     started = time.time()
-    suite = suites.demo_suite(workspace, epochs=epochs)
+    suite = suites.demo_suite(workspace, epochs=epochs, n=n)
     _execute(suite, device)
     df = suites.run_step(suite, suites.plan(suite)[-1], device=device)  # cached: cheap, and always shown
     show_matrix(df)
