@@ -1,0 +1,68 @@
+"""ART adapter: builders give an ART evasion attack for a ``PyTorchClassifier``; :func:`run` runs it.
+
+PGD and MI-FGSM use ART's torch-native ``ProjectedGradientDescentPyTorch`` path; every attack
+gets the whole batch at once (ART's Carlini-Wagner defaults to batch 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def version() -> str:
+    import art
+
+    return art.__version__
+
+
+def fgsm(classifier: Any, params: dict, batch_size: int) -> Any:
+    from art.attacks.evasion import FastGradientMethod
+
+    return FastGradientMethod(classifier, norm=np.inf, eps=params["eps"], eps_step=params["eps"], targeted=False,
+                              num_random_init=0, batch_size=batch_size)
+
+
+def pgd(classifier: Any, params: dict, batch_size: int) -> Any:
+    from art.attacks.evasion import ProjectedGradientDescentPyTorch
+
+    return ProjectedGradientDescentPyTorch(
+        classifier, norm=np.inf, eps=params["eps"], eps_step=params["step"], max_iter=params["steps"],
+        targeted=False, num_random_init=int(params["random_start"]), batch_size=batch_size, verbose=False)
+
+
+def mifgsm(classifier: Any, params: dict, batch_size: int) -> Any:
+    from art.attacks.evasion import MomentumIterativeMethod
+
+    return MomentumIterativeMethod(classifier, norm=np.inf, eps=params["eps"], eps_step=params["step"],
+                                   decay=params["decay"], max_iter=params["steps"], targeted=False,
+                                   batch_size=batch_size, verbose=False)
+
+
+def cw(classifier: Any, params: dict, batch_size: int) -> Any:
+    from art.attacks.evasion import CarliniL2Method
+
+    return CarliniL2Method(classifier, confidence=params["confidence"], targeted=False, learning_rate=params["step"],
+                           binary_search_steps=params["binary_search_steps"], max_iter=params["steps"],
+                           initial_const=params["initial_const"], batch_size=batch_size, verbose=False)
+
+
+def classifier(model: nn.Module, images: torch.Tensor) -> Any:
+    """An ART PyTorchClassifier for ``model`` on inputs shaped like images (N, C, H, W) in [0,1]."""
+    from art.estimators.classification import PyTorchClassifier
+
+    with torch.inference_mode():
+        num_classes = model(images[:1]).shape[1]
+    return PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=tuple(images.shape[1:]),
+                             nb_classes=num_classes, clip_values=(0.0, 1.0),
+                             device_type="gpu" if images.device.type == "cuda" else "cpu")
+
+
+def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
+    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,)."""
+    attack = builder(classifier(model, images), params, len(images))
+    adv = attack.generate(images.detach().cpu().numpy(), labels.detach().cpu().numpy())
+    return torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)).to(images.device)

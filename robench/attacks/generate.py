@@ -1,0 +1,272 @@
+"""Set generation: pick the test images the source gets right, attack them in batches, keep the
+successes and stream them to the workspace.
+
+Images are NCHW float32 in [0, 1] throughout; models normalise internally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from robench import store
+from robench.attacks.registry import (
+    BACKENDS,
+    Backend,
+    MethodSpec,
+    method_spec,
+    name_suffix,
+    resolve_backend,
+    resolve_params,
+)
+from robench.data import DatasetInfo, Split, load_dataset
+from robench.errors import RobenchError
+from robench.models import EnsembleNet
+from robench.runtime import amp_dtype, autocast, batches, frozen, pick_device, prepare, to_device
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, dict[str, Any]], None]
+DEFAULT_N = 5000
+DATASET_KEYS = ("dataset", "num_classes", "in_channels", "input_size")
+
+
+# ---------------------------------------------------------------- one batch
+
+
+class _Autocast(nn.Module):
+    """Runs the wrapped model under AMP (CUDA only) and returns float32 logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device):
+            return self.model(x).float()
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode with weights frozen (attacks then skip weight gradients), restored after."""
+    flags = [p.requires_grad for p in model.parameters()]
+    training = model.training
+    try:
+        yield frozen(model)
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(training)
+
+
+def _seed(seed: int) -> None:
+    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy for ART)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+         params: dict) -> torch.Tensor:
+    with _frozen(model):
+        net = _Autocast(model) if amp_dtype(images.device) else model
+        adv = backend.run(spec.builders[backend.name], net, images, labels, params)
+    return adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
+
+
+def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str, backend: str | None = None,
+            *, seed: int | None = None, **params: Any) -> torch.Tensor:
+    """Attack one batch: adversarial images (N, C, H, W) float32 in [0,1], no filtering.
+
+    ``images`` (N, C, H, W) in [0,1] and ``labels`` (N,) int64 go to the model's device;
+    ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units).
+    """
+    spec = method_spec(method)
+    chosen = resolve_backend(spec, backend)
+    resolved = resolve_params(spec, **params)
+    if seed is not None:
+        _seed(seed)
+    device = next(model.parameters()).device
+    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved)
+
+
+@torch.inference_mode()
+def _labels(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's float32 predictions (N,) for images (N, C, H, W): no AMP, so they match plain torch."""
+    return model(images).argmax(1)
+
+
+# ---------------------------------------------------------------- sources and data
+
+
+def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
+                 device: torch.device) -> tuple[nn.Module, list[dict]]:
+    """The source model (an EnsembleNet averaging logits when several) and each source's metadata."""
+    names = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    if not names:
+        raise RobenchError("no --source given; name at least one model from `robench models`")
+    if len(set(map(str, names))) != len(names):
+        raise RobenchError(f"a source is given twice in {', '.join(map(str, names))}; give each once")
+    models = [store.load_model(name, workspace, device=device) for name in names]
+    metas = [m.robench_meta for m in models]
+    first = {k: metas[0]["dataset"].get(k) for k in DATASET_KEYS}
+    for meta in metas[1:]:
+        if {k: meta["dataset"].get(k) for k in DATASET_KEYS} != first:
+            raise RobenchError(f"sources {metas[0]['name']} and {meta['name']} were trained on different datasets "
+                               f"({first['dataset']} vs {meta['dataset'].get('dataset')}); use sources of one dataset")
+    model = models[0] if len(models) == 1 else EnsembleNet(models)
+    return prepare(model, device).eval(), metas
+
+
+def source_record(meta: dict) -> dict:
+    return {"name": meta["name"], "weights_sha256": meta.get("weights_sha256"), "arch": meta["config"]["name"],
+            "config": meta["config"]}
+
+
+def _load_test(dataset: dict, data_dir: str | os.PathLike | None) -> DatasetInfo:
+    name = dataset["dataset"]
+    if name.startswith("folder:"):
+        return load_dataset("folder", name.split(":", 1)[1])
+    return load_dataset(name, data_dir)
+
+
+def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
+                    device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches."""
+    remaining = n
+    for sl in batches(len(split), batch_size):
+        x, y = to_device(split.floats(sl), device), split.labels[sl].to(device)
+        right = (_labels(model, x) == y).nonzero().flatten()[:remaining]
+        if len(right):
+            yield torch.arange(sl.start, sl.stop, device=device)[right], x[right], y[right]
+        remaining -= len(right)
+        if remaining <= 0:
+            return
+
+
+# ---------------------------------------------------------------- sets
+
+
+def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int) -> str:
+    """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended."""
+    parts = ["+".join(source_names), name_suffix(spec, params)]
+    parts += [backend] if backend != spec.default_backend else []
+    parts += [f"seed{seed}"] if seed else []
+    parts += [f"n{n}"] if n != DEFAULT_N else []
+    return "-".join(parts)
+
+
+def _environment(backend: Backend) -> dict:
+    from robench.training import environment
+
+    return {**environment(), backend.name: backend.version(), "numpy": np.__version__}
+
+
+def _check_n(n: int, batch_size: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RobenchError(f"--n must be a positive number of test images, got {n}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise RobenchError(f"--batch-size must be a positive integer, got {batch_size}")
+
+
+def attack(
+    sources: str | list[str],
+    method: str = "pgd",
+    *,
+    backend: str | None = None,
+    eps: float | str | None = None,
+    step: float | str | None = None,
+    steps: int | None = None,
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    name: str | None = None,
+    workspace: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    device: str | None = None,
+    batch_size: int = 256,
+    callback: Callback | None = None,
+    **method_params: Any,
+) -> dict:
+    """Generate an adversarial set from the source model(s) and save it in the workspace.
+
+    Attacks the first ``n`` test images the source classifies correctly and keeps those that fool
+    it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``). Several sources make
+    an ensemble source (logits averaged). Returns the set's metadata (see ``robench.load_set``).
+    """
+    started = time.time()
+    spec = method_spec(method)
+    chosen = resolve_backend(spec, backend)
+    params = resolve_params(spec, eps=eps, step=step, steps=steps, **method_params)
+    _check_n(n, batch_size)
+    dev = pick_device(device)
+    model, metas = load_sources(sources, workspace, dev)
+    name = store.check_name(name or default_set_name([m["name"] for m in metas], spec, params, chosen.name, seed, n))
+    emit = callback or (lambda kind, payload: None)
+    with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
+        data = _load_test(metas[0]["dataset"], data_dir)
+        total = min(n, len(data.test))
+        emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
+        _seed(seed)
+        attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
+        if attempted == 0:
+            raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
+                               f"check that it is trained")
+        meta = {
+            "name": name, "kind": "set", "sources": [source_record(m) for m in metas], "dataset": metas[0]["dataset"],
+            "method": spec.name, "backend": chosen.name, "backend_version": chosen.version(), "params": params,
+            "seed": seed, "n_requested": n, "attempted": attempted, "success_rate": writer.count / attempted,
+            "batch_size": batch_size, "device": str(dev), "wall_time_s": round(time.time() - started, 3),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _environment(chosen),
+        }
+        meta = writer.finish(meta)
+    log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, meta["n"], attempted,
+             100 * meta["success_rate"])
+    emit("end", meta)
+    meta["path"] = str(store.set_dir(name, workspace))
+    return meta
+
+
+def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
+              writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback) -> int:
+    """Attack batch after batch and write the successes; returns how many images were attempted."""
+    attempted, t0 = 0, time.perf_counter()
+    for idx, x, y in correct_batches(model, split, n, batch_size, device):
+        adv = _run(backend, spec, model, x, y, params)
+        pred = _labels(model, adv)
+        fooled = pred != y
+        delta = (adv - x)[fooled].flatten(1)
+        writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
+                    "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1)})
+        attempted += len(y)
+        emit("batch", {"attempted": attempted, "kept": writer.count,
+                       "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
+    return attempted
+
+
+def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per saved set: name, sources, method, backend, eps, steps, dataset, counts, success rate."""
+    rows = []
+    for meta in store.list_saved("sets", store.SET_META, workspace):
+        params = meta.get("params", {})
+        rows.append({
+            "name": meta.get("name"), "sources": "+".join(s.get("name", "?") for s in meta.get("sources", [])),
+            "method": meta.get("method"), "backend": meta.get("backend"), "eps": params.get("eps"),
+            "steps": params.get("steps"), "dataset": meta.get("dataset", {}).get("dataset"),
+            "attempted": meta.get("attempted"), "n": meta.get("n"), "success_rate": meta.get("success_rate"),
+            "wall_time_s": meta.get("wall_time_s"), "created": meta.get("created"), "path": meta["path"],
+        })
+    return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted",
+                                       "n", "success_rate", "wall_time_s", "created", "path"])
+
+
+__all__ = ["BACKENDS", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources", "perturb"]

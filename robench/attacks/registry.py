@@ -1,0 +1,266 @@
+"""The attack registry: one :class:`MethodSpec` per method, naming its parameters and backends.
+
+Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
+units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
+(``art_backend``, ``foolbox_backend``, and the built-in ``robench`` one for Gaussian noise); each
+exposes ``run(builder, model, images, labels, params) -> adversarial images``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from robench.attacks import art_backend, foolbox_backend
+from robench.attacks.noise import gaussian_noise
+from robench.errors import RobenchError, unknown_name
+
+Runner = Callable[[Any, nn.Module, torch.Tensor, torch.Tensor, dict], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An attack library behind one adapter: ``run(builder, model, images, labels, params)``."""
+
+    name: str
+    version: Callable[[], str]
+    run: Runner
+    description: str = ""
+
+
+def _robench_version() -> str:
+    from robench import __version__
+
+    return __version__
+
+
+def _run_native(builder: Callable, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                params: dict) -> torch.Tensor:
+    return builder(model, images, labels, params)
+
+
+BACKENDS: dict[str, Backend] = {
+    "art": Backend("art", art_backend.version, art_backend.run, "Adversarial Robustness Toolbox"),
+    "foolbox": Backend("foolbox", foolbox_backend.version, foolbox_backend.run, "Foolbox 3 (eagerpy, PyTorch)"),
+    "robench": Backend("robench", _robench_version, _run_native, "built-in (no attack library needed)"),
+}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One attack method.
+
+    ``defaults`` lists every tunable parameter (floats in [0, 1] pixel units where they are pixel
+    quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
+    backend name to that adapter's builder; ``refused`` explains backends deliberately left out.
+    """
+
+    name: str
+    summary: str
+    norm: str
+    defaults: dict[str, Any]
+    builders: dict[str, Any]
+    default_backend: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    pixel_params: tuple[str, ...] = ()
+    name_params: tuple[str, ...] = ()
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return tuple(sorted(self.builders))
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry; a duplicate name is an error."""
+    if spec.name in _METHODS:
+        raise ValueError(f"attack method '{spec.name}' is already registered")
+    if spec.default_backend not in spec.builders or not set(spec.builders) <= set(BACKENDS):
+        raise ValueError(f"method '{spec.name}': backends must be among {sorted(BACKENDS)} and include the default")
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def list_methods() -> list[str]:
+    """Names of every registered attack method, sorted."""
+    return sorted(_METHODS)
+
+
+def list_backends() -> list[str]:
+    return sorted(BACKENDS)
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registry entry of ``name``; unknown names raise a RobenchError with suggestions."""
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise unknown_name("attack method", name, _METHODS) from None
+
+
+def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
+    """The backend to use: the given one if it implements ``spec``, else the method's default."""
+    if backend is None:
+        return BACKENDS[spec.default_backend]
+    if backend not in BACKENDS:
+        raise unknown_name("backend", backend, BACKENDS)
+    if backend not in spec.builders:
+        why = f" ({spec.refused[backend]})" if backend in spec.refused else ""
+        raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
+                           f"use --backend {' or '.join(spec.backends)}")
+    return BACKENDS[backend]
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def parse_number(value: float | int | str, key: str = "value") -> float:
+    """A float from a number or a fraction string: ``16/255`` or ``0.0627``."""
+    if isinstance(value, bool):
+        raise RobenchError(f"--{_opt(key)} expects a number, got {value}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise RobenchError(f"--{_opt(key)} expects a number or a fraction like 16/255, got '{value}'") from None
+
+
+def _opt(key: str) -> str:
+    return key.replace("_", "-")
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise RobenchError(f"--{_opt(key)} expects true or false, got '{value}'")
+
+
+def _as_int(value: Any, key: str) -> int:
+    number = parse_number(value, key)
+    if not math.isfinite(number) or number != int(number):
+        raise RobenchError(f"--{_opt(key)} expects a whole number, got '{value}'")
+    return int(number)
+
+
+# (low, high, low inclusive) per parameter; everything not listed must be >= 0
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "eps": (0.0, 1.0, True), "step": (0.0, 1.0, False), "sigma": (0.0, 1.0, True),
+    "steps": (1, 100_000, True), "init_directions": (1, 100_000, True), "binary_search_steps": (1, 100, True),
+    "initial_const": (0.0, math.inf, False),
+    "spherical_step": (0.0, 1.0, False), "source_step": (0.0, 1.0, False),
+}
+
+
+def _check_range(key: str, value: float, spec: MethodSpec) -> None:
+    low, high, inclusive = _RANGES.get(key, (0.0, math.inf, True))
+    ok = math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high
+    if not ok:
+        left = "[" if inclusive else "("
+        unit = " (pixel units: e.g. 16/255 or 0.0627)" if key in spec.pixel_params else ""
+        raise RobenchError(f"--{_opt(key)} must be in {left}{low:g}, {high:g}] for {spec.name}{unit}, got {value:g}")
+
+
+def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
+    """Every parameter of ``spec``: the given ones (None = default), converted and checked."""
+    params = dict(spec.defaults)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in spec.defaults:
+            choices = ", ".join(f"--{_opt(k)}" for k in spec.defaults) or "none"
+            raise RobenchError(f"{spec.name} takes no --{_opt(key)}: its parameters are {choices}")
+        default = spec.defaults[key]
+        if isinstance(default, bool):
+            params[key] = _as_bool(value, key)
+            continue
+        number = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
+        _check_range(key, number, spec)
+        params[key] = number
+    return {**params, **spec.fixed}
+
+
+def _fmt(key: str, value: Any, spec: MethodSpec) -> str:
+    if isinstance(value, bool):
+        return "" if value else "no"
+    if key in spec.pixel_params:
+        return f"{round(value * 255, 2):g}"
+    return f"{value:g}"
+
+
+_SHORT = {"random_start": "rs", "confidence": "conf", "binary_search_steps": "bss", "initial_const": "c",
+          "spherical_step": "sph", "source_step": "src", "init_directions": "dirs"}
+
+
+def name_suffix(spec: MethodSpec, params: dict[str, Any]) -> str:
+    """``method-eps16`` plus the parameters that differ from their defaults, for default set names."""
+    parts = [spec.name] + [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec)}" for k in spec.name_params]
+    for key, default in spec.defaults.items():
+        if key not in spec.name_params and params[key] != default:
+            parts.append(f"{_SHORT.get(key, key)}{_fmt(key, params[key], spec)}")
+    return "-".join(parts)
+
+
+# ---------------------------------------------------------------- the methods
+
+_LINF = {"norm": "linf", "targeted": False}
+
+
+def _noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
+    """Gaussian noise ignores the model; the global torch RNG (seeded per run) draws it."""
+    return gaussian_noise(images, params["sigma"])
+
+
+register_method(MethodSpec(
+    "fgsm", "Fast gradient sign method (one signed-gradient step of size eps)", "linf",
+    defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",),
+    builders={"foolbox": foolbox_backend.fgsm, "art": art_backend.fgsm}, default_backend="foolbox",
+))
+register_method(MethodSpec(
+    "pgd", "Basic iterative method / PGD, Linf; no random start unless --random-start", "linf",
+    defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
+    pixel_params=("eps", "step"), name_params=("eps",),
+    builders={"foolbox": foolbox_backend.pgd, "art": art_backend.pgd}, default_backend="foolbox",
+))
+register_method(MethodSpec(
+    "mifgsm", "Momentum iterative FGSM (Dong et al.), Linf; --decay is the momentum", "linf",
+    defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "decay": 1.0}, fixed=_LINF,
+    pixel_params=("eps", "step"), name_params=("eps",),
+    builders={"art": art_backend.mifgsm, "foolbox": foolbox_backend.mifgsm}, default_backend="art",
+))
+register_method(MethodSpec(
+    "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
+    defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
+    fixed={"norm": "l2", "targeted": False},
+    builders={"foolbox": foolbox_backend.cw, "art": art_backend.cw}, default_backend="foolbox",
+))
+register_method(MethodSpec(
+    "boundary", "Boundary attack (decision-based), started from blended uniform noise", "l2",
+    defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000},
+    fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
+    builders={"foolbox": foolbox_backend.boundary}, default_backend="foolbox",
+    refused={"art": "ART's BoundaryAttack runs one sample at a time"},
+))
+register_method(MethodSpec(
+    "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",
+    defaults={"sigma": 0.08}, fixed={"distribution": "gaussian", "clip": [0.0, 1.0]}, name_params=("sigma",),
+    builders={"robench": _noise}, default_backend="robench",
+    refused={"art": "noise is not an attack-library method", "foolbox": "noise is not an attack-library method"},
+))

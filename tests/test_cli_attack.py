@@ -1,0 +1,106 @@
+"""`robench attack` / `robench sets` through Typer's runner, including bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import robench
+from robench.attacks import list_methods
+from robench.cli.app import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def src(trained_ws: str, name: str = "tiny") -> str:
+    return str(Path(trained_ws) / "models" / name)
+
+
+def no_set_left(ws: str) -> bool:
+    root = Path(ws) / "sets"
+    return not root.exists() or not any(root.iterdir())  # hidden temporary folders count too
+
+
+def test_attack_then_sets(trained_ws, ws):
+    r = run("attack", "--source", src(trained_ws), "--method", "pgd", "--eps", "8/255", "--step", "0.004",
+            "--steps", "3", "--n", "24", "--workspace", ws)
+    assert r.exit_code == 0, r.output
+    assert "tiny-pgd-eps8-step1.02-steps3-n24" in r.stdout and "Traceback" not in r.output
+    s = robench.load_set("tiny-pgd-eps8-step1.02-steps3-n24", ws)
+    assert s.meta["params"]["eps"] == pytest.approx(8 / 255) and s.meta["params"]["step"] == 0.004
+    assert s.adv.dtype == torch.float32 and (s.linf <= 8 / 255 + 1e-6).all()
+    r = run("sets", "--workspace", ws)
+    assert r.exit_code == 0 and "tiny-pgd-eps8" in r.stdout and "8/255" in r.stdout
+
+
+def test_ensemble_and_method_params(trained_ws, ws):
+    r = run("attack", "-s", src(trained_ws), "-s", src(trained_ws, "tiny-keep0.3-bottom"), "-m", "cw",
+            "--confidence", "0.5", "--steps", "5", "-p", "binary_search_steps=1", "--n", "16", "-w", ws)
+    assert r.exit_code == 0, r.output
+    name = "tiny+tiny-keep0.3-bottom-cw-conf0.5-steps5-bss1-n16"
+    meta = robench.load_set(name, ws).meta
+    assert meta["params"]["confidence"] == 0.5 and meta["params"]["binary_search_steps"] == 1
+    assert len(meta["sources"]) == 2
+
+
+def test_help_comes_from_the_registry():
+    r = run("attack", "--help")
+    assert r.exit_code == 0
+    for method in list_methods():
+        assert f"{method}:" in r.output
+
+
+def test_empty_sets(ws):
+    r = run("sets", "--workspace", ws)
+    assert r.exit_code == 0 and "no sets" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "pgdd"], "did you mean pgd"),
+    (["--backend", "foolbx"], "did you mean foolbox"),
+    (["--method", "boundary", "--backend", "art"], "does not implement boundary"),
+    (["--method", "noise", "--backend", "art"], "does not implement noise"),
+    (["--eps", "-0.1"], "--eps must be in [0, 1]"),
+    (["--eps", "300/255"], "--eps must be in [0, 1]"),
+    (["--eps", "sixteen"], "fraction like 16/255"),
+    (["--method", "cw", "--eps", "0.1"], "cw takes no --eps"),
+    (["--sigma", "0.1"], "pgd takes no --sigma"),
+    (["--param", "steps"], "KEY=VALUE"),
+    (["--n", "0"], "--n must be a positive"),
+])
+def test_bad_input_is_one_line_no_traceback(trained_ws, ws, args, message):
+    r = run("attack", "--source", src(trained_ws), *args, "--workspace", ws)
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert no_set_left(ws)
+
+
+def test_missing_source(ws):
+    r = run("attack", "--source", "densenet121", "--method", "pgd", "--workspace", ws)
+    assert r.exit_code == 1 and "no model 'densenet121'" in r.output and "Traceback" not in r.output
+    assert no_set_left(ws)
+
+
+def test_unwritable_workspace(trained_ws, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = run("attack", "--source", src(trained_ws), "-m", "fgsm", "--n", "8", "--workspace", blocker / "ws")
+    assert r.exit_code == 1 and "cannot write" in r.output and "Traceback" not in r.output
+
+
+def test_existing_set_needs_overwrite(trained_ws, ws):
+    args = ["attack", "--source", src(trained_ws), "-m", "fgsm", "--n", "8", "--workspace", ws]
+    assert run(*args).exit_code == 0
+    r = run(*args)
+    assert r.exit_code == 1 and "already exists" in r.output and "--overwrite" in r.output
+    assert run(*args, "--overwrite").exit_code == 0
+    assert sorted(p.name for p in (Path(ws) / "sets").iterdir()) == ["tiny-fgsm-eps16-n8"]
