@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from robench import __version__
 from robench.data import AugmentedSplit, DatasetInfo, Split, train_transform
 from robench.errors import RobenchError
-from robench.runtime import autocast, predict, prepare, to_device
+from robench.runtime import amp_dtype, autocast, predict, prepare, to_device
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,6 @@ def _loader(dataset, batch_size: int, seed: int, dist: Dist, device: torch.devic
 
 
 def _fp16(device: torch.device) -> bool:
-    from robench.runtime import amp_dtype
-
     return amp_dtype(device) == torch.float16
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,31 @@ def _model_columns(scorer: Scorer, name: str) -> dict:
 # ---------------------------------------------------------------- Gaussian noise
 
 
+Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
+
+
+def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
+                      n: int | None, common: bool, seed: int, device: str | None,
+                      data_dir, callback: Callback | None) -> pd.DataFrame:
+    """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
+
+    The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
+    sees the same corrupted images (one generator seeded with ``seed`` per value). Columns: model, column,
+    accuracy, n.
+    """
+    scorer = Scorer(workspace, device, data_dir)
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    data = scorer.dataset(_one_dataset(scorer, names))
+    idx = _samples(scorer, names, n, common, seed)
+    images, labels = data.test.floats(idx), data.test.labels[idx]
+    rows = []
+    for value in values:
+        corrupted = corrupt(images, value, torch.Generator().manual_seed(seed))
+        rows += _accuracy_rows(scorer, names, corrupted, labels, **{column: value})
+        _notify(callback, "step", **{column: value})
+    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n"])
+
+
 def noise_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -101,19 +126,13 @@ def noise_curve(
     on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
     Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n.
     """
-    scorer = Scorer(workspace, device, data_dir)
-    names = select(store.list_model_names(workspace), models, "model", workspace)
-    data = scorer.dataset(_one_dataset(scorer, names))
-    idx = _samples(scorer, names, n, common, seed)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
-    rows = []
-    for sigma in DEFAULT_SIGMAS if sigmas is None else sigmas:
+    def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         if sigma < 0:
             raise RobenchError(f"noise sigma must be >= 0, got {sigma}")
-        noisy = gaussian_noise(images, float(sigma), torch.Generator().manual_seed(seed))
-        rows += _accuracy_rows(scorer, names, noisy, labels, sigma=float(sigma))
-        _notify(callback, "step", sigma=sigma)
-    return pd.DataFrame(rows, columns=["model", "sigma", "accuracy", "n"])
+        return gaussian_noise(images, sigma, generator)
+
+    values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
+    return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -150,17 +169,8 @@ def shuffle_curve(
 
     On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n.
     """
-    scorer = Scorer(workspace, device, data_dir)
-    names = select(store.list_model_names(workspace), models, "model", workspace)
-    data = scorer.dataset(_one_dataset(scorer, names))
-    idx = _samples(scorer, names, n, common, seed)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
-    rows = []
-    for k in ks:
-        shuffled = patch_shuffle(images, int(k), torch.Generator().manual_seed(seed))
-        rows += _accuracy_rows(scorer, names, shuffled, labels, k=int(k))
-        _notify(callback, "step", k=k)
-    return pd.DataFrame(rows, columns=["model", "k", "accuracy", "n"])
+    return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
+                             data_dir, callback)
 
 
 # ---------------------------------------------------------------- Boundary score
