@@ -40,18 +40,32 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
     """Median time of each function, run in alternation so machine noise hits all of them alike."""
+    return {k: statistics.median(v) for k, v in interleaved_times(fns, repeats, warmup).items()}
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, list]:
+    """Every round's time of each function (seconds), run in alternation.
+
+    The order rotates every round, so no function always runs right after the same other one.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        for k in names[r % len(names):] + names[:r % len(names)]:
             sync()
             t0 = time.perf_counter()
-            fn()
+            fns[k]()
             sync()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def paired_ratio(times: dict[str, list], over: str, base: str) -> float:
+    """Median over rounds of time[over] / time[base] within the same round (pairing cancels slow drifts)."""
+    return statistics.median(a / b for a, b in zip(times[over], times[base], strict=True))
 
 
 def sync() -> None:

@@ -9,6 +9,7 @@ from torch import nn
 from robench import store
 from robench.errors import RobenchError
 from robench.models import EnsembleNet, create_model, list_models, model_entry, register_model, slots
+from robench.models.defective import Slot
 
 SMALL = {"densenet121": 4, "wrn32_10": 2}  # CPU-sized widths for the test suite
 
@@ -200,3 +201,23 @@ def test_registry_rejects_duplicates_and_suggests_names():
 def test_bad_options_are_clear_errors(bad):
     with pytest.raises(RobenchError):
         create_model("resnet18", width=8, **bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_masked_relu_matches_plain_autograd(dtype):
+    """Slot(relu=True) computes relu(mask * x) with ReLU's backward; it must equal autograd on the plain formula."""
+    torch.manual_seed(0)
+    slot = Slot("bottom", relu=True)
+    slot.set_mask((torch.rand(4, 5, 5) < 0.3).float())
+    x = torch.randn(3, 4, 5, 5, dtype=dtype, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_(True)
+    out = slot(x)
+    ref = torch.relu(ref_x * slot.mask.to(dtype))
+    upstream = torch.randn_like(ref)
+    out.backward(upstream)
+    ref.backward(upstream)
+    assert out.dtype == dtype
+    assert torch.equal(out, ref)
+    assert torch.equal(x.grad, ref_x.grad)
+    assert torch.all(x.grad[:, slot.mask == 0] == 0)  # no gradient reaches a dead neuron
+    assert torch.equal(Slot(relu=True)(x), torch.relu(x))  # no mask: a plain ReLU

@@ -8,9 +8,9 @@ from robench.models.defective import Slot
 
 
 def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, group: str = "") -> nn.Sequential:
-    """conv -> BN -> Slot -> ReLU: the defective layer ``relu(mask * bn(conv(x)))``."""
+    """conv -> BN -> Slot with its ReLU: the defective layer ``relu(mask * bn(conv(x)))``."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), Slot(group), nn.ReLU()
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), Slot(group, relu=True)
     )
 
 

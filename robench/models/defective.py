@@ -22,15 +22,36 @@ MASK_MODES = ("neuron", "channel", "shared")
 REGULARIZERS = ("none", "spatial-dropout", "dropblock")
 
 
+class _MaskedReLU(torch.autograd.Function):
+    """``relu(mask * x)`` with ReLU's own backward: the gradient passes where the output is positive.
+
+    A dead neuron's output is exactly 0, so that one test also blocks its gradient, and the mask costs no
+    backward pass of its own (``benchmarks/bench_train.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(x).mul_(mask)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0), None
+
+
 class Slot(nn.Module):
     """A point after a conv (and its BN) where a mask and/or a dropout baseline may act.
 
-    Input and output: (N, C, H, W). ``group`` is 'bottom', 'top' or '' (neither).
+    Input and output: (N, C, H, W). ``group`` is 'bottom', 'top' or '' (neither). With ``relu`` the slot
+    also applies the ReLU that follows it, ``relu(mask * x)``, fused into one autograd step.
     """
 
-    def __init__(self, group: str = "") -> None:
+    def __init__(self, group: str = "", relu: bool = False) -> None:
         super().__init__()
         self.group = group
+        self.relu = relu
         self.register_buffer("mask", None)
         self.drop: nn.Module | None = None
 
@@ -39,13 +60,18 @@ class Slot(nn.Module):
         self.mask = mask.to(torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mask is not None:
-            # In place: a slot always follows a BN or conv, whose backward does not need its output,
-            # so this saves an allocation per layer (measured in benchmarks/bench_train.py).
-            x = x.mul_(self.mask.to(dtype=x.dtype))
+        mask = None if self.mask is None else self.mask.to(dtype=x.dtype)
+        if self.relu:
+            x = torch.relu(x) if mask is None else _MaskedReLU.apply(x, mask)
+        elif mask is not None:
+            # In place: a slot always follows a BN or conv, whose backward does not need its output.
+            x = x.mul_(mask)
         if self.drop is not None:
             x = self.drop(x)
         return x
+
+    def extra_repr(self) -> str:
+        return f"group={self.group!r}, relu={self.relu}"
 
 
 @dataclass(frozen=True)

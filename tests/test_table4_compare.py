@@ -1,0 +1,44 @@
+"""benchmarks/table4_compare.py: our matrix CSV set beside the papers' Table 4."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import table4_compare as t4  # noqa: E402
+
+
+def matrix_csv(path: Path, values: dict) -> Path:
+    """A robench-style tidy matrix CSV whose defense rates are ``values`` (in %), plus rows the comparison ignores."""
+    rows = [
+        {"target": f"{arch}-k{keep}", "source": f"{src}-seed1", "target_arch": arch, "target_keep": keep,
+         "defense_rate": vals[i] / 100, "target_clean_accuracy": vals[-1] / 100, "relation": "black-box", "n": 100,
+         "method": "pgd", "eps": 16 / 255}
+        for (arch, keep), vals in values.items() for i, src in enumerate(t4.ARCHS)
+    ]
+    rows.append({**rows[0], "target_keep": 0.1, "defense_rate": 0.99})       # a keep the table does not have
+    rows.append({**rows[0], "source": "ensemble-4", "defense_rate": 0.01})  # a source the table does not have
+    rows.append({**rows[0], "eps": 32 / 255, "defense_rate": 0.02})         # another budget
+    rows.append({**rows[0], "method": "fgsm", "defense_rate": 0.03})        # another attack
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_paper_values_compare_equal_and_increase_with_lower_keep(tmp_path: Path) -> None:
+    ours = t4.ours_frame(matrix_csv(tmp_path / "m.csv", t4.PAPER))
+    assert len(ours) == 75
+    table = t4.side_by_side(ours, t4.paper_frame())
+    row = "| resnet18 | 0.5 | 53.9 / 53.9 | 33.0 / 33.0 | 70.4 / 70.4 | 57.5 / 57.5 | 58.7 / 58.7 | 93.4 / 93.4 |"
+    assert row in table.splitlines()
+    assert t4.monotone(ours) == (25, 25)
+    assert t4.means(ours).tolist() == pytest.approx([15.70, 51.84, 72.79], abs=0.01)  # by hand from the table
+
+
+def test_a_cell_that_falls_with_lower_keep_is_counted(tmp_path: Path) -> None:
+    values = dict(t4.PAPER)
+    values[("vgg19", 0.3)] = [10.0, *values[("vgg19", 0.3)][1:]]  # vgg19 target, resnet18 source: 72.3 -> 10
+    assert t4.monotone(t4.ours_frame(matrix_csv(tmp_path / "m.csv", values))) == (24, 25)
