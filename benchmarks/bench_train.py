@@ -125,8 +125,9 @@ batch {args.batch} | {ratio_l:.3f}x | >= 0.9x | robench {t_l['robench']:.2f}, ba
 
 Both loops end by measuring test accuracy; `fit()` time also includes its per-epoch atomic checkpoint.
 The defective rows time one network and one optimiser with the masks switched on and off between timed pairs of
-steps (order rotating every round), so the masks are the only difference; each masked layer (9 in ResNet-18's
-bottom) costs one in-place multiply forward and one backward, about 1% of a step in the profiler. Two separately
+steps (order rotating every round), so the masks are the only difference. Of the 9 masked layers in ResNet-18's
+bottom, 5 are followed by a ReLU and fused with it (one multiply forward, none backward); the other 4 cost one
+in-place multiply forward and one backward. Two separately
 built but identical models differed by ~2% here, as much as the effect: earlier versions of this benchmark, which
 timed two models, recorded 1.046x-1.104x.
 Reproduce: `python benchmarks/bench_train.py --width {args.width} --batch {args.batch}`.
