@@ -27,13 +27,15 @@ from pathlib import Path
 
 import torch
 
+import robench
 from robench import store
 from robench.data import load_dataset
 from robench.models import create_model
+from robench.records import ModelRecord, SetRecord, SourceRef
 from robench.runtime import pick_device, predict, prepare
 from robench.scoring import matrix
 
-DIGITS = {"dataset": "digits", "num_classes": 10, "in_channels": 1, "input_size": 32, "n_train": 1437, "n_test": 360}
+DIGITS = load_dataset("digits").ref
 
 
 def build(ws: Path, n: int, width: int) -> list[str]:
@@ -42,8 +44,8 @@ def build(ws: Path, n: int, width: int) -> list[str]:
         torch.manual_seed(0)
         model = create_model("resnet18", num_classes=10, in_channels=1, input_size=32, width=width, keep=keep)
         name = f"resnet18-keep{keep:g}"
-        meta = store.save_model(model, {"name": name, "kind": "model", "config": model.config, "dataset": DIGITS,
-                                        "seed": 0}, store.model_dir(name, ws))
+        record = store.save_model(model.state_dict(), ModelRecord(name, model.config, DIGITS, seed=0),
+                                  store.model_dir(name, ws))
         names.append(name)
     g = torch.Generator().manual_seed(0)
     clean = torch.rand(n, 1, 32, 32, generator=g)
@@ -54,15 +56,13 @@ def build(ws: Path, n: int, width: int) -> list[str]:
         for sl in (slice(i, i + 1000) for i in range(0, n, 1000)):  # sharded like a streamed set
             writer.add({"adv": adv[sl], "clean": clean[sl], "labels": labels[sl], "source_pred": (labels[sl] + 1) % 10,
                         "indices": torch.arange(n)[sl] % 360, "l2": d[sl].norm(dim=1), "linf": d[sl].abs().amax(1)})
-        writer.finish({"name": "synthetic", "kind": "set", "method": "pgd", "backend": "synthetic",
-                       "params": {"eps": 0.0627, "step": 0.0039, "steps": 20}, "dataset": DIGITS, "seed": 0,
-                       "sources": [{"name": names[0], "weights_sha256": meta["weights_sha256"], "arch": "resnet18",
-                                    "config": model.config}], "attempted": n, "success_rate": 1.0})
+        writer.finish(SetRecord("synthetic", [SourceRef.of(record)], DIGITS, "pgd", "synthetic",
+                                {"eps": 0.0627, "step": 0.0039, "steps": 20}, attempted=n, success_rate=1.0))
     return names
 
 
 def baseline(ws: Path, names: list[str], device: torch.device, batch_size: int) -> float:
-    models = [prepare(store.load_model(n, ws), device).eval() for n in names]
+    models = [prepare(robench.load_model(n, ws), device).eval() for n in names]
     s = store.load_set("synthetic", ws)
     test = load_dataset("digits").test.floats()
     t = time.perf_counter()

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,25 +15,28 @@ import pandas as pd
 import torch
 
 from robench import store
-from robench.data import load_dataset
+from robench.data import load_dataset, resolve_dataset
 from robench.errors import RobenchError
-from robench.models import DefectSpec, create_model, model_entry
-from robench.runtime import pick_device
+from robench.models import DefectSpec, create_model, load_model, model_entry
+from robench.records import ModelRecord
+from robench.runtime import environment, pick_device
 from robench.training import (
     Callback,
     Recipe,
     dist_context,
-    environment,
     fit,
     load_checkpoint,
-    preset,
     recipe_dict,
     recipe_from,
+)
+from robench.training import (
+    preset as preset_recipe,
 )
 
 log = logging.getLogger(__name__)
 
-load_model = store.load_model
+__all__ = ["default_model_name", "list_workspace_models", "load_model", "load_set", "planned_model_name", "train"]
+
 load_set = store.load_set
 
 
@@ -66,7 +70,7 @@ def _settings(args: dict[str, Any]) -> tuple[DefectSpec, Recipe, str]:
     spec = DefectSpec(keep=args["keep"], placement=args["placement"], keep_top=args["keep_top"], mask=args["mask"],
                       widen=args["widen"], mask_seed=args["seed"] if args["mask_seed"] is None else args["mask_seed"],
                       regularizer=args["regularizer"], drop_keep=args["drop_keep"], block_size=args["block_size"])
-    recipe = recipe_from(preset(args["preset_name"], args["dataset"]), epochs=args["epochs"],
+    recipe = recipe_from(preset_recipe(args["preset"], args["dataset"]), epochs=args["epochs"],
                          batch_size=args["batch_size"], lr=args["lr"], milestones=args["milestones"],
                          label_smoothing=args["label_smoothing"], augment=args["augment"],
                          adv_train=args["adv_train"] or None)
@@ -93,7 +97,7 @@ def train(
     data_dir: str | os.PathLike | None = None,
     workspace: str | os.PathLike | None = None,
     name: str | None = None,
-    preset_name: str = "paper",
+    preset: str = "paper",
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -119,10 +123,11 @@ def train(
     overwrite: bool = False,
     device: str | None = None,
     callback: Callback | None = None,
-) -> dict:
+) -> ModelRecord:
     """Train (or resume) a standard or defective model and save it in the workspace.
 
-    Returns the saved metadata (name, config, dataset, recipe, clean_accuracy, ...).
+    Returns the saved :class:`~robench.records.ModelRecord` (name, config, dataset, recipe, clean accuracy, ...).
+    A resumed run continues with the settings it was started with, read from its checkpoint.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "callback")}
@@ -132,6 +137,7 @@ def train(
     dist = dist_context()
     exists = (directory / store.MODEL_META).exists() or checkpoint.exists()
     dist.barrier()  # every rank has looked before rank 0 may delete or write anything
+    draft: ModelRecord | None = None
     if exists and overwrite:
         if dist.main:
             shutil.rmtree(directory)
@@ -139,52 +145,70 @@ def train(
         raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; "
                            f"pass --resume to continue it, --overwrite to replace it, or --name for a new one")
     elif resume and checkpoint.exists():
-        stored = load_checkpoint(checkpoint)[1]["args"]
-        if stored != args:  # resume what was started, whatever options came with --resume
-            log.warning("resuming %s with the options it was started with", name)
-            return train(**stored, workspace=workspace, data_dir=data_dir, resume=True, device=device,
-                         callback=callback)
+        draft = _checkpoint_record(checkpoint)
     elif resume and (directory / store.MODEL_META).exists():
         log.info("model %s is already fully trained", name)
-        return store.load_model_meta(name, workspace)
+        return store.read_model(name, workspace)
 
-    data = load_dataset(dataset, data_dir)
-    torch.manual_seed(seed)
-    model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                         input_size=data.input_size, width=width, upsample=upsample, strides=strides,
-                         ensemble=ensemble, **spec.to_dict())
-    model.set_mean(data.pixel_mean())
     dev = pick_device(device)
     started = time.time()
-    summary = fit(model, data, recipe, seed=seed, checkpoint=checkpoint, device=dev, resume=resume,
-                  callback=callback, info={"args": args})
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
+        if draft is None:
+            data = load_dataset(dataset, data_dir)
+            torch.manual_seed(seed)  # weights are initialised from the run's seed
+            model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
+                                 input_size=data.input_size, width=width, upsample=upsample, strides=strides,
+                                 ensemble=ensemble, **spec.to_dict())
+            model.set_mean(data.pixel_mean())
+            draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
+                                recipe=recipe_dict(recipe), device=str(dev))
+        else:  # resume: everything comes from the checkpoint, whatever train() was called with
+            _warn_if_changed(draft, spec, recipe, seed)
+            data = resolve_dataset(draft.dataset, data_dir)
+            config = dict(draft.config)
+            model = create_model(config.pop("name"), **config)
+            recipe = Recipe(**draft.recipe)
+        summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
+                      callback=callback, info={"record": draft.to_json()})
     if not dist.main:
-        return {"name": name, "rank": dist.rank, **summary}
-    meta = {
-        "name": name, "kind": "model", "config": model.config, "dataset": data.describe(), "seed": seed,
-        "recipe": recipe_dict(recipe), "preset": preset_name, "train_args": args,
-        "clean_accuracy": summary["clean_accuracy"], "train_accuracy": summary["train_accuracy"],
-        "history": summary["history"], "wall_time_s": summary["wall_time_s"], "device": str(dev),
-        "versions": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    meta = store.save_model(model.cpu(), meta, directory)
+        return replace(draft, history=summary["history"])
+    record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
+                     history=summary["history"], wall_time_s=summary["wall_time_s"], versions=environment(),
+                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    record = store.save_model(model.cpu().state_dict(), record, directory)
     checkpoint.unlink(missing_ok=True)
     log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
-    meta["path"] = str(directory)
-    return meta
+    return record
+
+
+def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:
+    """The record a checkpoint was started with (settings, dataset reference, seed)."""
+    state = load_checkpoint(checkpoint)[1]
+    if "record" not in state:
+        raise RobenchError(f"{checkpoint} was written by robench 0.1, before typed records; finish that run with "
+                           f"robench 0.1, or start it again with --overwrite")
+    return ModelRecord.from_json(state["record"], checkpoint)
+
+
+def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int) -> None:
+    """Log when --resume came with other settings than the run was started with (the started ones win)."""
+    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed}
+    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed}
+    if asked != started:
+        log.warning("resuming %s with the options it was started with", draft.name)
 
 
 def list_workspace_models(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved model: name, arch, keep, placement, dataset, clean accuracy, ..."""
     rows: list[dict[str, Any]] = []
-    for meta in store.list_saved("models", store.MODEL_META, workspace):
-        cfg = meta.get("config", {})
+    for rec in store.list_model_records(workspace):
+        cfg = rec.config
         rows.append({
-            "name": meta.get("name"), "arch": cfg.get("name"), "width": cfg.get("width"),
-            "keep": cfg.get("keep"), "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"),
-            "mask": cfg.get("mask"), "ensemble": cfg.get("ensemble"), "dataset": meta.get("dataset", {}).get("dataset"),
-            "epochs": len(meta.get("history", [])), "clean_accuracy": meta.get("clean_accuracy"),
-            "wall_time_s": meta.get("wall_time_s"), "path": meta["path"],
+            "name": rec.name, "arch": rec.arch, "width": cfg.get("width"), "keep": cfg.get("keep"),
+            "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"), "mask": cfg.get("mask"),
+            "ensemble": cfg.get("ensemble"), "dataset": rec.dataset.label, "origin": rec.origin.spec or rec.origin.kind,
+            "epochs": rec.epochs, "clean_accuracy": rec.clean_accuracy, "wall_time_s": rec.wall_time_s,
+            "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "arch", "width", "keep", "placement", "keep_top", "mask", "ensemble",
-                                       "dataset", "epochs", "clean_accuracy", "wall_time_s", "path"])
+                                       "dataset", "origin", "epochs", "clean_accuracy", "wall_time_s", "path"])

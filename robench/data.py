@@ -3,21 +3,27 @@
 Built-in: cifar10, cifar100, mnist, fashion-mnist (torchvision, downloaded into the data
 directory when missing), tiny-imagenet, ``folder`` (an ImageFolder tree with train/ and test/)
 and ``digits`` (scikit-learn's bundled handwritten digits: offline, fixed seeded split).
+
+Every loaded dataset carries a :class:`~robench.records.DatasetRef` (name, where it was, a fingerprint of
+its test split); :func:`resolve_dataset` is the one way back from a recorded reference to the data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from robench.errors import RobenchError, unknown_name
+from robench.records import DatasetRef
 
 log = logging.getLogger(__name__)
 
@@ -26,37 +32,76 @@ AUGMENTS = ("default", "none", "flip", "crop-flip")
 
 @dataclass
 class Split:
-    """One split held in memory: images (N, C, H, W) uint8 or float in [0,1]; labels (N,) int64."""
+    """One split held in memory: images (N, C, H, W) uint8 or float in [0,1]; labels (N,) int64.
+
+    ``files`` are the images' paths relative to the split's folder, for datasets read from image files.
+    Consumers use :attr:`shape`, :meth:`floats` and :meth:`batches`, which a streamed split offers too.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    files: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape (C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
 
     def floats(self, index: slice | torch.Tensor | None = None) -> torch.Tensor:
         """Images (n, C, H, W) as float32 in [0, 1]."""
         x = self.images if index is None else self.images[index]
         return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
+    def batches(self, batch_size: int) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+        """The split in order as (positions, images (b, C, H, W) float32 in [0,1], labels (b,)) batches."""
+        for start in range(0, len(self), batch_size):
+            sl = slice(start, min(start + batch_size, len(self)))
+            yield sl, self.floats(sl), self.labels[sl]
+
 
 @dataclass
 class DatasetInfo:
-    """A loaded dataset: both splits plus what a model needs to know about it."""
+    """A loaded dataset: both splits plus what a model needs to know about it.
+
+    ``root`` is the folder it was read from (None for data bundled with a library); ``options`` the loader
+    settings that shape its tensors; ``classes`` the class names when known.
+    """
 
     name: str
     train: Split
     test: Split
     num_classes: int
     default_augment: str
+    root: str | None = None
+    classes: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False)
 
     @property
     def in_channels(self) -> int:
-        return self.train.images.shape[1]
+        return self.test.shape[0]
 
     @property
     def input_size(self) -> int:
-        return self.train.images.shape[-1]
+        return self.test.shape[-1]
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the test split: its file list and labels when read from files, else its arrays."""
+        if self._fingerprint is None:
+            self._fingerprint = split_fingerprint(self.test, self.classes)
+        return self._fingerprint
+
+    @property
+    def ref(self) -> DatasetRef:
+        """The reference that models and sets record (see :func:`resolve_dataset`)."""
+        return DatasetRef(
+            name=self.name, num_classes=self.num_classes, in_channels=self.in_channels, input_size=self.input_size,
+            n_train=len(self.train), n_test=len(self.test), root=self.root, fingerprint=self.fingerprint,
+            classes=tuple(self.classes) if self.classes else None, options=dict(self.options))
 
     def pixel_mean(self) -> torch.Tensor:
         """Per-pixel mean (C, H, W) of the training images in [0, 1]."""
@@ -65,14 +110,21 @@ class DatasetInfo:
             total += self.train.floats(slice(start, start + 4096)).sum(0, dtype=torch.float64)
         return (total / len(self.train)).float()
 
-    def describe(self) -> dict:
-        return {
-            "dataset": self.name, "num_classes": self.num_classes, "in_channels": self.in_channels,
-            "input_size": self.input_size, "n_train": len(self.train), "n_test": len(self.test),
-        }
 
 
-_LOADERS: dict[str, Callable[[Path, bool], DatasetInfo]] = {}
+def split_fingerprint(split: Split, classes: list[str] | None = None) -> str:
+    """sha256 of a split: class names, then its file list and labels (files) or its arrays (no files)."""
+    digest = hashlib.sha256("\n".join(classes or []).encode())
+    if split.files is not None:
+        for f, y in zip(split.files, split.labels.tolist(), strict=True):
+            digest.update(f"{y}\t{f}\n".encode())
+    else:
+        digest.update(split.images.contiguous().numpy().tobytes())
+        digest.update(split.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+_LOADERS: dict[str, Callable[..., DatasetInfo]] = {}
 
 
 def register_dataset(name: str) -> Callable:
@@ -94,11 +146,61 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("ROBENCH_DATA") or Path.home() / ".cache" / "robench" / "data")
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> DatasetInfo:
-    """Load a dataset by name (both splits, in memory)."""
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
+                 **options: Any) -> DatasetInfo:
+    """Load a dataset by name from ``root`` (default: :func:`data_dir`); ``options`` go to its loader."""
     if name not in _LOADERS:
         raise unknown_name("dataset", name, _LOADERS)
-    return _LOADERS[name](data_dir(root), download)
+    return _LOADERS[name](data_dir(root), download, **options)
+
+
+TREES = ("folder",)  # datasets whose root IS the data (a user's image tree), not a download folder
+
+
+def _candidates(ref: DatasetRef, given: str | os.PathLike | None) -> list[Path]:
+    """Where to look for a recorded dataset: the given data folder first, then where it was recorded."""
+    found: list[Path] = []
+    if given:
+        found.append(Path(given))
+        if ref.name in TREES and ref.root:
+            found.append(Path(given) / Path(ref.root).name)  # a data folder holding the tree by name
+    if ref.root:
+        found.append(Path(ref.root))
+    if not given and ref.name not in TREES:
+        found.append(data_dir())
+    return found
+
+
+def _is_tree(path: Path) -> bool:
+    return (path / "train").is_dir() and (path / "test").is_dir()
+
+
+def resolve_dataset(ref: DatasetRef, data_dir: str | os.PathLike | None = None,
+                    download: bool = True) -> DatasetInfo:
+    """Load the data a reference records, wherever it is now; the one way from a record to a dataset.
+
+    ``data_dir`` (else $ROBENCH_DATA) is looked at first, so a workspace moved to another machine works
+    with the data somewhere else; then the recorded location. Data whose test-split fingerprint differs
+    from the recorded one is a RobenchError naming both locations.
+    """
+    given = data_dir or os.environ.get("ROBENCH_DATA")
+    candidates = _candidates(ref, given)
+    if ref.name in TREES:
+        trees = [c for c in candidates if _is_tree(c)]
+        if not trees:
+            looked = ", ".join(dict.fromkeys(str(c) for c in candidates))
+            raise RobenchError(f"the {ref.label} data recorded at {ref.root} is not there (looked in {looked}); "
+                               f"pass --data-dir (or set ROBENCH_DATA) to the folder that holds its train/ and test/")
+        root = trees[0]
+    else:
+        root = next((c for c in candidates if c.is_dir()), candidates[0]) if candidates else None
+    info = load_dataset(ref.name, root, download, **ref.options)
+    if ref.fingerprint and info.fingerprint != ref.fingerprint:
+        raise RobenchError(
+            f"the {ref.name} data at {info.root or root} differs from the data recorded at "
+            f"{ref.root or 'training time'} (test-split fingerprint {info.fingerprint[:12]} vs "
+            f"{ref.fingerprint[:12]}); pass --data-dir to a copy of the recorded data")
+    return info
 
 
 def _missing(name: str, root: Path, err: Exception) -> RobenchError:
@@ -117,7 +219,8 @@ def _torchvision(cls_name: str, label: str, num_classes: int, augment: str) -> C
             splits = [cls(str(root), train=t, download=download) for t in (True, False)]
         except Exception as err:  # offline: URLError, RuntimeError("Dataset not found"), ...
             raise _missing(label, root, err) from None
-        return DatasetInfo(label, *[_from_array(s.data, s.targets) for s in splits], num_classes, augment)
+        return DatasetInfo(label, *[_from_array(s.data, s.targets) for s in splits], num_classes, augment,
+                           root=str(root.resolve()), classes=[str(c) for c in splits[1].classes])
 
     return load
 
@@ -154,7 +257,11 @@ def _digits(root: Path, download: bool) -> DatasetInfo:
     x = torch.nn.functional.interpolate(x, size=DIGITS_SIZE, mode="bilinear", align_corners=False).clamp_(0, 1)
     y = torch.as_tensor(bunch.target, dtype=torch.int64)
     tr, te = train_test_split(torch.arange(len(y)).numpy(), test_size=0.2, random_state=0, stratify=y.numpy())
-    return DatasetInfo("digits", Split(x[tr], y[tr]), Split(x[te], y[te]), 10, "none")
+    # fingerprint the bundled integer arrays and the split, not the upscaled floats (exact on every machine)
+    digest = hashlib.sha256(bunch.images.astype("uint8").tobytes())
+    digest.update(bunch.target.astype("int64").tobytes() + te.astype("int64").tobytes())
+    return DatasetInfo("digits", Split(x[tr], y[tr]), Split(x[te], y[te]), 10, "none",
+                       classes=[str(c) for c in range(10)], _fingerprint=digest.hexdigest())
 
 
 @register_dataset("tiny-imagenet")
@@ -175,7 +282,9 @@ def _tiny_imagenet(root: Path, download: bool) -> DatasetInfo:
     val = [line.split("\t")[:2] for line in (base / "val" / "val_annotations.txt").read_text().splitlines()]
     files = [base / "val" / "images" / f for f, _ in val]
     test = _stack_images(files, [classes.index(w) for _, w in val], train.in_mode)
-    return DatasetInfo("tiny-imagenet", train.split, test, len(classes), "crop-flip")
+    test.files = [f"images/{f}" for f, _ in val]
+    return DatasetInfo("tiny-imagenet", train.split, test, len(classes), "crop-flip", root=str(base.resolve()),
+                       classes=classes)
 
 
 @register_dataset("folder")
@@ -189,7 +298,8 @@ def _folder(root: Path, download: bool) -> DatasetInfo:
     train, test = _image_folder(root / "train"), _image_folder(root / "test")
     if train.classes != test.classes:
         raise RobenchError(f"{root}/train and {root}/test have different class folders; make them match")
-    return DatasetInfo(f"folder:{root.resolve()}", train.split, test.split, len(train.classes), "crop-flip")
+    return DatasetInfo("folder", train.split, test.split, len(train.classes), "crop-flip", root=str(root.resolve()),
+                       classes=train.classes)
 
 
 @dataclass
@@ -209,7 +319,9 @@ def _image_folder(path: Path) -> _Folder:
 
     with Image.open(folder.samples[0][0]) as first:
         mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
-    return _Folder(_stack_images([p for p, _ in folder.samples], folder.targets, mode), folder.classes, mode)
+    split = _stack_images([p for p, _ in folder.samples], folder.targets, mode)
+    split.files = [Path(p).relative_to(path).as_posix() for p, _ in folder.samples]
+    return _Folder(split, folder.classes, mode)
 
 
 def _stack_images(files: list, labels: list[int], mode: str) -> Split:

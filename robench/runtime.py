@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Iterator
 
 import torch
@@ -65,3 +66,13 @@ def frozen(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def environment() -> dict[str, str]:
+    """Versions recorded with every model and set: robench, torch, torchvision, Python."""
+    import torchvision
+
+    from robench._version import __version__
+
+    return {"robench": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}

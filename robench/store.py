@@ -13,26 +13,33 @@ Nothing is ever unpickled: tensors go through safetensors and metadata through J
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from robench.errors import RobenchError
+from robench.errors import RobenchError, unknown_name
+from robench.files import atomic_path, umask  # noqa: F401  (re-exported)
+from robench.records import (
+    MODEL_JSON,
+    SET_JSON,
+    ModelRecord,
+    SetRecord,
+    read_model_record,
+    read_set_record,
+    write_model_record,
+    write_set_record,
+)
 
-MODEL_WEIGHTS, MODEL_META, CHECKPOINT = "model.safetensors", "model.json", "checkpoint.safetensors"
+MODEL_WEIGHTS, MODEL_META, CHECKPOINT = "model.safetensors", MODEL_JSON, "checkpoint.safetensors"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -46,46 +53,6 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise RobenchError(f"invalid name '{name}': use letters, digits, '.', '_', '+' and '-' only")
     return name
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise RobenchError(f"cannot write to {path.parent} ({err.strerror}); choose a writable --workspace") from None
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RobenchError(f"missing file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RobenchError(f"corrupt metadata file {path} ({err}); delete it and re-create it") from None
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -130,13 +97,16 @@ def model_dir(name: str, workspace: str | os.PathLike | None = None) -> Path:
     return workspace_dir(workspace) / "models" / check_name(name)
 
 
-def save_model(model: nn.Module, meta: dict, directory: Path) -> dict:
-    """Save weights (safetensors) then metadata (JSON, with the weights' sha256). Returns the metadata."""
-    weights = directory / MODEL_WEIGHTS
-    write_tensors(weights, model.state_dict())
-    meta = {**meta, "weights_sha256": file_sha256(weights)}
-    write_json(directory / MODEL_META, meta)
-    return meta
+def save_model(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path) -> ModelRecord:
+    """Save weights (safetensors), then the record with the weights' sha256; returns the record as saved.
+
+    The record is written last: a model folder without ``model.json`` is not a model.
+    """
+    weights = Path(directory) / MODEL_WEIGHTS
+    write_tensors(weights, state)
+    record = replace(record, weights_sha256=file_sha256(weights), path=Path(directory))
+    write_model_record(directory, record)
+    return record
 
 
 def resolve_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
@@ -150,47 +120,28 @@ def resolve_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike 
     directory = model_dir(name, workspace)
     if not (directory / MODEL_META).is_file():
         known = list_model_names(workspace)
-        from robench.errors import unknown_name
-
         if known:
             raise unknown_name(f"model in {workspace_dir(workspace)}", name, known)
         raise RobenchError(
             f"no model '{name}' in workspace {workspace_dir(workspace)} (it holds none); "
-            f"train one with `robench train` or pass --workspace"
+            f"train one with `robench train`, import one with `robench import`, or pass --workspace"
         )
     return directory
 
 
-def load_model_meta(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> dict:
-    directory = resolve_model(name_or_path, workspace)
-    meta = read_json(directory / MODEL_META)
-    meta["path"] = str(directory)
-    return meta
+def read_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> ModelRecord:
+    """The record of a saved model (a workspace name, a model directory or its model.json)."""
+    return read_model_record(resolve_model(name_or_path, workspace))
 
 
-def load_model(
-    name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> nn.Module:
-    """Rebuild a saved model and load its weights; returned in eval mode for [0,1] NCHW input.
-
-    The weights file's sha256 is checked against the metadata, so corruption or truncation is
-    reported rather than silently loaded.
-    """
-    from robench.models import create_model
-
-    meta = load_model_meta(name_or_path, workspace)
-    weights = Path(meta["path"]) / MODEL_WEIGHTS
+def read_weights(record: ModelRecord) -> dict[str, torch.Tensor]:
+    """A saved model's weights, checked against the sha256 in its record (corruption is reported, not loaded)."""
+    weights = Path(record.path or ".") / MODEL_WEIGHTS
     state = read_tensors(weights)
-    if meta.get("weights_sha256") and file_sha256(weights) != meta["weights_sha256"]:
-        raise RobenchError(f"weights file {weights} does not match its metadata (changed or corrupt); retrain it")
-    config = dict(meta["config"])
-    model = create_model(config.pop("name"), **config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RobenchError(f"weights in {weights} do not fit the model in its metadata ({str(err)[:120]})") from None
-    model.robench_meta = meta
-    return model.to(device).eval()
+    if record.weights_sha256 and file_sha256(weights) != record.weights_sha256:
+        raise RobenchError(f"weights file {weights} does not match its metadata (changed or corrupt); "
+                           f"re-create the model")
+    return state
 
 
 def list_model_names(workspace: str | os.PathLike | None = None) -> list[str]:
@@ -198,21 +149,24 @@ def list_model_names(workspace: str | os.PathLike | None = None) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{MODEL_META}")) if root.is_dir() else []
 
 
-def list_saved(kind: str, meta_file: str, workspace: str | os.PathLike | None = None,
-               reader: Callable[[Path], dict] = read_json) -> list[dict]:
-    """Metadata of every artifact of ``kind`` ('models' or 'sets') in the workspace."""
+def _records(kind: str, meta_file: str, reader: Callable[[Path], object], workspace) -> list:
     root = workspace_dir(workspace) / kind
-    out = []
-    for meta_path in sorted(root.glob(f"*/{meta_file}")) if root.is_dir() else []:
-        meta = reader(meta_path)
-        meta["path"] = str(meta_path.parent)
-        out.append(meta)
-    return out
+    return [reader(p.parent) for p in sorted(root.glob(f"*/{meta_file}"))] if root.is_dir() else []
+
+
+def list_model_records(workspace: str | os.PathLike | None = None) -> list[ModelRecord]:
+    """The record of every model in the workspace, sorted by name."""
+    return _records("models", MODEL_META, read_model_record, workspace)
+
+
+def list_set_records(workspace: str | os.PathLike | None = None) -> list[SetRecord]:
+    """The record of every adversarial set in the workspace, sorted by name."""
+    return _records("sets", SET_META, read_set_record, workspace)
 
 
 # ---------------------------------------------------------------- adversarial sets
 
-SET_META = "set.json"
+SET_META = SET_JSON
 SET_FIELDS = ("adv", "clean", "labels", "source_pred", "indices", "l2", "linf")
 
 
@@ -225,7 +179,8 @@ class SetWriter:
 
     Shards (``part-00000.safetensors`` ...) go into a hidden temporary folder that is renamed to
     ``directory`` only by :meth:`finish`; on any error the temporary folder is removed, so no
-    partial set is ever left behind. Each batch holds the tensors named in ``SET_FIELDS``.
+    partial set is ever left behind. Each batch holds the tensors named in ``SET_FIELDS`` (first dimension
+    N), plus any method-specific ones (e.g. ``queries``, ``targets``), the same keys in every batch.
     """
 
     def __init__(self, directory: Path, overwrite: bool = False) -> None:
@@ -236,33 +191,42 @@ class SetWriter:
         try:
             self.directory.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", dir=self.directory.parent))
+            os.chmod(self.tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders; sets get the usual permissions
         except OSError as err:
             raise RobenchError(f"cannot write to {self.directory.parent} ({err.strerror}); "
                                f"choose a writable --workspace") from None
         self.shards: list[str] = []
+        self.keys: tuple[str, ...] | None = None
         self.count = 0
 
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         missing = set(SET_FIELDS) - set(batch)
         if missing:
             raise ValueError(f"set batch lacks {sorted(missing)}")
+        keys = tuple(sorted(batch))
+        if self.keys is not None and keys != self.keys:
+            raise ValueError(f"set batch has keys {keys}, earlier batches had {self.keys}")
+        self.keys = keys
         n = len(batch["labels"])
         if n == 0:
             return
         shard = f"part-{len(self.shards):05d}.safetensors"
-        save_file({k: batch[k].detach().cpu().clone() for k in SET_FIELDS}, str(self.tmp / shard))
+        path = self.tmp / shard
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in batch.items()}, str(path))
+        os.chmod(path, 0o666 & ~umask())
         self.shards.append(shard)
         self.count += n
 
-    def finish(self, meta: dict) -> dict:
-        """Write set.json (with shard list and a content hash) and move the set into place."""
+    def finish(self, record: SetRecord) -> SetRecord:
+        """Write set.json (with shard list, count and a content hash) and move the set into place."""
         digest = hashlib.sha256("".join(file_sha256(self.tmp / s) for s in self.shards).encode()).hexdigest()
-        meta = {**meta, "shards": self.shards, "n": self.count, "sha256": digest}
-        write_json(self.tmp / SET_META, meta)
+        record = replace(record, shards=list(self.shards), n=self.count, sha256=digest)
+        write_set_record(self.tmp, record)
         if self.directory.exists():
             shutil.rmtree(self.directory)
         os.replace(self.tmp, self.directory)
-        return meta
+        record.path = self.directory
+        return record
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -277,7 +241,8 @@ class SetWriter:
 
 @dataclass
 class AdvSet:
-    """A loaded adversarial set. Images (N, C, H, W) float32 in [0,1]; the rest (N,)."""
+    """A loaded adversarial set. Images (N, C, H, W) float32 in [0,1]; the rest (N,) (``extra``: per-example
+    method-specific tensors such as ``queries`` or ``targets``)."""
 
     adv: torch.Tensor
     clean: torch.Tensor
@@ -286,7 +251,8 @@ class AdvSet:
     indices: torch.Tensor
     l2: torch.Tensor
     linf: torch.Tensor
-    meta: dict
+    record: SetRecord
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -300,8 +266,6 @@ def resolve_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | 
         return path.parent
     directory = set_dir(str(name_or_path), workspace)
     if not (directory / SET_META).is_file():
-        from robench.errors import unknown_name
-
         known = list_set_names(workspace)
         if known:
             raise unknown_name(f"set in {workspace_dir(workspace)}", str(name_or_path), known)
@@ -310,19 +274,23 @@ def resolve_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | 
     return directory
 
 
+def read_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> SetRecord:
+    """A set's record (set.json) without loading its tensors."""
+    return read_set_record(resolve_set(name_or_path, workspace))
+
+
 def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> AdvSet:
-    """Load a set's tensors and metadata (shards concatenated)."""
-    directory = resolve_set(name_or_path, workspace)
-    meta = read_json(directory / SET_META)
-    meta["path"] = str(directory)
-    parts = [read_tensors(directory / s) for s in meta.get("shards", [])]
-    tensors = {}
-    for k in SET_FIELDS:
-        tensors[k] = torch.cat([p[k] for p in parts]) if parts else torch.empty(0)
-    if len(tensors["labels"]) != meta.get("n", 0):
+    """Load a set's tensors (shards concatenated) and record."""
+    record = read_set(name_or_path, workspace)
+    directory = Path(record.path or ".")
+    parts = [read_tensors(directory / s) for s in record.shards]
+    keys = list(parts[0]) if parts else list(SET_FIELDS)
+    tensors = {k: torch.cat([p[k] for p in parts]) if parts else torch.empty(0) for k in keys}
+    if len(tensors["labels"]) != record.n:
         raise RobenchError(f"set {directory} holds {len(tensors['labels'])} examples, its metadata says "
-                           f"{meta.get('n')}; re-create it")
-    return AdvSet(**tensors, meta=meta)
+                           f"{record.n}; re-create it")
+    extra = {k: v for k, v in tensors.items() if k not in SET_FIELDS}
+    return AdvSet(**{k: tensors[k] for k in SET_FIELDS}, record=record, extra=extra)
 
 
 def list_set_names(workspace: str | os.PathLike | None = None) -> list[str]:

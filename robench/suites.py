@@ -48,6 +48,7 @@ import pandas as pd
 
 from robench import store
 from robench.errors import RobenchError
+from robench.files import atomic_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -163,8 +164,6 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
     arch = args.pop("arch", None)
     if not arch:
         raise RobenchError(f"{suite.source}: every [[models]] entry needs an arch")
-    if "preset" in args:
-        args["preset_name"] = args.pop("preset")
     name = planned_model_name(arch, **args)
     directory = store.model_dir(name, suite.workspace)
     done = (directory / store.MODEL_META).exists() and not (directory / store.CHECKPOINT).exists()
@@ -254,7 +253,7 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as CSV atomically."""
-    with store.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
 
 
@@ -315,11 +314,11 @@ def demo_suite(workspace: str | os.PathLike | None = None, epochs: int = 10, n: 
 def demo_plots(suite: Suite, df: pd.DataFrame, fmt: str = "png") -> list[Path]:
     """The demo's figures: the matrix heatmap and clean-vs-adversarial example grids of each set."""
     from robench.reports import plots
+    from robench.scoring import set_examples
 
     results = suite.workspace / "results"
     paths = [plots.heatmap(df, results / f"demo-matrix.{fmt}")]
     for step in plan(suite):
         if step.kind == "attack":
-            paths.append(plots.set_examples(step.name, results / f"{step.name}-examples.{fmt}",
-                                            workspace=suite.workspace))
+            paths.append(set_examples(step.name, results / f"{step.name}-examples.{fmt}", workspace=suite.workspace))
     return paths

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +21,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from robench import __version__
 from robench.data import AugmentedSplit, DatasetInfo, Split, train_transform
 from robench.errors import RobenchError
 from robench.runtime import amp_dtype, autocast, predict, prepare, to_device
@@ -268,13 +266,6 @@ def _madry_pgd(recipe: Recipe) -> Callable[[nn.Module, torch.Tensor, torch.Tenso
         return adv.detach()
 
     return perturb
-
-
-def environment() -> dict:
-    import torchvision
-
-    return {"robench": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}
 
 
 def recipe_from(base: Recipe, **overrides: Any) -> Recipe:

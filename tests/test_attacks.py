@@ -18,8 +18,6 @@ from robench.errors import RobenchError
 SMALL = {"pgd": {"steps": 5}, "mifgsm": {"steps": 5}, "cw": {"steps": 10, "binary_search_steps": 1},
          "boundary": {"steps": 20, "init_directions": 20}}
 PAIRS = [(m, b) for m in list_methods() for b in method_spec(m).backends]
-SET_KEYS = {"name", "kind", "sources", "dataset", "method", "backend", "backend_version", "params", "seed",
-            "attempted", "success_rate", "wall_time_s", "created", "versions", "n", "shards", "sha256"}
 
 
 def src(trained_ws: str, name: str = "tiny") -> str:
@@ -58,24 +56,25 @@ def check_set(s, model_dirs: list[str], digits, eps: float | None) -> None:
 @pytest.mark.parametrize("method,backend", PAIRS, ids=[f"{m}-{b}" for m, b in PAIRS])
 def test_every_method_and_backend(trained_ws, ws, digits, method, backend):
     model = src(trained_ws)
-    meta = robench.attack(model, method, backend=backend, n=32, workspace=ws, **SMALL.get(method, {}))
-    assert SET_KEYS <= set(meta)
-    assert meta["kind"] == "set" and meta["method"] == method and meta["backend"] == backend
-    assert meta["attempted"] == 32 and meta["success_rate"] == meta["n"] / 32
-    s = robench.load_set(meta["name"], ws)
-    eps = meta["params"].get("eps") if method_spec(method).norm == "linf" else None
+    rec = robench.attack(model, method, backend=backend, n=32, workspace=ws, **SMALL.get(method, {}))
+    assert rec.method == method and rec.backend == backend and rec.backend_version and rec.versions["torch"]
+    assert rec.attempted == 32 and rec.success_rate == rec.n / 32 and len(rec.shards) >= (rec.n > 0)
+    assert rec.dataset.name == "digits" and rec.dataset.fingerprint and rec.wall_time_s > 0 and rec.created
+    s = robench.load_set(rec.name, ws)
+    assert s.record == rec
+    eps = rec.params.get("eps") if method_spec(method).norm == "linf" else None
     check_set(s, [model], digits, eps)
     if method not in ("noise",):
         assert len(s) > 0, f"{method}/{backend} fooled nothing"
 
 
 def test_pgd_defaults_and_not_quantised(trained_ws, ws, digits):
-    meta = robench.attack(src(trained_ws), "pgd", n=40, workspace=ws)
-    assert meta["name"] == "tiny-pgd-eps16-n40"
-    assert meta["params"] == {"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False,
-                              "norm": "linf", "targeted": False}
-    assert meta["backend"] == method_spec("pgd").default_backend
-    s = robench.load_set(meta["name"], ws)
+    rec = robench.attack(src(trained_ws), "pgd", n=40, workspace=ws)
+    assert rec.name == "tiny-pgd-eps16-n40"
+    assert rec.params == {"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False,
+                          "norm": "linf", "targeted": False}
+    assert rec.backend == method_spec("pgd").default_backend
+    s = robench.load_set(rec.name, ws)
     check_set(s, [src(trained_ws)], digits, 16 / 255)
     scaled = s.adv * 255
     assert (scaled - scaled.round()).abs().max() > 1e-3  # not rounded to 8-bit levels
@@ -83,11 +82,11 @@ def test_pgd_defaults_and_not_quantised(trained_ws, ws, digits):
 
 def test_ensemble_source_averages_logits(trained_ws, ws, digits):
     dirs = [src(trained_ws), src(trained_ws, "tiny-keep0.3-bottom")]
-    meta = robench.attack(dirs, "fgsm", eps="8/255", n=32, workspace=ws)
-    assert meta["name"] == "tiny+tiny-keep0.3-bottom-fgsm-eps8-n32"
-    assert [x["name"] for x in meta["sources"]] == ["tiny", "tiny-keep0.3-bottom"]
-    assert all(x["weights_sha256"] and x["arch"] == "tiny" and "keep" in x["config"] for x in meta["sources"])
-    s = robench.load_set(meta["name"], ws)
+    rec = robench.attack(dirs, "fgsm", eps="8/255", n=32, workspace=ws)
+    assert rec.name == "tiny+tiny-keep0.3-bottom-fgsm-eps8-n32"
+    assert rec.source_names == ["tiny", "tiny-keep0.3-bottom"]
+    assert all(x.weights_sha256 and x.arch == "tiny" and "keep" in x.config for x in rec.sources)
+    s = robench.load_set(rec.name, ws)
     check_set(s, dirs, digits, 8 / 255)  # predictions recomputed from the mean of the members' logits
     # the clean images were all classified correctly by the averaged logits
     clean_pred = plain_logits(dirs, digits.test.floats()).argmax(1)
@@ -95,8 +94,8 @@ def test_ensemble_source_averages_logits(trained_ws, ws, digits):
 
 
 def test_first_n_correct_in_order(trained_ws, ws, digits):
-    meta = robench.attack(src(trained_ws), "fgsm", eps=1.0, n=20, workspace=ws)  # eps 1 fools nearly all
-    s = robench.load_set(meta["name"], ws)
+    rec = robench.attack(src(trained_ws), "fgsm", eps=1.0, n=20, workspace=ws)  # eps 1 fools nearly all
+    s = robench.load_set(rec.name, ws)
     pred = plain_logits([src(trained_ws)], digits.test.floats()).argmax(1)
     first = (pred == digits.test.labels).nonzero().flatten()[:20]
     assert set(s.indices.tolist()) <= set(first.tolist())
@@ -111,28 +110,30 @@ def test_same_seed_same_set(trained_ws, ws, method, params):
         sets.append(robench.load_set(name, ws))
     a, b, c = sets
     assert len(a) > 0 and torch.equal(a.adv, b.adv) and torch.equal(a.indices, b.indices)
-    assert a.meta["sha256"] == b.meta["sha256"]
+    assert a.record.sha256 == b.record.sha256
     assert not (len(a) == len(c) and torch.equal(a.adv, c.adv))  # the seed matters
 
 
 def test_metadata_round_trips(trained_ws, ws):
-    meta = robench.attack(src(trained_ws), "noise", n=32, workspace=ws, seed=3)
-    assert meta["name"] == "tiny-noise-sigma0.08-seed3-n32"
-    loaded = robench.load_set(meta["name"], ws).meta
-    assert loaded == json.loads(json.dumps(meta))
-    assert loaded["params"]["sigma"] == 0.08 and loaded["seed"] == 3
-    assert loaded["dataset"]["dataset"] == "digits" and loaded["dataset"]["num_classes"] == 10
-    assert "robench" in loaded["versions"] and "torch" in loaded["versions"]
+    rec = robench.attack(src(trained_ws), "noise", n=32, workspace=ws, seed=3)
+    assert rec.name == "tiny-noise-sigma0.08-seed3-n32"
+    loaded = robench.load_set(rec.name, ws).record
+    assert loaded == rec and loaded.to_json() == json.loads(json.dumps(rec.to_json()))
+    on_disk = json.loads((Path(ws) / "sets" / rec.name / "set.json").read_text())
+    assert on_disk["schema"] == 1 and on_disk["kind"] == "set" and "path" not in on_disk
+    assert loaded.params["sigma"] == 0.08 and loaded.seed == 3
+    assert loaded.dataset.name == "digits" and loaded.dataset.num_classes == 10
+    assert "robench" in loaded.versions and "torch" in loaded.versions
     df = robench.list_sets(ws)
-    assert df["name"].tolist() == [meta["name"]] and df["method"][0] == "noise"
+    assert df["name"].tolist() == [rec.name] and df["method"][0] == "noise"
 
 
 def test_existing_name_and_overwrite(trained_ws, ws):
     robench.attack(src(trained_ws), "fgsm", n=16, workspace=ws)
     with pytest.raises(RobenchError, match="already exists"):
         robench.attack(src(trained_ws), "fgsm", n=16, workspace=ws)
-    meta = robench.attack(src(trained_ws), "fgsm", n=16, workspace=ws, overwrite=True)
-    assert meta["attempted"] == 16
+    rec = robench.attack(src(trained_ws), "fgsm", n=16, workspace=ws, overwrite=True)
+    assert rec.attempted == 16
 
 
 def test_perturb_batch(trained_ws, digits):
@@ -151,7 +152,7 @@ def test_sources_of_different_datasets(trained_ws, ws):
     other = Path(ws) / "models" / "other"
     shutil.copytree(src(trained_ws), other)
     meta = json.loads((other / "model.json").read_text())
-    meta["name"], meta["dataset"]["dataset"] = "other", "mnist"
+    meta["name"], meta["dataset"]["name"] = "other", "mnist"
     (other / "model.json").write_text(json.dumps(meta))
     with pytest.raises(RobenchError, match="different datasets"):
         robench.attack([src(trained_ws), "other"], "fgsm", n=8, workspace=ws)

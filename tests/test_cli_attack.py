@@ -34,7 +34,7 @@ def test_attack_then_sets(trained_ws, ws):
     assert r.exit_code == 0, r.output
     assert "tiny-pgd-eps8-step1.02-steps3-n24" in r.stdout and "Traceback" not in r.output
     s = robench.load_set("tiny-pgd-eps8-step1.02-steps3-n24", ws)
-    assert s.meta["params"]["eps"] == pytest.approx(8 / 255) and s.meta["params"]["step"] == 0.004
+    assert s.record.params["eps"] == pytest.approx(8 / 255) and s.record.params["step"] == 0.004
     assert s.adv.dtype == torch.float32 and (s.linf <= 8 / 255 + 1e-6).all()
     r = run("sets", "--workspace", ws)
     assert r.exit_code == 0 and "tiny-pgd-eps8" in r.stdout and "8/255" in r.stdout
@@ -45,9 +45,9 @@ def test_ensemble_and_method_params(trained_ws, ws):
             "--confidence", "0.5", "--steps", "5", "-p", "binary_search_steps=1", "--n", "16", "-w", ws)
     assert r.exit_code == 0, r.output
     name = "tiny+tiny-keep0.3-bottom-cw-conf0.5-steps5-bss1-n16"
-    meta = robench.load_set(name, ws).meta
-    assert meta["params"]["confidence"] == 0.5 and meta["params"]["binary_search_steps"] == 1
-    assert len(meta["sources"]) == 2
+    rec = robench.load_set(name, ws).record
+    assert rec.params["confidence"] == 0.5 and rec.params["binary_search_steps"] == 1
+    assert len(rec.sources) == 2
 
 
 def test_help_comes_from_the_registry():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from test_matrix import DIGITS, copy_models, fgsm_set, random_set, save_untrained, source_entry
@@ -70,8 +72,8 @@ def test_wide_formats(cli_ws, tmp_path):
 
 def test_skipped_cells_are_reported(cli_ws, tmp_path):
     ws = copy_models(cli_ws, tmp_path)
-    a = store.load_model_meta("tiny", ws)
-    random_set(ws, "mnist-set", [source_entry(a)], dataset={**DIGITS, "dataset": "mnist", "input_size": 28})
+    a = store.read_model("tiny", ws)
+    random_set(ws, "mnist-set", [source_entry(a)], dataset=replace(DIGITS, name="mnist", input_size=28))
     r = run("matrix", "--workspace", ws)
     assert r.exit_code == 1 and "Traceback" not in r.output
     lines = r.stderr.strip().splitlines()
@@ -110,9 +112,9 @@ def test_sets_made_by_the_attack_layer(cli_ws, tmp_path):
     import robench.attacks
 
     ws = copy_models(cli_ws, tmp_path)
-    meta = robench.attacks.attack("tiny", "fgsm", eps=0.1, n=60, workspace=ws, device="cpu")
+    rec = robench.attacks.attack("tiny", "fgsm", eps=0.1, n=60, workspace=ws, device="cpu")
     r = run("matrix", "--workspace", ws, "--out", tmp_path / "r.csv")
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "r.csv")
-    assert set(df.set) == {meta["name"]} and df.set_index("target").relation["tiny"] == "white-box"
+    assert set(df.set) == {rec.name} and df.set_index("target").relation["tiny"] == "white-box"
     assert df.set_index("target").defense_rate["tiny"] == 0.0

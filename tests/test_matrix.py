@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ from robench import store
 from robench.data import load_dataset
 from robench.errors import RobenchError
 from robench.models import create_model
+from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.scoring import COLUMNS, matrix, relation, select
 
 matrix_mod = importlib.import_module("robench.scoring.matrix")
 
-DIGITS = {"dataset": "digits", "num_classes": 10, "in_channels": 1, "input_size": 32, "n_train": 1437, "n_test": 360}
+DIGITS: DatasetRef = load_dataset("digits").ref
 
 
 # ---------------------------------------------------------------- helpers (shared with the other test files)
@@ -38,29 +40,26 @@ def copy_models(trained_ws: str, tmp_path: Path) -> str:
     return str(ws)
 
 
-def source_entry(meta: dict) -> dict:
-    return {"name": meta["name"], "weights_sha256": meta["weights_sha256"], "arch": meta["config"]["name"],
-            "config": meta["config"]}
+def source_entry(record: ModelRecord) -> SourceRef:
+    return SourceRef.of(record)
 
 
-def write_set(ws: str, name: str, tensors: dict[str, torch.Tensor], sources: list[dict], method: str = "fgsm",
-              params: dict | None = None, dataset: dict | None = None) -> dict:
-    """Write a set with SetWriter and the metadata of the set contract."""
+def write_set(ws: str, name: str, tensors: dict[str, torch.Tensor], sources: list[SourceRef], method: str = "fgsm",
+              params: dict | None = None, dataset: DatasetRef | None = None) -> SetRecord:
+    """Write a set with SetWriter and the record of the set contract."""
     d = (tensors["adv"] - tensors["clean"]).flatten(1)
     tensors = {"l2": d.norm(dim=1), "linf": d.abs().amax(1), **tensors}
     with store.SetWriter(store.set_dir(name, ws)) as writer:
         writer.add(tensors)
-        return writer.finish({
-            "name": name, "kind": "set", "sources": sources, "dataset": dataset or DIGITS, "method": method,
-            "backend": "torch", "params": params or {"eps": 0.1}, "seed": 0, "attempted": len(tensors["labels"]),
-            "success_rate": 1.0,
-        })
+        return writer.finish(SetRecord(
+            name=name, sources=sources, dataset=dataset or DIGITS, method=method, backend="torch",
+            params=params or {"eps": 0.1}, seed=0, attempted=len(tensors["labels"]), success_rate=1.0))
 
 
 def fgsm_set(ws: str, source: str, name: str, eps: float = 0.1) -> dict:
     """FGSM against ``source`` on the digits test images it classifies correctly; keeps the successes."""
-    model = store.load_model(source, ws)
-    meta = store.load_model_meta(source, ws)
+    model = robench.load_model(source, ws)
+    record = store.read_model(source, ws)
     data = load_dataset("digits")
     x, y = data.test.floats(), data.test.labels
     with torch.no_grad():
@@ -73,11 +72,11 @@ def fgsm_set(ws: str, source: str, name: str, eps: float = 0.1) -> dict:
     fooled = pred != y
     tensors = {"adv": adv[fooled], "clean": x.detach()[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                "indices": idx[fooled]}
-    return write_set(ws, name, tensors, [source_entry(meta)], params={"eps": eps})
+    return write_set(ws, name, tensors, [source_entry(record)], params={"eps": eps})
 
 
-def random_set(ws: str, name: str, sources: list[dict], n: int = 16, seed: int = 0, channels: int = 1,
-               dataset: dict | None = None, labels: torch.Tensor | None = None) -> dict:
+def random_set(ws: str, name: str, sources: list[SourceRef], n: int = 16, seed: int = 0, channels: int = 1,
+               dataset: DatasetRef | None = None, labels: torch.Tensor | None = None) -> SetRecord:
     g = torch.Generator().manual_seed(seed)
     clean = torch.rand(n, channels, 32, 32, generator=g)
     adv = (clean + 0.1 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
@@ -87,13 +86,12 @@ def random_set(ws: str, name: str, sources: list[dict], n: int = 16, seed: int =
     return write_set(ws, name, tensors, sources, dataset=dataset)
 
 
-def save_untrained(ws: str, name: str, seed: int = 0, **config) -> dict:
-    """An untrained digits model saved with the metadata the matrix needs."""
+def save_untrained(ws: str, name: str, seed: int = 0, **config) -> ModelRecord:
+    """An untrained digits model saved with the record the matrix needs."""
     torch.manual_seed(seed)
     model = create_model("tiny", num_classes=10, in_channels=1, input_size=32, **config)
-    meta = {"name": name, "kind": "model", "config": model.config, "dataset": DIGITS, "seed": seed,
-            "clean_accuracy": None}
-    return store.save_model(model, meta, store.model_dir(name, ws))
+    record = ModelRecord(name=name, config=model.config, dataset=DIGITS, seed=seed)
+    return store.save_model(model.state_dict(), record, store.model_dir(name, ws))
 
 
 # ---------------------------------------------------------------- fixtures
@@ -116,7 +114,7 @@ def test_scores_equal_an_independent_recomputation(scored_ws):
     assert list(df.columns) == COLUMNS and len(df) == 4
     data = load_dataset("digits")
     for row in df.itertuples():
-        model = store.load_model(row.target, scored_ws)
+        model = robench.load_model(row.target, scored_ws)
         s = store.load_set(row.set, scored_ws)
         with torch.no_grad():
             clean, adv = model(s.clean).argmax(1), model(s.adv).argmax(1)
@@ -128,8 +126,8 @@ def test_scores_equal_an_independent_recomputation(scored_ws):
         assert row.agreement == int((adv[ok] == s.source_pred[ok]).sum()) / n
         assert row.target_clean_accuracy == pytest.approx(float((test_pred == data.test.labels).double().mean()),
                                                           abs=1e-12)
-        assert row.source == s.meta["sources"][0]["name"] and row.method == "fgsm"
-        assert row.eps == s.meta["params"]["eps"]
+        assert row.source == s.record.sources[0].name and row.method == "fgsm"
+        assert row.eps == s.record.params["eps"]
     white = df[df.target == df.source]
     assert (white.relation == "white-box").all() and (white.defense_rate == 0).all() and (white.agreement == 1).all()
     assert (df[df.target != df.source].relation == "black-box").all()
@@ -181,9 +179,9 @@ def test_relation_labels(ws):
 
 def test_relation_retrained_source_is_not_white_box():
     cfg = create_model("tiny").config
-    target = {"name": "m", "weights_sha256": "new", "config": cfg}
-    assert relation(target, [{"name": "m", "weights_sha256": "old", "config": cfg}]) == "gray-box"
-    assert relation(target, [{"name": "m", "weights_sha256": "new", "config": cfg}]) == "white-box"
+    target = ModelRecord(name="m", config=cfg, dataset=DIGITS, weights_sha256="new")
+    assert relation(target, [SourceRef("m", "old", cfg)]) == "gray-box"
+    assert relation(target, [SourceRef("m", "new", cfg)]) == "white-box"
 
 
 # ---------------------------------------------------------------- cache
@@ -237,13 +235,13 @@ def test_clean_predictions_come_from_the_test_split(scored_ws, monkeypatch):
     calls = count_predictions(monkeypatch)
     matrix(scored_ws, targets="tiny", sets="fgsm-keep", device="cpu", use_cache=False)
     n_test = len(load_dataset("digits").test)
-    assert calls == [n_test, store.load_set("fgsm-keep", scored_ws).meta["n"]]
+    assert calls == [n_test, store.load_set("fgsm-keep", scored_ws).record.n]
 
 
 # ---------------------------------------------------------------- edge cases
 
 
-def constant_model(ws: str, name: str, label: int) -> dict:
+def constant_model(ws: str, name: str, label: int) -> ModelRecord:
     """A model that always predicts ``label``."""
     torch.manual_seed(0)
     model = create_model("tiny", num_classes=10, in_channels=1, input_size=32)
@@ -252,8 +250,8 @@ def constant_model(ws: str, name: str, label: int) -> dict:
         last.weight.zero_()
         last.bias.zero_()
         last.bias[label] = 10.0
-    meta = {"name": name, "kind": "model", "config": model.config, "dataset": DIGITS, "seed": 0}
-    return store.save_model(model, meta, store.model_dir(name, ws))
+    record = ModelRecord(name=name, config=model.config, dataset=DIGITS, seed=0)
+    return store.save_model(model.state_dict(), record, store.model_dir(name, ws))
 
 
 def test_no_correct_original_gives_n_zero_and_nan(ws):
@@ -268,9 +266,9 @@ def test_no_correct_original_gives_n_zero_and_nan(ws):
 def test_sets_of_another_dataset_or_shape_are_skipped_with_a_reason(ws):
     a = save_untrained(ws, "a")
     random_set(ws, "ok", [source_entry(a)])
-    mnist = {**DIGITS, "dataset": "mnist", "input_size": 28}
+    mnist = replace(DIGITS, name="mnist", input_size=28, fingerprint="0" * 64)
     random_set(ws, "other-data", [source_entry(a)], dataset=mnist)
-    random_set(ws, "rgb", [source_entry(a)], channels=3, dataset={**DIGITS, "in_channels": 3})
+    random_set(ws, "rgb", [source_entry(a)], channels=3, dataset=replace(DIGITS, in_channels=3))
     events = []
     df = matrix(ws, device="cpu", callback=lambda kind, p: events.append((kind, p)))
     assert list(df.set) == ["ok"]

@@ -8,8 +8,9 @@ from torch import nn
 
 from robench import store
 from robench.errors import RobenchError
-from robench.models import EnsembleNet, create_model, list_models, model_entry, register_model, slots
+from robench.models import EnsembleNet, create_model, list_models, load_model, model_entry, register_model, slots
 from robench.models.defective import Slot
+from robench.records import DatasetRef, ModelRecord
 
 SMALL = {"densenet121": 4, "wrn32_10": 2}  # CPU-sized widths for the test suite
 
@@ -47,8 +48,9 @@ def test_masks_fixed_by_training_and_identical_after_reload(name, tmp_path):
     after = {k: v for k, v in model.state_dict().items() if k.endswith(".mask")}
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(p is s.mask for s in masked(model) for p in model.parameters())
-    store.save_model(model, {"name": name, "config": model.config}, tmp_path / name)
-    reloaded = store.load_model(tmp_path / name)
+    ref = DatasetRef("cifar10", num_classes=4, in_channels=3, input_size=32)
+    store.save_model(model.state_dict(), ModelRecord(name, model.config, ref), tmp_path / name)
+    reloaded = load_model(tmp_path / name)
     for k, v in reloaded.state_dict().items():
         if k.endswith(".mask"):
             assert torch.equal(v, before[k])

@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_matrix import copy_models, fgsm_set, save_untrained, source_entry, write_set
 
+import robench
 import robench.attacks
 from robench import store
 from robench.data import load_dataset
@@ -52,13 +53,13 @@ def test_boundary_formula_on_a_known_perturbation():
 
 
 def test_boundary_score_from_a_stored_boundary_set(probe_ws):
-    meta = store.load_model_meta("tiny", probe_ws)
+    record = store.read_model("tiny", probe_ws)
     g = torch.Generator().manual_seed(0)
     clean = torch.rand(5, 1, 32, 32, generator=g)
     delta = 0.01 * torch.arange(1, 6).view(5, 1, 1, 1) * torch.randn(clean.shape, generator=g)
     tensors = {"adv": clean + delta, "clean": clean, "labels": torch.zeros(5, dtype=torch.long),
                "source_pred": torch.ones(5, dtype=torch.long), "indices": torch.arange(5)}
-    write_set(probe_ws, "boundary-tiny", tensors, [source_entry(meta)], method="boundary", params={"steps": 10})
+    write_set(probe_ws, "boundary-tiny", tensors, [source_entry(record)], method="boundary", params={"steps": 10})
     df = boundary_scores("tiny", probe_ws, mode="sets", device="cpu")
     expected = sorted(float((delta[i] ** 2).sum()) / 1024 for i in range(5))[2]
     assert df.loc[0, "score"] == pytest.approx(expected, rel=1e-5)
@@ -78,7 +79,7 @@ def test_boundary_score_by_attack_uses_perturb(probe_ws, monkeypatch):
     df = boundary_scores("tiny", probe_ws, mode="attack", n=20, params={"steps": 3}, device="cpu")
     assert seen["method"] == "boundary" and seen["params"] == {"steps": 3} and seen["seed"] == 0
     assert len(seen["images"]) == 20
-    model = store.load_model("tiny", probe_ws)
+    model = robench.load_model("tiny", probe_ws)
     adv = 1.0 - seen["images"]
     with torch.no_grad():
         assert (model(seen["images"]).argmax(1) == seen["labels"]).all()  # attacked images are correct ones
@@ -133,14 +134,14 @@ def test_shuffle_curve_on_common_correct_samples(probe_ws):
     data = load_dataset("digits")
     shuffled_acc = {}
     for name in ("tiny", "tiny-keep0.3-bottom"):
-        model = store.load_model(name, probe_ws)
+        model = robench.load_model(name, probe_ws)
         with torch.no_grad():
             ok = model(data.test.floats()).argmax(1) == data.test.labels
         shuffled_acc[name] = ok
     common = (shuffled_acc["tiny"] & shuffled_acc["tiny-keep0.3-bottom"]).nonzero().flatten()
     assert (df.n == len(common)).all()
     x = patch_shuffle(data.test.floats(common), 4, torch.Generator().manual_seed(0))
-    model = store.load_model("tiny", probe_ws)
+    model = robench.load_model("tiny", probe_ws)
     assert df[(df.k == 4) & (df.model == "tiny")].accuracy.iloc[0] == pytest.approx(
         accuracy(model, x, data.test.labels[common]), abs=1e-12)
 
@@ -155,7 +156,7 @@ def test_noise_at_sigma_zero_equals_clean_accuracy(probe_ws):
     for name in ("tiny", "tiny-keep0.3-bottom"):
         at0 = df[(df.model == name) & (df.sigma == 0)].accuracy.iloc[0]
         assert at0 == pytest.approx(clean[name], abs=1e-12)
-        assert at0 == pytest.approx(accuracy(store.load_model(name, probe_ws), data.test.floats(),
+        assert at0 == pytest.approx(accuracy(robench.load_model(name, probe_ws), data.test.floats(),
                                              data.test.labels), abs=1e-12)
     assert (df.n == len(data.test)).all()
 

@@ -9,20 +9,23 @@ import torch
 
 from robench import store
 from robench.errors import RobenchError
-from robench.models import create_model
+from robench.models import create_model, load_model
+from robench.records import DatasetRef, ModelRecord, SetRecord
+
+REF = DatasetRef("cifar10", num_classes=10, in_channels=3, input_size=32)
 
 
 def saved(tmp_path, name="m"):
     model = create_model("tiny", keep=0.5)
-    meta = store.save_model(model, {"name": name, "config": model.config}, tmp_path / name)
-    return model, meta
+    record = store.save_model(model.state_dict(), ModelRecord(name, model.config, REF), tmp_path / name)
+    return model, record
 
 
 def test_model_roundtrip_and_metadata(tmp_path):
-    model, meta = saved(tmp_path)
-    loaded = store.load_model(tmp_path / "m")
-    assert not loaded.training
-    assert json.loads((tmp_path / "m" / "model.json").read_text())["weights_sha256"] == meta["weights_sha256"]
+    model, record = saved(tmp_path)
+    loaded = load_model(tmp_path / "m")
+    assert not loaded.training and loaded.robench_record == record
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["weights_sha256"] == record.weights_sha256
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(loaded(x), model.eval()(x))
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
@@ -40,20 +43,20 @@ def test_corrupt_weights_are_a_clear_error(tmp_path, damage):
     else:
         weights.write_bytes(b"not a tensor file")
     with pytest.raises(RobenchError, match="corrupt|does not match"):
-        store.load_model(tmp_path / "m")
+        load_model(tmp_path / "m")
 
 
 def test_corrupt_metadata_is_a_clear_error(tmp_path):
     saved(tmp_path)
     (tmp_path / "m" / "model.json").write_text("{not json")
     with pytest.raises(RobenchError, match="corrupt metadata"):
-        store.load_model(tmp_path / "m")
+        load_model(tmp_path / "m")
 
 
 def test_unknown_model_name_suggests(tmp_path):
     saved(tmp_path / "models", "resnet18-keep0.1-bottom")
     with pytest.raises(RobenchError, match="did you mean resnet18-keep0.1-bottom"):
-        store.load_model("resnet18-keep0.2-bottom", workspace=tmp_path)
+        load_model("resnet18-keep0.2-bottom", workspace=tmp_path)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -78,7 +81,7 @@ def test_set_writer_streams_and_cleans_up(tmp_path):
     with store.SetWriter(tmp_path / "sets" / "s") as w:
         w.add(batch(3))
         w.add(batch(2))
-        meta = w.finish({"method": "test"})
+        record = w.finish(SetRecord("s", [], REF, "test", "torch", {}))
     loaded = store.load_set("s", workspace=tmp_path)
-    assert len(loaded) == 5 == meta["n"] and loaded.meta["method"] == "test"
+    assert len(loaded) == 5 == record.n and loaded.record.method == "test" and loaded.record == record
     assert [p.name for p in (tmp_path / "sets").iterdir()] == ["s"]

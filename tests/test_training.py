@@ -30,9 +30,10 @@ def test_training_on_digits_beats_chance_widely(trained_ws):
 
 
 def test_saved_metadata_rebuilds_the_model(trained_ws):
-    meta = store.load_model_meta("tiny-keep0.3-bottom", trained_ws)
-    assert meta["config"]["keep"] == 0.3 and meta["dataset"]["dataset"] == "digits"
-    assert meta["recipe"]["epochs"] == 4 and meta["versions"]["torch"] == torch.__version__
+    record = store.read_model("tiny-keep0.3-bottom", trained_ws)
+    assert record.config["keep"] == 0.3 and record.dataset.name == "digits" and record.dataset.fingerprint
+    assert record.recipe["epochs"] == 4 and record.versions["torch"] == torch.__version__
+    assert record.origin.kind == "train" and record.epochs == 4 and record.preset == "quick"
     model = robench.load_model("tiny-keep0.3-bottom", workspace=trained_ws)
     x = store.load_set  # noqa: F841  (API is importable)
     mean = model.normalize.mean
@@ -40,7 +41,7 @@ def test_saved_metadata_rebuilds_the_model(trained_ws):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(ws):
-    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=3, device="cpu", seed=3)
+    kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=3, device="cpu", seed=3)
     robench.train("tiny", name="full", keep=0.5, **kw)
 
     def stop_after_first_epoch(kind, payload):
@@ -52,11 +53,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(ws):
     assert (Path(ws) / "models" / "cut" / "checkpoint.safetensors").exists()
     with pytest.raises(RobenchError, match="already exists"):
         robench.train("tiny", name="cut", keep=0.5, **kw)
-    meta = robench.train("tiny", name="cut", keep=0.5, resume=True, **kw)
+    record = robench.train("tiny", name="cut", keep=0.5, resume=True, **kw)
     full, cut = weights(ws, "full"), weights(ws, "cut")
     assert full.keys() == cut.keys()
     assert all(torch.equal(full[k], cut[k]) for k in full)
-    assert len(meta["history"]) == 3
+    assert len(record.history) == 3
     assert not (Path(ws) / "models" / "cut" / "checkpoint.safetensors").exists()
 
 
@@ -81,10 +82,10 @@ def test_resume_after_kill_9(ws, tmp_path):
 
 
 def test_overwrite_replaces(ws):
-    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=1, device="cpu")
+    kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu")
     robench.train("tiny", **kw)
-    meta = robench.train("tiny", overwrite=True, seed=0, **kw)
-    assert meta["name"] == "tiny"
+    record = robench.train("tiny", overwrite=True, seed=0, **kw)
+    assert record.name == "tiny"
 
 
 def test_paper_preset_matches_appendix_d():
@@ -105,10 +106,10 @@ def test_default_names_show_keep_and_placement():
 
 
 def test_label_smoothing_and_adversarial_training_run(ws):
-    kw = dict(dataset="digits", workspace=ws, preset_name="quick", epochs=1, device="cpu", width=4)
-    assert robench.train("tiny", label_smoothing=0.1, **kw)["recipe"]["label_smoothing"] == 0.1
-    meta = robench.train("tiny", adv_train=True, batch_size=256, **kw)
-    assert meta["name"] == "tiny-adv" and meta["recipe"]["adv_train"]
+    kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu", width=4)
+    assert robench.train("tiny", label_smoothing=0.1, **kw).recipe["label_smoothing"] == 0.1
+    record = robench.train("tiny", adv_train=True, batch_size=256, **kw)
+    assert record.name == "tiny-adv" and record.recipe["adv_train"]
 
 
 def test_torchrun_data_parallel_on_cpu(ws):
@@ -119,6 +120,6 @@ def test_torchrun_data_parallel_on_cpu(ws):
            "--width", "8", "--workspace", ws, "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    meta = store.load_model_meta("tiny", ws)
-    assert len(meta["history"]) == 2 and meta["clean_accuracy"] > 0.1
+    record = store.read_model("tiny", ws)
+    assert len(record.history) == 2 and record.clean_accuracy > 0.1
     assert not (Path(ws) / "models" / "tiny" / "checkpoint.safetensors").exists()

@@ -29,16 +29,16 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
-from robench.data import DatasetInfo, Split, load_dataset
+from robench.data import Split, resolve_dataset
 from robench.errors import RobenchError
-from robench.models import EnsembleNet
-from robench.runtime import amp_dtype, autocast, batches, frozen, pick_device, prepare, to_device
+from robench.models import EnsembleNet, load_model
+from robench.records import ModelRecord, SetRecord, SourceRef
+from robench.runtime import amp_dtype, autocast, environment, frozen, pick_device, prepare, to_device
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict[str, Any]], None]
 DEFAULT_N = 5000
-DATASET_KEYS = ("dataset", "num_classes", "in_channels", "input_size")
 
 
 # ---------------------------------------------------------------- one batch
@@ -109,42 +109,30 @@ def _labels(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
-                 device: torch.device) -> tuple[nn.Module, list[dict]]:
-    """The source model (an EnsembleNet averaging logits when several) and each source's metadata."""
+                 device: torch.device) -> tuple[nn.Module, list[ModelRecord]]:
+    """The source model (an EnsembleNet averaging logits when several) and each source's record."""
     names = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     if not names:
         raise RobenchError("no --source given; name at least one model from `robench models`")
     if len(set(map(str, names))) != len(names):
         raise RobenchError(f"a source is given twice in {', '.join(map(str, names))}; give each once")
-    models = [store.load_model(name, workspace, device=device) for name in names]
-    metas = [m.robench_meta for m in models]
-    first = {k: metas[0]["dataset"].get(k) for k in DATASET_KEYS}
-    for meta in metas[1:]:
-        if {k: meta["dataset"].get(k) for k in DATASET_KEYS} != first:
-            raise RobenchError(f"sources {metas[0]['name']} and {meta['name']} were trained on different datasets "
-                               f"({first['dataset']} vs {meta['dataset'].get('dataset')}); use sources of one dataset")
+    models = [load_model(name, workspace, device=device) for name in names]
+    records: list[ModelRecord] = [m.robench_record for m in models]
+    first = records[0]
+    for rec in records[1:]:
+        if not rec.dataset.same_data(first.dataset) or rec.dataset.shape != first.dataset.shape:
+            raise RobenchError(f"sources {first.name} and {rec.name} were trained on different datasets "
+                               f"({first.dataset.label} vs {rec.dataset.label}); use sources of one dataset")
     model = models[0] if len(models) == 1 else EnsembleNet(models)
-    return prepare(model, device).eval(), metas
-
-
-def source_record(meta: dict) -> dict:
-    return {"name": meta["name"], "weights_sha256": meta.get("weights_sha256"), "arch": meta["config"]["name"],
-            "config": meta["config"]}
-
-
-def _load_test(dataset: dict, data_dir: str | os.PathLike | None) -> DatasetInfo:
-    name = dataset["dataset"]
-    if name.startswith("folder:"):
-        return load_dataset("folder", name.split(":", 1)[1])
-    return load_dataset(name, data_dir)
+    return prepare(model, device).eval(), records
 
 
 def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
                     device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches."""
     remaining = n
-    for sl in batches(len(split), batch_size):
-        x, y = to_device(split.floats(sl), device), split.labels[sl].to(device)
+    for sl, x, y in split.batches(batch_size):
+        x, y = to_device(x, device), y.to(device)
         right = (_labels(model, x) == y).nonzero().flatten()[:remaining]
         if len(right):
             yield torch.arange(sl.start, sl.stop, device=device)[right], x[right], y[right]
@@ -166,8 +154,6 @@ def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, ba
 
 
 def _environment(backend: Backend) -> dict:
-    from robench.training import environment
-
     return {**environment(), backend.name: backend.version(), "numpy": np.__version__}
 
 
@@ -196,12 +182,12 @@ def attack(
     batch_size: int = 256,
     callback: Callback | None = None,
     **method_params: Any,
-) -> dict:
+) -> SetRecord:
     """Generate an adversarial set from the source model(s) and save it in the workspace.
 
     Attacks the first ``n`` test images the source classifies correctly and keeps those that fool
     it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``). Several sources make
-    an ensemble source (logits averaged). Returns the set's metadata (see ``robench.load_set``).
+    an ensemble source (logits averaged). Returns the set's record (see ``robench.load_set``).
     """
     started = time.time()
     spec = method_spec(method)
@@ -209,11 +195,11 @@ def attack(
     params = resolve_params(spec, eps=eps, step=step, steps=steps, **method_params)
     _check_n(n, batch_size)
     dev = pick_device(device)
-    model, metas = load_sources(sources, workspace, dev)
-    name = store.check_name(name or default_set_name([m["name"] for m in metas], spec, params, chosen.name, seed, n))
+    model, records = load_sources(sources, workspace, dev)
+    name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
-        data = _load_test(metas[0]["dataset"], data_dir)
+        data = resolve_dataset(records[0].dataset, data_dir)
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
         _seed(seed)
@@ -221,19 +207,18 @@ def attack(
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
-        meta = {
-            "name": name, "kind": "set", "sources": [source_record(m) for m in metas], "dataset": metas[0]["dataset"],
-            "method": spec.name, "backend": chosen.name, "backend_version": chosen.version(), "params": params,
-            "seed": seed, "n_requested": n, "attempted": attempted, "success_rate": writer.count / attempted,
-            "batch_size": batch_size, "device": str(dev), "wall_time_s": round(time.time() - started, 3),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _environment(chosen),
-        }
-        meta = writer.finish(meta)
-    log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, meta["n"], attempted,
-             100 * meta["success_rate"])
-    emit("end", meta)
-    meta["path"] = str(store.set_dir(name, workspace))
-    return meta
+        record = SetRecord(
+            name=name, sources=[SourceRef.of(r) for r in records], dataset=data.ref, method=spec.name,
+            backend=chosen.name, backend_version=chosen.version(), params=params, seed=seed, n_requested=n,
+            attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
+            wall_time_s=round(time.time() - started, 3),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
+        )
+        record = writer.finish(record)
+    log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
+             100 * record.success_rate)
+    emit("end", {"attempted": record.attempted, "n": record.n, "name": record.name})
+    return record
 
 
 def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
@@ -256,14 +241,12 @@ def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved set: name, sources, method, backend, eps, steps, dataset, counts, success rate."""
     rows = []
-    for meta in store.list_saved("sets", store.SET_META, workspace):
-        params = meta.get("params", {})
+    for rec in store.list_set_records(workspace):
         rows.append({
-            "name": meta.get("name"), "sources": "+".join(s.get("name", "?") for s in meta.get("sources", [])),
-            "method": meta.get("method"), "backend": meta.get("backend"), "eps": params.get("eps"),
-            "steps": params.get("steps"), "dataset": meta.get("dataset", {}).get("dataset"),
-            "attempted": meta.get("attempted"), "n": meta.get("n"), "success_rate": meta.get("success_rate"),
-            "wall_time_s": meta.get("wall_time_s"), "created": meta.get("created"), "path": meta["path"],
+            "name": rec.name, "sources": rec.source_label, "method": rec.method, "backend": rec.backend,
+            "eps": rec.params.get("eps"), "steps": rec.params.get("steps"), "dataset": rec.dataset.label,
+            "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
+            "wall_time_s": rec.wall_time_s, "created": rec.created, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted",
                                        "n", "success_rate", "wall_time_s", "created", "path"])

@@ -34,7 +34,7 @@ class Backend:
 
 
 def _robench_version() -> str:
-    from robench import __version__
+    from robench._version import __version__
 
     return __version__
 

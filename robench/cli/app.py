@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from robench import __version__
+from robench._version import __version__
 from robench.cli import attack as attack_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import suite as suite_cmd

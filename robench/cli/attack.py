@@ -11,6 +11,7 @@ from robench import attacks
 from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
 from robench.errors import RobenchError
+from robench.records import SetRecord
 
 WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
@@ -42,9 +43,9 @@ def _extra(params: list[str] | None) -> dict[str, str]:
     return extra
 
 
-def _params_text(meta: dict) -> str:
-    spec = attacks.method_spec(meta["method"])
-    return " ".join(f"{k}={_defaults(v, k, spec)}" for k, v in meta["params"].items() if k in spec.defaults)
+def _params_text(record: SetRecord) -> str:
+    spec = attacks.method_spec(record.method)
+    return " ".join(f"{k}={_defaults(v, k, spec)}" for k, v in record.params.items() if k in spec.defaults)
 
 
 @cli_errors
@@ -93,7 +94,7 @@ def attack(
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
                                        "decay": decay, **_extra(param)}.items() if v is not None}
     try:
-        meta = attacks.attack(
+        record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
             workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
             callback=on_event, **method_params,
@@ -102,12 +103,12 @@ def attack(
         if bar.live.is_started:
             bar.stop()
     row = pd.DataFrame([{
-        "name": meta["name"], "method": meta["method"], "backend": meta["backend"],
-        "params": _params_text(meta), "attempted": meta["attempted"], "kept": meta["n"],
-        "success_rate": meta["success_rate"], "wall_time_s": meta["wall_time_s"],
+        "name": record.name, "method": record.method, "backend": record.backend,
+        "params": _params_text(record), "attempted": record.attempted, "kept": record.n,
+        "success_rate": record.success_rate, "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
-    err.print(f"saved [bold]{meta['name']}[/] to {meta['path']}")
+    err.print(f"saved [bold]{record.name}[/] to {record.path}")
 
 
 attack.__doc__ = f"""Generate an adversarial set from a source model and save it in the workspace.

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from robench import store
 from robench.attacks.noise import CIFAR10C_SIGMAS
 from robench.cli.render import cli_errors, err, out, progress, show_matrix, table
 from robench.cli.train import WORKSPACE
 from robench.errors import RobenchError
+from robench.files import atomic_path
 from robench.reports import plots, tables
-from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+from robench.scoring import boundary_scores, matrix, noise_curve, set_examples, shuffle_curve, tradeoff
 from robench.scoring.matrix import COLUMNS, parse_shard
 from robench.scoring.matrix import merge as merge_frames
 
@@ -53,7 +53,7 @@ def _floats(text: str | None, default: tuple[float, ...]) -> list[float]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with store.atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         tmp.write_text(text)
     err.print(f"wrote {path}")
 
@@ -383,6 +383,6 @@ def plot_examples(
 ) -> None:
     """Clean vs adversarial examples with true and predicted labels, and the perturbation (rescaled)."""
     path = _target(out_path, fmt, "examples")
-    written = plots.set_examples(set_name, path, workspace=workspace, model=model, n=n, seed=seed, device=device)
+    written = set_examples(set_name, path, workspace=workspace, model=model, n=n, seed=seed, device=device)
     err.print(f"wrote {written}")
 

@@ -80,8 +80,8 @@ def train(
                             f"{p['images_per_s']:.0f} img/s")
 
     try:
-        meta = api.train(
-            arch, dataset=dataset, data_dir=data_dir, workspace=workspace, name=name, preset_name=preset,
+        record = api.train(
+            arch, dataset=dataset, data_dir=data_dir, workspace=workspace, name=name, preset=preset,
             epochs=epochs, batch_size=batch_size, lr=lr, milestones=_ints(milestones), width=width, keep=keep,
             placement=placement, keep_top=keep_top, mask=mask, widen=widen, mask_seed=mask_seed,
             ensemble=ensemble, regularizer=regularizer, drop_keep=drop_keep, label_smoothing=label_smoothing,
@@ -91,8 +91,8 @@ def train(
     finally:
         if bar.live.is_started:
             bar.stop()
-    if "path" in meta:  # under torchrun only rank 0 saves
-        err.print(f"saved [bold]{meta['name']}[/] to {meta['path']}: clean accuracy {meta['clean_accuracy']:.4f}")
+    if record.path is not None:  # under torchrun only rank 0 saves
+        err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f}")
 
 
 train.__doc__ = f"""Train a standard or defective model and save it in the workspace.

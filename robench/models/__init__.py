@@ -10,8 +10,10 @@ from robench.models.registry import (
     model_entry,
     register_model,
 )
+from robench.models.saved import build, load_model, register_builder
 
 __all__ = [
     "MASK_MODES", "PLACEMENTS", "REGULARIZERS", "DefectSpec", "EnsembleNet", "RobenchNet", "Slot",
-    "create_model", "list_models", "model_entry", "register_model", "slots",
+    "build", "create_model", "list_models", "load_model", "model_entry", "register_builder", "register_model",
+    "slots",
 ]

@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robench.errors import RobenchError
+from robench.files import atomic_path
 from robench.reports.tables import MARKERS, column_labels, wide
-from robench.store import atomic_path
 
 PLOT_FORMATS = ("png", "svg")
 
@@ -157,24 +157,3 @@ def examples_grid(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, 
     if title:
         fig.suptitle(title, fontsize=9)
     return save(fig, path)
-
-
-def set_examples(set_name: str, path: str | Path, *, workspace=None, model: str | None = None, n: int = 8,
-                 seed: int = 0, device: str | None = None) -> Path:
-    """An examples grid of ``n`` seeded picks from a saved set, with the predictions of ``model``
-    (default: the source's stored predictions on the adversarial images)."""
-    from robench import store
-    from robench.runtime import pick_device, predict
-
-    advset = store.load_set(set_name, workspace)
-    if len(advset) == 0:
-        raise RobenchError(f"set '{set_name}' is empty; nothing to show")
-    pick = torch.randperm(len(advset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    clean, adv, labels = advset.clean[pick], advset.adv[pick], advset.labels[pick]
-    if model:
-        net = store.load_model(model, workspace, device=pick_device(device))
-        clean_pred, adv_pred, who = predict(net, clean), predict(net, adv), model
-    else:
-        clean_pred, adv_pred, who = None, advset.source_pred[pick], "source"
-    title = f"{set_name} ({advset.meta.get('method', '?')}); predictions of {who}"
-    return examples_grid(clean, adv, labels, adv_pred, path, clean_pred, title)

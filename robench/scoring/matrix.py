@@ -28,8 +28,10 @@ import torch
 from torch import nn
 
 from robench import store
-from robench.data import DatasetInfo, load_dataset
+from robench.data import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
+from robench.models import load_model
+from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.runtime import amp_dtype, pick_device, predict, prepare
 
 log = logging.getLogger(__name__)
@@ -105,14 +107,6 @@ def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return df.sort_values(["attack", "set", "target"], kind="stable").reset_index(drop=True)
 
 
-def read_set_meta(name: str, workspace: str | os.PathLike | None = None) -> dict:
-    """A set's metadata (set.json) without loading its tensors."""
-    directory = store.resolve_set(name, workspace)
-    meta = store.read_json(directory / store.SET_META)
-    meta["path"] = str(directory)
-    return meta
-
-
 # ---------------------------------------------------------------- relation
 
 
@@ -131,15 +125,13 @@ def family(config: dict) -> str:
     return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
 
 
-def relation(target: dict, sources: list[dict]) -> str:
-    """'white-box', 'gray-box' or 'black-box' of a target (model metadata) towards a set's sources."""
-    sha = target.get("weights_sha256")
-    for s in sources:
-        if (sha and s.get("weights_sha256") == sha) or (not s.get("weights_sha256") and s.get("name") ==
-                                                        target.get("name")):
-            return WHITE
-    fam = family(target.get("config", {}))
-    return GRAY if any(family(s.get("config", {})) == fam for s in sources) else BLACK
+def relation(target: ModelRecord, sources: list[SourceRef]) -> str:
+    """'white-box', 'gray-box' or 'black-box' of a target towards a set's sources (by weights hash, then family)."""
+    sha = target.weights_sha256
+    if any((sha and s.weights_sha256 == sha) or (not s.weights_sha256 and s.name == target.name) for s in sources):
+        return WHITE
+    fam = family(target.config)
+    return GRAY if any(family(s.config) == fam for s in sources) else BLACK
 
 
 # ---------------------------------------------------------------- metrics
@@ -183,22 +175,16 @@ def attack_label(method: str, params: dict) -> str:
     return " ".join([method, *(f"{k}={_param(k, v)}" for k, v in sorted(shown.items()))])
 
 
-def mismatch(target: dict, set_meta: dict) -> str | None:
+def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:
     """Why a target cannot score a set (another dataset, input shape or label space), or None."""
-    tdata = target.get("dataset") or {}
-    sdata = set_meta.get("dataset") or (set_meta.get("sources") or [{}])[0].get("config", {})
-    tname, sname = tdata.get("dataset"), sdata.get("dataset")
-    if tname and sname and tname != sname:
-        return f"set '{set_meta['name']}' is from dataset {sname}, target '{target['name']}' from {tname}"
-    cfg = target.get("config", {})
-    tshape = (cfg.get("in_channels", tdata.get("in_channels")), cfg.get("input_size", tdata.get("input_size")))
-    sshape = (sdata.get("in_channels"), sdata.get("input_size"))
-    if None not in sshape and tshape != sshape:
-        return (f"set '{set_meta['name']}' holds {sshape[0]}x{sshape[1]}x{sshape[1]} images, target "
-                f"'{target['name']}' takes {tshape[0]}x{tshape[1]}x{tshape[1]}")
-    tk, sk = cfg.get("num_classes", tdata.get("num_classes")), sdata.get("num_classes")
-    if tk and sk and tk != sk:
-        return f"set '{set_meta['name']}' has {sk} classes, target '{target['name']}' predicts {tk}"
+    t, d, name = target.dataset, set_record.dataset, set_record.name
+    if not t.same_data(d):
+        return f"set '{name}' is from dataset {d.label}, target '{target.name}' from {t.label}"
+    if t.shape != d.shape:
+        return (f"set '{name}' holds {'x'.join(map(str, d.shape))} images, target '{target.name}' takes "
+                f"{'x'.join(map(str, t.shape))}")
+    if t.num_classes != d.num_classes:
+        return f"set '{name}' has {d.num_classes} classes, target '{target.name}' predicts {t.num_classes}"
     return None
 
 
@@ -217,16 +203,6 @@ def cache_path(workspace: str | os.PathLike | None, model_sha: str, key: str, ta
     return store.workspace_dir(workspace) / "cache" / "predictions" / model_sha / f"{key}-{tag}.safetensors"
 
 
-def dataset_fingerprint(data: DatasetInfo) -> str:
-    """sha256 of the test split's images and labels (keys the cached clean predictions)."""
-    import hashlib
-
-    digest = hashlib.sha256(data.name.encode())
-    digest.update(data.test.images.contiguous().numpy().tobytes())
-    digest.update(data.test.labels.contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 # ---------------------------------------------------------------- the scorer
 
 
@@ -238,32 +214,32 @@ class Scorer:
         self.workspace, self.data_dir, self.batch_size, self.use_cache = workspace, data_dir, batch_size, use_cache
         self.device = pick_device(device)
         self.tag = precision_tag(self.device)
-        self.metas: dict[str, dict] = {}
+        self.records: dict[str, ModelRecord] = {}
         self.models: dict[str, nn.Module] = {}
-        self.datasets: dict[str, DatasetInfo] = {}
-        self.fingerprints: dict[str, str] = {}
+        self.datasets: dict[tuple, DatasetInfo] = {}
         self.test_preds: dict[str, torch.Tensor] = {}
         self.subset: dict[tuple[str, str], bool] = {}
 
-    def meta(self, name: str) -> dict:
-        if name not in self.metas:
-            self.metas[name] = store.load_model_meta(name, self.workspace)
-        return self.metas[name]
+    def record(self, name: str) -> ModelRecord:
+        if name not in self.records:
+            self.records[name] = store.read_model(name, self.workspace)
+        return self.records[name]
 
     def model(self, name: str) -> nn.Module:
         if name not in self.models:
-            self.models[name] = prepare(store.load_model(name, self.workspace), self.device).eval()
+            self.models[name] = prepare(load_model(name, self.workspace), self.device).eval()
         return self.models[name]
 
-    def dataset(self, name: str) -> DatasetInfo:
-        """The dataset a model was trained on (loaded once)."""
-        key = self.meta(name).get("dataset", {}).get("dataset")
-        if not key:
-            raise RobenchError(f"model '{name}' records no dataset in its metadata; retrain it with `robench train`")
+    def data(self, ref: DatasetRef) -> DatasetInfo:
+        """The dataset a reference records, resolved once per run (see ``robench.data.resolve_dataset``)."""
+        key = (ref.name, ref.fingerprint or ref.root, tuple(sorted(ref.options.items())))
         if key not in self.datasets:
-            self.datasets[key] = load_dataset(key, self.data_dir)
-            self.fingerprints[key] = dataset_fingerprint(self.datasets[key])
+            self.datasets[key] = resolve_dataset(ref, self.data_dir)
         return self.datasets[key]
+
+    def dataset(self, name: str) -> DatasetInfo:
+        """The dataset model ``name`` was trained on (loaded once)."""
+        return self.data(self.record(name).dataset)
 
     def predict(self, name: str, images: torch.Tensor) -> torch.Tensor:
         """Labels (N,) of model ``name`` on images (N, C, H, W) in [0,1]."""
@@ -274,12 +250,11 @@ class Scorer:
         if name in self.test_preds:
             return self.test_preds[name]
         data = self.dataset(name)
-        path = cache_path(self.workspace, self.meta(name)["weights_sha256"],
-                          "test-" + self.fingerprints[data.name][:32], self.tag)
+        path = cache_path(self.workspace, self.record(name).weights_sha256, "test-" + data.fingerprint[:32], self.tag)
         pred = self._read(path, "pred")
         if pred is None or len(pred) != len(data.test):
-            pred = self.predict(name, data.test.floats())
-            self._write(path, {"pred": pred}, {"model": name, "dataset": data.name})
+            pred = torch.cat([self.predict(name, x) for _, x, _ in data.test.batches(8192)])
+            self._write(path, {"pred": pred}, {"model": name, "dataset": data.ref.label})
         self.test_preds[name] = pred
         return pred
 
@@ -287,9 +262,10 @@ class Scorer:
         data = self.dataset(name)
         return float((self.clean_predictions(name) == data.test.labels).double().mean())
 
-    def set_predictions(self, name: str, set_meta: dict, load: Callable[[], store.AdvSet]) -> dict[str, torch.Tensor]:
+    def set_predictions(self, name: str, set_record: SetRecord,
+                        load: Callable[[], store.AdvSet]) -> dict[str, torch.Tensor]:
         """labels, source_pred, clean_pred, adv_pred (N,) of model ``name`` on a set; from the cache when there."""
-        path = cache_path(self.workspace, self.meta(name)["weights_sha256"], set_meta["sha256"], self.tag)
+        path = cache_path(self.workspace, self.record(name).weights_sha256, set_record.sha256, self.tag)
         cached = self._read(path)
         if cached is not None and {"labels", "source_pred", "clean_pred", "adv_pred"} <= set(cached):
             return {**cached, "cached": True}
@@ -299,17 +275,17 @@ class Scorer:
             clean = self.predict(name, advset.clean)
         preds = {"labels": advset.labels.long(), "source_pred": advset.source_pred.long(), "clean_pred": clean,
                  "adv_pred": self.predict(name, advset.adv)}
-        self._write(path, preds, {"model": name, "set": set_meta["name"]})
+        self._write(path, preds, {"model": name, "set": set_record.name})
         return {**preds, "cached": False}
 
     def _clean_from_test(self, name: str, advset: store.AdvSet) -> torch.Tensor | None:
         """The set's clean predictions taken from the test-split predictions, when its clean images are test images."""
         data = self.dataset(name)
-        key = (advset.meta["sha256"], data.name)
+        key = (advset.record.sha256, data.fingerprint)
         if key not in self.subset:
             idx = advset.indices.long()
             self.subset[key] = bool(len(idx) and idx.min() >= 0 and idx.max() < len(data.test)
-                                    and advset.clean.shape[1:] == data.test.images.shape[1:]
+                                    and tuple(advset.clean.shape[1:]) == data.test.shape
                                     and torch.equal(data.test.floats(idx), advset.clean))
         return self.clean_predictions(name)[advset.indices.long()] if self.subset[key] else None
 
@@ -354,46 +330,43 @@ def matrix(
     model_names = shard_of(select(store.list_model_names(workspace), targets, "model", workspace), shard)
     set_names = select(store.list_set_names(workspace), sets, "set", workspace)
     scorer = Scorer(workspace, device, data_dir, batch_size, use_cache)
-    set_metas = [read_set_meta(s, workspace) for s in set_names]
+    set_records = [store.read_set(s, workspace) for s in set_names]
     notify = callback or (lambda kind, payload: None)
     notify("start", {"targets": model_names, "sets": set_names, "total": len(model_names) * len(set_names)})
     rows, skipped, done = [], [], 0
-    for smeta in set_metas:
+    for srec in set_records:
         loaded: list[store.AdvSet] = []
 
-        def load(path: str = smeta["path"], loaded: list = loaded) -> store.AdvSet:
+        def load(path: Path | None = srec.path, loaded: list = loaded) -> store.AdvSet:
             if not loaded:
                 loaded.append(store.load_set(path))
             return loaded[0]
 
         for name in model_names:
             done += 1
-            reason = mismatch(scorer.meta(name), smeta)
+            reason = mismatch(scorer.record(name), srec)
             if reason:
-                log.info("skipped %s on %s: %s", name, smeta["name"], reason)
-                skipped.append({"target": name, "set": smeta["name"], "reason": reason})
+                log.info("skipped %s on %s: %s", name, srec.name, reason)
+                skipped.append({"target": name, "set": srec.name, "reason": reason})
                 notify("skip", {**skipped[-1], "done": done})
                 continue
-            preds = scorer.set_predictions(name, smeta, load)
-            rows.append(_row(scorer, name, smeta, preds))
-            notify("cell", {"target": name, "set": smeta["name"], "cached": preds["cached"], "done": done})
+            preds = scorer.set_predictions(name, srec, load)
+            rows.append(_row(scorer, name, srec, preds))
+            notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done})
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["skipped"] = skipped
     return df
 
 
-def _row(scorer: Scorer, name: str, smeta: dict, preds: dict[str, torch.Tensor]) -> dict:
-    tmeta = scorer.meta(name)
-    sources = smeta.get("sources") or []
-    params = smeta.get("params") or {}
-    cfg = tmeta.get("config", {})
+def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tensor]) -> dict:
+    target = scorer.record(name)
+    params = srec.params or {}
     return {
-        "target": name, "set": smeta["name"], "source": "+".join(s.get("name", "?") for s in sources) or "?",
-        "method": smeta.get("method", "?"), "attack": attack_label(smeta.get("method", "?"), params),
-        "params": json.dumps(params, sort_keys=True), "eps": params.get("eps", math.nan),
-        "relation": relation(tmeta, sources), "n_set": len(preds["labels"]),
+        "target": name, "set": srec.name, "source": srec.source_label, "method": srec.method,
+        "attack": attack_label(srec.method, params), "params": json.dumps(params, sort_keys=True),
+        "eps": params.get("eps", math.nan), "relation": relation(target, srec.sources), "n_set": len(preds["labels"]),
         **cell_scores(preds["labels"], preds["source_pred"], preds["clean_pred"], preds["adv_pred"]),
-        "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": cfg.get("name"),
-        "target_keep": cfg.get("keep"), "dataset": (tmeta.get("dataset") or {}).get("dataset"),
-        "target_sha256": tmeta.get("weights_sha256"), "set_sha256": smeta.get("sha256"),
+        "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": target.arch,
+        "target_keep": target.config.get("keep"), "dataset": target.dataset.label,
+        "target_sha256": target.weights_sha256, "set_sha256": srec.sha256,
     }

@@ -18,6 +18,7 @@ import torch
 from robench import store
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.errors import RobenchError
+from robench.records import SetRecord
 from robench.runtime import batches
 from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
 
@@ -38,9 +39,10 @@ def _notify(callback: Callback | None, kind: str, **payload: Any) -> None:
 
 def _one_dataset(scorer: Scorer, names: list[str]) -> str:
     """The dataset all ``names`` were trained on; models from several datasets cannot be compared."""
-    found = {n: (scorer.meta(n).get("dataset") or {}).get("dataset") for n in names}
-    if len(set(found.values())) > 1:
-        listing = ", ".join(f"{n} ({d})" for n, d in found.items())
+    refs = {n: scorer.record(n).dataset for n in names}
+    first = refs[names[0]]
+    if any(not r.same_data(first) or r.shape != first.shape for r in refs.values()):
+        listing = ", ".join(f"{n} ({r.label})" for n, r in refs.items())
         raise RobenchError(f"these models come from different datasets: {listing}; pass --models to pick one dataset")
     return names[0]
 
@@ -76,8 +78,8 @@ def _accuracy_rows(scorer: Scorer, names: list[str], images: torch.Tensor, label
 
 
 def _model_columns(scorer: Scorer, name: str) -> dict:
-    cfg = scorer.meta(name).get("config", {})
-    return {"arch": cfg.get("name"), "keep": cfg.get("keep"), "placement": cfg.get("placement")}
+    rec = scorer.record(name)
+    return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
 
 
 # ---------------------------------------------------------------- Gaussian noise
@@ -192,19 +194,16 @@ def boundary_score(l2: torch.Tensor, pixels: int) -> float:
     return float(np.median(l2.double().pow(2).numpy() / pixels))
 
 
-def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> dict | None:
-    """Metadata of the newest boundary set whose single source is model ``name`` (same weights), else None."""
-    from robench.scoring.matrix import read_set_meta
-
-    sha = scorer.meta(name).get("weights_sha256")
+def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> SetRecord | None:
+    """The record of the newest boundary set whose single source is model ``name`` (same weights), else None."""
+    sha = scorer.record(name).weights_sha256
     names = store.list_set_names(workspace)
     found = []
     for s in select(names, sets, "set", workspace) if names else []:
-        meta = read_set_meta(s, workspace)
-        sources = meta.get("sources") or []
-        if meta.get("method") == "boundary" and len(sources) == 1 and sources[0].get("weights_sha256") == sha:
-            found.append(meta)
-    return max(found, key=lambda m: m.get("created", ""), default=None)
+        rec = store.read_set(s, workspace)
+        if rec.method == "boundary" and len(rec.sources) == 1 and rec.sources[0].weights_sha256 == sha:
+            found.append(rec)
+    return max(found, key=lambda r: r.created, default=None)
 
 
 def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> torch.Tensor:
@@ -250,16 +249,16 @@ def boundary_scores(
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows = []
     for name in names:
-        set_meta = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
-        if set_meta is not None:
-            l2, origin = store.load_set(set_meta["path"]).l2, f"set {set_meta['name']}"
+        set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
+        if set_record is not None:
+            l2, origin = store.load_set(set_record.path).l2, f"set {set_record.name}"
         elif mode == "sets":
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
         else:
             l2, origin = _boundary_attack(scorer, name, n, seed, params or {}), "attack"
-        cfg = scorer.meta(name).get("config", {})
-        pixels = int(cfg.get("in_channels", 3)) * int(cfg.get("input_size", 32)) ** 2
+        c, h, w = scorer.record(name).dataset.shape
+        pixels = c * h * w
         values = l2.double().pow(2) / pixels
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
@@ -271,15 +270,14 @@ def boundary_scores(
 # ---------------------------------------------------------------- keep trade-off
 
 
-def check_family(metas: dict[str, dict]) -> None:
-    """Raise unless the models differ only in keep (and seed / mask draw)."""
+def check_family(configs: dict[str, dict]) -> None:
+    """Raise unless the models (name -> construction config) differ only in keep (and seed / mask draw)."""
     def base(cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if k not in _DEFECT_KEYS}
 
     def defects(cfg: dict) -> dict:
         return {k: cfg.get(k) for k in ("placement", "keep_top", "mask", "widen")}
 
-    configs = {n: m.get("config", {}) for n, m in metas.items()}
     first = next(iter(configs))
     defective = [n for n, c in configs.items() if not is_standard(c)]
     pairs = [(first, n, base) for n in configs] + [(defective[0], n, defects) for n in defective]
@@ -306,7 +304,7 @@ def tradeoff(
     Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation; sorted by keep.
     """
     names = select(store.list_model_names(workspace), models, "model", workspace)
-    check_family({n: store.load_model_meta(n, workspace) for n in names})
+    check_family({n: store.read_model(n, workspace).config for n in names})
     df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
