@@ -8,6 +8,7 @@
 from robench.attacks.generate import attack, default_set_name, list_sets, perturb
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import (
+    AttackOutput,
     MethodSpec,
     list_backends,
     list_methods,
@@ -17,6 +18,6 @@ from robench.attacks.registry import (
 )
 
 __all__ = [
-    "CIFAR10C_SIGMAS", "MethodSpec", "attack", "default_set_name", "gaussian_noise", "list_backends", "list_methods",
-    "list_sets", "method_spec", "parse_number", "perturb", "register_method",
+    "AttackOutput", "CIFAR10C_SIGMAS", "MethodSpec", "attack", "default_set_name", "gaussian_noise", "list_backends",
+    "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "register_method",
 ]

@@ -22,6 +22,7 @@ from torch import nn
 from robench import store
 from robench.attacks.registry import (
     BACKENDS,
+    AttackOutput,
     Backend,
     MethodSpec,
     method_spec,
@@ -76,11 +77,14 @@ def _seed(seed: int) -> None:
 
 
 def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-         params: dict) -> torch.Tensor:
+         params: dict) -> AttackOutput:
+    """The backend's attack on one batch: images (N, C, H, W) float32 in [0,1] on the input's device, plus extras."""
     with _frozen(model):
         net = _Autocast(model) if amp_dtype(images.device) else model
-        adv = backend.run(spec.builders[backend.name], net, images, labels, params)
-    return adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
+        out = backend.run(spec.builders[backend.name], net, images, labels, params)
+    out = out if isinstance(out, AttackOutput) else AttackOutput(out)
+    out.adv = out.adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
+    return out
 
 
 def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str, backend: str | None = None,
@@ -96,7 +100,7 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
     if seed is not None:
         _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved)
+    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
 
 
 @torch.inference_mode()
@@ -226,12 +230,14 @@ def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend
     """Attack batch after batch and write the successes; returns how many images were attempted."""
     attempted, t0 = 0, time.perf_counter()
     for idx, x, y in correct_batches(model, split, n, batch_size, device):
-        adv = _run(backend, spec, model, x, y, params)
+        out = _run(backend, spec, model, x, y, params)
+        adv = out.adv
         pred = _labels(model, adv)
         fooled = pred != y
         delta = (adv - x)[fooled].flatten(1)
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
-                    "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1)})
+                    "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
+                    **{k: v[fooled] for k, v in out.extra.items()}})
         attempted += len(y)
         emit("batch", {"attempted": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})

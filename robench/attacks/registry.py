@@ -20,7 +20,17 @@ from robench.attacks import art_backend, foolbox_backend
 from robench.attacks.noise import gaussian_noise
 from robench.errors import RobenchError, unknown_name
 
-Runner = Callable[[Any, nn.Module, torch.Tensor, torch.Tensor, dict], torch.Tensor]
+
+@dataclass
+class AttackOutput:
+    """What an adapter may return instead of bare images (N, C, H, W): per-example extras, each (N, ...),
+    such as the queries each example used; set generation stores the extras of the kept examples."""
+
+    adv: torch.Tensor
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+Runner = Callable[[Any, nn.Module, torch.Tensor, torch.Tensor, dict], "torch.Tensor | AttackOutput"]
 
 
 @dataclass(frozen=True)
