@@ -19,7 +19,7 @@ from robench.data import load_dataset, resolve_dataset
 from robench.errors import RobenchError
 from robench.models import DefectSpec, create_model, load_model, model_entry
 from robench.records import ModelRecord
-from robench.runtime import environment, pick_device
+from robench.runtime import check_precision, environment, pick_device, resolve_precision
 from robench.training import (
     Callback,
     Recipe,
@@ -122,16 +122,22 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     device: str | None = None,
+    precision: str | None = None,
+    compile: bool = False,
     callback: Callback | None = None,
 ) -> ModelRecord:
     """Train (or resume) a standard or defective model and save it in the workspace.
 
     Returns the saved :class:`~robench.records.ModelRecord` (name, config, dataset, recipe, clean accuracy, ...).
-    A resumed run continues with the settings it was started with, read from its checkpoint.
+    A resumed run continues with the settings it was started with, read from its checkpoint (its precision
+    included). ``precision``: fp32, bf16 or fp16 autocast for the training steps (default: bf16 on CUDA, fp32 on
+    CPU), recorded in the model's record; ``compile``: run the model through torch.compile.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
-                                                             "device", "callback")}
+                                                             "device", "precision", "compile", "callback")}
     spec, recipe, name = _settings(args)
+    if precision is not None:
+        check_precision(precision)
     directory = store.model_dir(name, workspace)
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
@@ -151,6 +157,7 @@ def train(
         return store.read_model(name, workspace)
 
     dev = pick_device(device)
+    chosen = resolve_precision(precision, dev, training=True)
     started = time.time()
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
         if draft is None:
@@ -161,15 +168,16 @@ def train(
                                  ensemble=ensemble, **spec.to_dict())
             model.set_mean(data.pixel_mean())
             draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
-                                recipe=recipe_dict(recipe), device=str(dev))
+                                recipe=recipe_dict(recipe), device=str(dev), precision=chosen)
         else:  # resume: everything comes from the checkpoint, whatever train() was called with
-            _warn_if_changed(draft, spec, recipe, seed)
+            _warn_if_changed(draft, spec, recipe, seed, precision)
             data = resolve_dataset(draft.dataset, data_dir)
             config = dict(draft.config)
             model = create_model(config.pop("name"), **config)
             recipe = Recipe(**draft.recipe)
         summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
-                      callback=callback, info={"record": draft.to_json()})
+                      callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
+                      compile=compile)
     if not dist.main:
         return replace(draft, history=summary["history"])
     record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
@@ -190,10 +198,11 @@ def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:
     return ModelRecord.from_json(state["record"], checkpoint)
 
 
-def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int) -> None:
+def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int, precision: str | None) -> None:
     """Log when --resume came with other settings than the run was started with (the started ones win)."""
-    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed}
-    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed}
+    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed, "precision": precision or draft.precision}
+    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed,
+               "precision": draft.precision}
     if asked != started:
         log.warning("resuming %s with the options it was started with", draft.name)
 

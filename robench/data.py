@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from robench.errors import RobenchError, unknown_name
+from robench.pipeline import AUGMENT_STEPS, DeviceCache, DeviceEpoch
 from robench.records import DatasetRef
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,14 @@ class Split:
     """One split held in memory: images (N, C, H, W) uint8 or float in [0,1]; labels (N,) int64.
 
     ``files`` are the images' paths relative to the split's folder, for datasets read from image files.
-    Consumers use :attr:`shape`, :meth:`floats` and :meth:`batches`, which a streamed split offers too.
+    Consumers use :attr:`shape`, :meth:`floats`, :meth:`batches` and :meth:`train_epoch`, which a streamed split
+    offers too.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     files: list[str] | None = None
+    _device: DeviceCache = field(default_factory=DeviceCache, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,6 +63,21 @@ class Split:
         for start in range(0, len(self), batch_size):
             sl = slice(start, min(start + batch_size, len(self)))
             yield sl, self.floats(sl), self.labels[sl]
+
+    def train_epoch(self, batch_size: int, augment: str, seed: int, epoch: int, device: torch.device | str,
+                    rank: int = 0, world: int = 1, workers: int = 0) -> DeviceEpoch:
+        """One shuffled, augmented training epoch as (x, y) batches on ``device``; ``len()`` is its batch count.
+
+        x: (b, C, H, W) float32 in [0, 1]; y: (b,) int64; ``batch_size`` images per batch on this process. The
+        split moves to ``device`` once and stays there across epochs; order, crops and flips are drawn there from
+        generators seeded by (seed, epoch[, rank]) (see :mod:`robench.pipeline`). Under torchrun (``world`` > 1)
+        every rank gets its own shard of one shared permutation. ``augment`` is one of none, flip, crop-flip.
+        ``workers`` is ignored: nothing here is per-image work.
+        """
+        if augment not in AUGMENT_STEPS:
+            raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENT_STEPS)}")
+        return DeviceEpoch(self.images, self.labels, self._device, batch_size=batch_size, augment=augment,
+                           seed=seed, epoch=epoch, device=torch.device(device), rank=rank, world=world)
 
 
 @dataclass
@@ -351,7 +369,11 @@ def train_transform(augment: str, size: int) -> v2.Transform | None:
 
 
 class AugmentedSplit(Dataset):
-    """A Split served one image at a time, as float32 [0,1] (C, H, W), with an optional transform."""
+    """A Split served one image at a time, as float32 [0,1] (C, H, W), with an optional transform.
+
+    Training no longer uses it for in-memory splits (see :meth:`Split.train_epoch`); it remains the per-sample
+    baseline of ``benchmarks/bench_train.py``.
+    """
 
     def __init__(self, split: Split, transform: v2.Transform | None = None) -> None:
         self.split, self.transform = split, transform

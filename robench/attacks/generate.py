@@ -34,7 +34,16 @@ from robench.data import Split, resolve_dataset
 from robench.errors import RobenchError
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
-from robench.runtime import amp_dtype, autocast, environment, frozen, pick_device, prepare, to_device
+from robench.runtime import (
+    check_precision,
+    compile_model,
+    environment,
+    frozen,
+    in_precision,
+    pick_device,
+    prepare,
+    to_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +54,29 @@ DEFAULT_N = 5000
 # ---------------------------------------------------------------- one batch
 
 
-class _Autocast(nn.Module):
-    """Runs the wrapped model under AMP (CUDA only) and returns float32 logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(x.device):
-            return self.model(x).float()
+def _net(model: nn.Module, precision: str = "fp32", compile: bool = False) -> nn.Module:
+    """The model as the attack and the kept-example check both see it: under autocast to ``precision`` (fp32:
+    the model itself), through torch.compile when asked. Every backend gets this module."""
+    net = in_precision(model, precision)
+    return compile_model(net) if compile else net
 
 
 @contextlib.contextmanager
 def _frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with weights frozen (attacks then skip weight gradients), restored after."""
+    """The model in eval mode with weights frozen (attacks then skip weight gradients), restored after.
+
+    Every submodule's mode is restored as it was (a wrapper made for the attack starts in training mode; its
+    flag must not spread to the model inside).
+    """
     flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     try:
         yield frozen(model)
     finally:
         for p, flag in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(flag)
-        model.train(training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def _seed(seed: int) -> None:
@@ -76,11 +85,11 @@ def _seed(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def _run(backend: Backend, spec: MethodSpec, net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
          params: dict) -> AttackOutput:
-    """The backend's attack on one batch: images (N, C, H, W) float32 in [0,1] on the input's device, plus extras."""
-    with _frozen(model):
-        net = _Autocast(model) if amp_dtype(images.device) else model
+    """The backend's attack on one batch of ``net`` (see :func:`_net`): images (N, C, H, W) float32 in [0,1] on
+    the input's device, plus extras."""
+    with _frozen(net):
         out = backend.run(spec.builders[backend.name], net, images, labels, params)
     out = out if isinstance(out, AttackOutput) else AttackOutput(out)
     out.adv = out.adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
@@ -88,25 +97,27 @@ def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Ten
 
 
 def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str, backend: str | None = None,
-            *, seed: int | None = None, **params: Any) -> torch.Tensor:
+            *, seed: int | None = None, precision: str = "fp32", **params: Any) -> torch.Tensor:
     """Attack one batch: adversarial images (N, C, H, W) float32 in [0,1], no filtering.
 
     ``images`` (N, C, H, W) in [0,1] and ``labels`` (N,) int64 go to the model's device;
-    ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units).
+    ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units). The model's
+    forward passes run under autocast to ``precision`` (fp32: none).
     """
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
+    net = _net(model, check_precision(precision))
     if seed is not None:
         _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
+    return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved).adv
 
 
 @torch.inference_mode()
-def _labels(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The model's float32 predictions (N,) for images (N, C, H, W): no AMP, so they match plain torch."""
-    return model(images).argmax(1)
+def _labels(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Predictions (N,) of ``net`` (see :func:`_net`: in the attack's precision) for images (N, C, H, W)."""
+    return net(images).argmax(1)
 
 
 # ---------------------------------------------------------------- sources and data
@@ -131,13 +142,13 @@ def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
     return prepare(model, device).eval(), records
 
 
-def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
+def correct_batches(net: nn.Module, split: Split, n: int, batch_size: int,
                     device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches."""
+    """The first ``n`` test images ``net`` gets right, in order, as (indices, images, labels) batches."""
     remaining = n
     for sl, x, y in split.batches(batch_size):
         x, y = to_device(x, device), y.to(device)
-        right = (_labels(model, x) == y).nonzero().flatten()[:remaining]
+        right = (_labels(net, x) == y).nonzero().flatten()[:remaining]
         if len(right):
             yield torch.arange(sl.start, sl.stop, device=device)[right], x[right], y[right]
         remaining -= len(right)
@@ -148,12 +159,15 @@ def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
 # ---------------------------------------------------------------- sets
 
 
-def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int) -> str:
-    """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended."""
+def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int,
+                     precision: str = "fp32") -> str:
+    """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended
+    (``-art``, ``-seed1``, ``-n500``, ``-bf16``)."""
     parts = ["+".join(source_names), name_suffix(spec, params)]
     parts += [backend] if backend != spec.default_backend else []
     parts += [f"seed{seed}"] if seed else []
     parts += [f"n{n}"] if n != DEFAULT_N else []
+    parts += [precision] if precision != "fp32" else []
     return "-".join(parts)
 
 
@@ -184,6 +198,8 @@ def attack(
     overwrite: bool = False,
     device: str | None = None,
     batch_size: int = 256,
+    precision: str = "fp32",
+    compile: bool = False,
     callback: Callback | None = None,
     **method_params: Any,
 ) -> SetRecord:
@@ -191,23 +207,30 @@ def attack(
 
     Attacks the first ``n`` test images the source classifies correctly and keeps those that fool
     it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``). Several sources make
-    an ensemble source (logits averaged). Returns the set's record (see ``robench.load_set``).
+    an ensemble source (logits averaged). ``precision`` (fp32, bf16, fp16) is the autocast dtype of every
+    forward pass: the attack's, and the checks of which images the source gets right and which adversarial
+    ones fool it, so the kept examples are decided in the precision the set records. ``compile`` runs the
+    source through torch.compile. Returns the set's record (see ``robench.load_set``).
     """
     started = time.time()
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     params = resolve_params(spec, eps=eps, step=step, steps=steps, **method_params)
     _check_n(n, batch_size)
+    check_precision(precision)
     dev = pick_device(device)
     model, records = load_sources(sources, workspace, dev)
-    name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n))
+    name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n,
+                                                     precision))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
         data = resolve_dataset(records[0].dataset, data_dir)
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
         _seed(seed)
-        attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
+        with _frozen(model):  # frozen for the whole run, so a compiled source sees one set of weight flags
+            net = _net(model, precision, compile)
+            attempted = _generate(net, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
@@ -215,7 +238,7 @@ def attack(
             name=name, sources=[SourceRef.of(r) for r in records], dataset=data.ref, method=spec.name,
             backend=chosen.name, backend_version=chosen.version(), params=params, seed=seed, n_requested=n,
             attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
-            wall_time_s=round(time.time() - started, 3),
+            precision=precision, wall_time_s=round(time.time() - started, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
         )
         record = writer.finish(record)
@@ -225,14 +248,15 @@ def attack(
     return record
 
 
-def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
+def _generate(net: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback) -> int:
-    """Attack batch after batch and write the successes; returns how many images were attempted."""
+    """Attack batch after batch and write the successes; returns how many images were attempted. ``net`` is the
+    source in the set's precision (:func:`_net`): it picks the correct images, is attacked, and judges success."""
     attempted, t0 = 0, time.perf_counter()
-    for idx, x, y in correct_batches(model, split, n, batch_size, device):
-        out = _run(backend, spec, model, x, y, params)
+    for idx, x, y in correct_batches(net, split, n, batch_size, device):
+        out = _run(backend, spec, net, x, y, params)
         adv = out.adv
-        pred = _labels(model, adv)
+        pred = _labels(net, adv)
         fooled = pred != y
         delta = (adv - x)[fooled].flatten(1)
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],

@@ -12,6 +12,7 @@ from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
 from robench.errors import RobenchError
 from robench.records import SetRecord
+from robench.runtime import PRECISIONS
 
 WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
@@ -75,6 +76,9 @@ def attack(
     data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing set of the same name."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    precision: str = typer.Option("fp32", help=f"Autocast precision of every forward pass: {', '.join(PRECISIONS)}; "
+                                               f"the kept examples are decided in it."),
+    compile: bool = typer.Option(False, "--compile", help="Run the source through torch.compile."),
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
     bar = progress()
@@ -97,7 +101,7 @@ def attack(
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
             workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            callback=on_event, **method_params,
+            precision=precision, compile=compile, callback=on_event, **method_params,
         )
     finally:
         if bar.live.is_started:

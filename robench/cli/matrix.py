@@ -14,12 +14,14 @@ from robench.cli.train import WORKSPACE
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.reports import plots, tables
+from robench.runtime import PRECISIONS
 from robench.scoring import boundary_scores, matrix, noise_curve, set_examples, shuffle_curve, tradeoff
 from robench.scoring.matrix import COLUMNS, parse_shard
 from robench.scoring.matrix import merge as merge_frames
 
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 DATA_DIR = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data).")
+PRECISION = typer.Option("fp32", help=f"Autocast precision of the predictions: {', '.join(PRECISIONS)}.")
 MODELS = typer.Option("*", "--models", "-m", help="Models to score: glob patterns, comma-separated.")
 OUT_CSV = typer.Option(None, "--out", "-o", help="Write the tidy table as CSV to this file.")
 PLOT = typer.Option(None, "--plot", help="Also draw the figure to this file (.png, or .svg).")
@@ -109,9 +111,11 @@ def _run_with_progress(label: str, fn: Callable, **kwargs):
 # ---------------------------------------------------------------- matrix
 
 
-def _compute_matrix(workspace, targets, sets, device, data_dir, use_cache, batch_size, shard=None) -> pd.DataFrame:
+def _compute_matrix(workspace, targets, sets, device, data_dir, use_cache, batch_size, shard=None,
+                    precision: str = "fp32") -> pd.DataFrame:
     df = _run_with_progress("matrix", matrix, workspace=workspace, targets=targets, sets=sets, device=device,
-                            data_dir=data_dir, use_cache=use_cache, batch_size=batch_size, shard=shard)
+                            data_dir=data_dir, use_cache=use_cache, batch_size=batch_size, shard=shard,
+                            precision=precision)
     for s in df.attrs.get("skipped", []):
         err.print(f"[yellow]skipped[/] {s['target']} on {s['set']}: {s['reason']}", highlight=False)
     if df.empty:
@@ -137,6 +141,7 @@ def matrix_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: str = PRECISION,
 ) -> None:
     """Score every target model on every adversarial set: defense rate, agreement, relation.
 
@@ -151,7 +156,8 @@ def matrix_cmd(
         raise RobenchError(f"unknown --value '{value}': choose defense_rate or agreement")
     if fmt is not None and fmt not in tables.FORMATS:
         raise RobenchError(f"unknown --format '{fmt}': choose one of {', '.join(tables.FORMATS)}")
-    df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard))
+    df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard),
+                         precision)
     if fmt is not None and out_path is None:
         typer.echo(tables.render(df, fmt, value), nl=False)
     else:
@@ -191,6 +197,7 @@ def boundary_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: str = PRECISION,
 ) -> None:
     """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
 
@@ -198,7 +205,7 @@ def boundary_cmd(
     """
     params = {"steps": steps} if steps is not None else {}
     df = boundary_scores(models, workspace, mode=mode, sets=sets, n=n, seed=seed, params=params, device=device,
-                         data_dir=data_dir)
+                         data_dir=data_dir, precision=precision)
     out.print(table(df, title="Boundary-attack score (median ||delta||^2 / pixels)"))
     _write_csv(df, out_path)
 
@@ -218,13 +225,15 @@ def noise_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: str = PRECISION,
 ) -> None:
     """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
 
     On the test images every compared model classifies correctly, unless --all-images.
     """
     df = noise_curve(models, workspace, sigmas=_floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
-                     common=not all_images, seed=seed, device=device, data_dir=data_dir)
+                     common=not all_images, seed=seed, device=device, data_dir=data_dir,
+                     precision=precision)
     _show_wide(df, "model", "sigma", f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.noise_plot, df, plot, None)
@@ -244,11 +253,12 @@ def shuffle_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: str = PRECISION,
 ) -> None:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
     ks = [int(v) for v in _floats(k, ())]
     df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
-                       data_dir=data_dir)
+                       data_dir=data_dir, precision=precision)
     _show_wide(df, "model", "k", f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.shuffle_plot, df, plot, None)
@@ -264,9 +274,10 @@ def tradeoff_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: str = PRECISION,
 ) -> None:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
-    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir)
+    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, precision=precision)
     out.print(table(df, title=f"keep trade-off against {set_name}"))
     _write_csv(df, out_path)
     _plot(lambda d, p: plots.tradeoff_plot(d, p, f"keep trade-off against {set_name}"), df, plot, None)

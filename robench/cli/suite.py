@@ -25,6 +25,7 @@ class StepProgress:
         self.task = None
         self.label = ""
         self.steps = 1
+        self.started = 0.0
 
     def on_step(self, step: suites.Step, status: str) -> None:
         if status == "skipped":
@@ -32,8 +33,9 @@ class StepProgress:
         elif status == "running":
             self.label = step.label
             self.task = None
+            self.started = time.perf_counter()
         elif status == "done":
-            err.print(f"[green]done[/] {step.label}")
+            err.print(f"[green]done[/] {step.label} in {time.perf_counter() - self.started:.1f}s")
 
     def callback(self, kind: str, p: dict) -> None:
         if kind == "start":

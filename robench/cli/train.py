@@ -10,6 +10,7 @@ from robench import api
 from robench.cli.render import cli_errors, err, out, progress, table
 from robench.data import AUGMENTS, list_datasets
 from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models, model_entry
+from robench.runtime import PRECISIONS
 from robench.training import PRESETS
 
 
@@ -63,6 +64,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model of the same name."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    precision: str = typer.Option(None, help=f"Autocast precision of the training steps: {', '.join(PRECISIONS)} "
+                                             f"(default: bf16 on CUDA, fp32 on CPU)."),
+    compile: bool = typer.Option(False, "--compile", help="Run the model through torch.compile (slow first epoch)."),
 ) -> None:
     """Train a standard or defective model and save it in the workspace."""
     bar = progress()
@@ -86,7 +90,7 @@ def train(
             placement=placement, keep_top=keep_top, mask=mask, widen=widen, mask_seed=mask_seed,
             ensemble=ensemble, regularizer=regularizer, drop_keep=drop_keep, label_smoothing=label_smoothing,
             adv_train=adv_train, augment=augment, upsample=upsample, strides=_ints(strides), seed=seed,
-            resume=resume, overwrite=overwrite, device=device, callback=on_event,
+            resume=resume, overwrite=overwrite, device=device, precision=precision, compile=compile, callback=on_event,
         )
     finally:
         if bar.live.is_started:

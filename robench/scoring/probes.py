@@ -73,7 +73,8 @@ def _accuracy_rows(scorer: Scorer, names: list[str], images: torch.Tensor, label
     rows = []
     for name in names:
         correct = int((scorer.predict(name, images) == labels).sum())
-        rows.append({"model": name, **extra, "accuracy": correct / len(labels), "n": len(labels)})
+        rows.append({"model": name, **extra, "accuracy": correct / len(labels), "n": len(labels),
+                     "precision": scorer.precision})
     return rows
 
 
@@ -90,14 +91,14 @@ Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 
 def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
                       n: int | None, common: bool, seed: int, device: str | None,
-                      data_dir, callback: Callback | None) -> pd.DataFrame:
+                      data_dir, callback: Callback | None, precision: str = "fp32") -> pd.DataFrame:
     """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
 
     The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
-    sees the same corrupted images (one generator seeded with ``seed`` per value). Columns: model, column,
-    accuracy, n.
+    sees the same corrupted images (one generator seeded with ``seed`` per value). Predictions run under autocast
+    to ``precision``. Columns: model, column, accuracy, n, precision.
     """
-    scorer = Scorer(workspace, device, data_dir)
+    scorer = Scorer(workspace, device, data_dir, precision=precision)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
     idx = _samples(scorer, names, n, common, seed)
@@ -107,7 +108,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
         corrupted = corrupt(images, value, torch.Generator().manual_seed(seed))
         rows += _accuracy_rows(scorer, names, corrupted, labels, **{column: value})
         _notify(callback, "step", **{column: value})
-    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n"])
+    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
 
 
 def noise_curve(
@@ -121,12 +122,14 @@ def noise_curve(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
 
     Evaluated on the test images every model classifies correctly (``common=True``, so sigma 0 gives 1.0), or
     on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
-    Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n.
+    Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n,
+    precision (the autocast dtype of the predictions).
     """
     def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         if sigma < 0:
@@ -134,7 +137,8 @@ def noise_curve(
         return gaussian_noise(images, sigma, generator)
 
     values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
-    return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback)
+    return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback,
+                             precision)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -166,13 +170,15 @@ def shuffle_curve(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
 
-    On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n.
+    On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n,
+    precision.
     """
     return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
-                             data_dir, callback)
+                             data_dir, callback, precision)
 
 
 # ---------------------------------------------------------------- Boundary score
@@ -217,7 +223,8 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict)
     data = scorer.dataset(name)
     images, labels = data.test.floats(idx), data.test.labels[idx]
     model = scorer.model(name)
-    adv = torch.cat([perturb(model, images[sl], labels[sl], "boundary", seed=seed, **params).cpu()
+    adv = torch.cat([perturb(model, images[sl], labels[sl], "boundary", seed=seed, precision=scorer.precision,
+                             **params).cpu()
                      for sl in batches(len(images), scorer.batch_size)])
     fooled = scorer.predict(name, adv) != labels
     return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1)
@@ -235,23 +242,26 @@ def boundary_scores(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """Boundary-attack score per model: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1].
 
     ``mode``: 'sets' reads the stored L2 norms of an existing boundary set whose single source is the model;
     'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``) on ``n`` test images the
     model classifies correctly; 'auto' uses a set when there is one, else attacks. Higher is more robust.
-    Columns: model, score, mean, n, from, arch, keep, placement.
+    ``precision``: the autocast dtype of the attack's forward passes (a set keeps the one it records).
+    Columns: model, score, mean, n, from, arch, keep, placement, precision.
     """
     if mode not in BOUNDARY_MODES:
         raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
-    scorer = Scorer(workspace, device, data_dir)
+    scorer = Scorer(workspace, device, data_dir, precision=precision)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows = []
     for name in names:
         set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
+        used = scorer.precision
         if set_record is not None:
-            l2, origin = store.load_set(set_record.path).l2, f"set {set_record.name}"
+            l2, origin, used = store.load_set(set_record.path).l2, f"set {set_record.name}", set_record.precision
         elif mode == "sets":
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
@@ -262,9 +272,10 @@ def boundary_scores(
         values = l2.double().pow(2) / pixels
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
-                     **_model_columns(scorer, name)})
+                     **_model_columns(scorer, name), "precision": used})
         _notify(callback, "step", model=name, origin=origin)
-    return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement"])
+    return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement",
+                                       "precision"])
 
 
 # ---------------------------------------------------------------- keep trade-off
@@ -298,17 +309,19 @@ def tradeoff(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """Defense rate against one set and clean accuracy, against keep, for models that differ only in keep.
 
-    Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation; sorted by keep.
+    Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation, precision; sorted by keep.
     """
     names = select(store.list_model_names(workspace), models, "model", workspace)
     check_family({n: store.read_model(n, workspace).config for n in names})
-    df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
+    df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback,
+                precision=precision)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
         raise RobenchError(f"no model could score set '{set_name}': {reasons}")
     out = df.rename(columns={"target": "model", "target_keep": "keep", "target_clean_accuracy": "clean_accuracy"})
-    out = out[["model", "keep", "clean_accuracy", "defense_rate", "agreement", "n", "relation"]]
+    out = out[["model", "keep", "clean_accuracy", "defense_rate", "agreement", "n", "relation", "precision"]]
     return out.sort_values(["keep", "model"], ascending=[False, True]).reset_index(drop=True)
