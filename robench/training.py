@@ -255,9 +255,10 @@ def fit(
 def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
     """The learning-rate schedule and whether it steps after every batch (one-cycle) or every epoch (step)."""
     if recipe.schedule == "onecycle":
-        # linear warm-up from lr/25 to lr over `warmup` of the run, then linear decay to lr/25/1e4
+        # linear warm-up from lr/25 to lr over `warmup` of the run, then linear decay to lr/25/1e4; one step more
+        # than the run takes, so the scheduler's step after the last batch lands on that floor, not below it
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=recipe.lr, total_steps=max(recipe.epochs * steps_per_epoch, 2), pct_start=recipe.warmup,
+            opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch + 1, pct_start=recipe.warmup,
             anneal_strategy="linear", cycle_momentum=False), True
     return torch.optim.lr_scheduler.MultiStepLR(opt, recipe.milestones, recipe.gamma), False
 
