@@ -1,6 +1,7 @@
 """Time robench's FGSM and PGD against a hand-written PyTorch loop, plus Boundary and CW per sample.
 
 Run:  python benchmarks/bench_attack.py [--rounds 3] [--batch 128]
+      python benchmarks/bench_attack.py --device cuda --width 64 --only-precision [--compile]   # fp32 vs bf16 rows
 
 Same model (resnet18, width 16, 3x32x32, random but fixed weights and inputs), same batch and
 settings for every variant. Variants run interleaved, round after round, and each reports its
@@ -136,14 +137,65 @@ def per_sample(model, x, y) -> list[tuple[str, str, float, float]]:
     return rows
 
 
+def precision_rows(device: torch.device, width: int, batch: int, rounds: int,
+                   compiled: bool) -> list[tuple[str, float, float, float]]:
+    """PGD on ``device``: the hand-written fp32 loop, robench pgd at --precision fp32 and bf16 (and fp32 through
+    torch.compile); rows of (variant, median s/batch, ratio to the loop, fraction of pixels differing from it)."""
+    from common import interleaved_times
+
+    from robench.runtime import compile_model, prepare
+
+    torch.manual_seed(0)
+    model = prepare(robench.create_model("resnet18", width=width), device).eval()
+    x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(2)).to(device)
+    pgd = {"eps": EPS, "step": STEP, "steps": STEPS}
+    runs = {"hand-written loop, fp32": lambda: hand_written(model, x, y, EPS, STEP, STEPS),
+            "robench pgd --precision fp32": lambda: perturb(model, x, y, "pgd", precision="fp32", **pgd),
+            "robench pgd --precision bf16": lambda: perturb(model, x, y, "pgd", precision="bf16", **pgd)}
+    if compiled:
+        fast = compile_model(model)
+        runs["robench pgd --precision fp32, torch.compile"] = lambda: perturb(fast, x, y, "pgd", precision="fp32",
+                                                                               **pgd)
+    times = interleaved_times(runs, repeats=rounds, warmup=1)
+    ref = runs["hand-written loop, fp32"]()
+    base = statistics.median(times["hand-written loop, fp32"])
+    rows = []
+    for k, fn in runs.items():
+        med = statistics.median(times[k])
+        rows.append((k, med, med / base, ((fn() - ref).abs() > 1e-6).float().mean().item()))
+    return rows
+
+
+def print_precision(args) -> None:
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"### PGD by precision on {device} ({name}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f}), resnet18 width {args.width}, batch {args.batch}, eps "
+          f"{EPS * 255:g}/255, step {STEP * 255:g}/255, {STEPS} steps, median of {args.rounds} interleaved rounds\n\n"
+          f"| variant | s/batch | ratio to hand-written fp32 | pixels differing from it |\n|---|---:|---:|---:|")
+    for k, med, ratio, differ in precision_rows(device, args.width, args.batch, args.rounds, args.compile):
+        print(f"| {k} | {med:.3f} | {ratio:.2f}x | {100 * differ:.2f}% |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--slow-batch", type=int, default=32, help="batch for Boundary and CW")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the precision table (fp32 / bf16 rows); the library tables run on the CPU")
+    parser.add_argument("--width", type=int, default=16, help="model width of the precision table")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile row to the precision table")
+    parser.add_argument("--only-precision", action="store_true", help="print only the precision table")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
+    print_precision(args)
+    if args.only_precision:
+        return
     torch.manual_seed(0)
     model = robench.create_model("resnet18", width=16).eval()
     x = torch.rand(args.batch, 3, 32, 32, generator=torch.Generator().manual_seed(1))

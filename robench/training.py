@@ -39,7 +39,12 @@ PROGRESS_INTERVAL_S = 0.25  # 'batch' events (and the host syncs they cost) at m
 
 @dataclass
 class Recipe:
-    """Optimisation settings (defaults: the papers' CIFAR-10 recipe, appendix D)."""
+    """Optimisation settings (defaults: the papers' CIFAR-10 recipe, appendix D).
+
+    ``schedule``: ``step`` divides the lr by 1/``gamma`` at each of ``milestones`` (epochs); ``onecycle`` warms
+    the lr up linearly from lr/25 over the first ``warmup`` fraction of the steps, then decays it linearly to
+    ~0, stepping every batch. ``nesterov``: Nesterov momentum.
+    """
 
     epochs: int = 350
     batch_size: int = 128
@@ -66,6 +71,8 @@ class Recipe:
             (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}"),
             (0 < self.warmup < 1, f"warmup must be a fraction of the run in (0, 1), got {self.warmup}"),
+            (self.schedule == "step" or not self.milestones,
+             "--milestones apply to the step schedule; the one-cycle schedule (--preset fast) has none: drop them"),
         ]
         for ok, message in problems:
             if not ok:
