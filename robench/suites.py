@@ -28,7 +28,7 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     out = "matrix.csv"            # relative paths land in WORKSPACE/results/
 
     [[scores]]
-    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff
+    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack
     set = "densenet121-seed1-pgd-eps16"
     models = "resnet18*"
 """
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 # Keys whose value is a list by nature, so a list there is not a grid axis.
 _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
-SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff")
+SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff", "autoattack")
 
 
 @dataclass
@@ -232,7 +232,7 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
     from robench.api import train
     from robench.attacks import attack
-    from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+    from robench.scoring import autoattack_scores, boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
 
     common = {"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device, "callback": callback}
     if step.kind == "train":
@@ -242,7 +242,7 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
     scorers = {"matrix": matrix, "score:boundary": boundary_scores, "score:noise": noise_curve,
-               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff}
+               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff, "score:autoattack": autoattack_scores}
     args = dict(step.args)
     if step.kind == "score:tradeoff":
         args["set_name"] = args.pop("set")
