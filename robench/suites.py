@@ -194,10 +194,11 @@ def _attack_step(suite: Suite, entry: dict[str, Any]) -> Step:
     spec = method_spec(method)
     backend = resolve_backend(spec, args.get("backend"))
     given = {k: v for k, v in args.items() if k not in ("sources", "method", "backend", "n", "seed", "name",
-                                                         "batch_size")}
+                                                         "batch_size", "target")}
     params = resolve_params(spec, **given)
+    target = str(args["target"]).strip().lower() if args.get("target") is not None else None
     name = args.get("name") or default_set_name(sources, spec, params, backend.name, args.get("seed", 0),
-                                                 args.get("n", 5000))
+                                                 args.get("n", 5000), target)
     done = (store.set_dir(name, suite.workspace) / store.SET_META).exists()
     return Step("attack", name, {**args, "sources": sources, "method": method, "name": name}, done=done)
 

@@ -25,6 +25,7 @@ from robench.attacks.registry import (
     AttackOutput,
     Backend,
     MethodSpec,
+    check_channels,
     method_spec,
     name_suffix,
     resolve_backend,
@@ -255,6 +256,7 @@ def attack(
         _check_targeted(spec)
     dev = pick_device(device)
     model, records = load_sources(sources, workspace, dev)
+    check_channels(spec, chosen, records[0].dataset.in_channels)
     mode = parse_target(target, spec, records[0].dataset.num_classes)
     if mode:
         params.update(targeted=True, target=mode)

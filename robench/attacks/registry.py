@@ -74,7 +74,7 @@ class MethodSpec:
     ``norms`` lists the norms ``--norm`` may pick (the first, ``norm``, is the default); ``l2_defaults``
     replace defaults under ``--norm l2`` (there eps and step are L2 norms of the whole perturbation, in [0, 1]
     image units, not per-pixel amounts); ``choices`` the allowed values of string parameters; ``targeted``
-    says whether ``--target`` works.
+    says whether ``--target`` works; ``rgb_only`` names backends that take 3-channel images only.
     """
 
     name: str
@@ -91,6 +91,7 @@ class MethodSpec:
     l2_defaults: dict[str, Any] = field(default_factory=dict)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     targeted: bool = False
+    rgb_only: tuple[str, ...] = ()
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -142,6 +143,14 @@ def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
                            f"use --backend {' or '.join(spec.backends)}")
     return BACKENDS[backend]
+
+
+def check_channels(spec: MethodSpec, backend: Backend, channels: int) -> None:
+    """A one-line error when ``backend`` cannot run ``spec`` on images with ``channels`` channels."""
+    if backend.name in spec.rgb_only and channels != 3:
+        others = [b for b in spec.backends if b not in spec.rgb_only]
+        raise RobenchError(f"{backend.name}'s {spec.name} takes 3-channel images only, the source's have {channels}; "
+                           f"use --backend {' or '.join(others)}")
 
 
 # ---------------------------------------------------------------- parameters
@@ -341,7 +350,7 @@ register_method(MethodSpec(
     defaults={**_TRANSFER, "decay": 0.0, **_TI}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
     targeted=True,
     builders={"robench": torch_backend.tifgsm, "torchattacks": torchattacks_backend.tifgsm},
-    default_backend="robench",
+    default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "vmifgsm", "Variance-tuned MI-FGSM (Wang & He): the gradient corrected by the mean gradient of --samples "
@@ -356,7 +365,7 @@ register_method(MethodSpec(
     "linf", defaults={**_TRANSFER, "decay": 1.0, **_DI, **_TI}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
     builders={"robench": torch_backend.mdti, "torchattacks": torchattacks_backend.mdti},
-    default_backend="robench",
+    default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
