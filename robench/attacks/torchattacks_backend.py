@@ -26,17 +26,15 @@ from robench.errors import RobenchError
 
 
 def version() -> str:
-    import torchattacks
-
-    return torchattacks.__version__
+    return _ta().__version__
 
 
 def _ta() -> Any:
     try:
         import torchattacks
     except ImportError:
-        raise RobenchError("the torchattacks backend needs the torchattacks package: pip install torchattacks") \
-            from None
+        raise RobenchError("this attack needs torchattacks, which is not installed: "
+                           "pip install 'robench[torchattacks]' (or pip install torchattacks)") from None
     return torchattacks
 
 
