@@ -80,7 +80,8 @@ def variants(model, x, y, method: str) -> dict[str, Callable[[], torch.Tensor]]:
     fb_build = getattr(foolbox_backend, method)
     return {
         "hand-written loop": hand,
-        f"robench {method} (default: foolbox)": lambda: perturb(model, x, y, method, **params),
+        f"robench {method} (default backend)": lambda: perturb(model, x, y, method, **params),
+        f"robench {method} --backend foolbox": lambda: perturb(model, x, y, method, backend="foolbox", **params),
         f"robench {method} --backend art": lambda: perturb(model, x, y, method, backend="art", **params),
         "plain foolbox attack(...)": lambda: plain_foolbox(model, x, y, fb_attack),
         "foolbox run, weights not frozen": lambda: foolbox_backend.run(fb_build, model, x, y, full),
