@@ -24,7 +24,7 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -209,10 +209,12 @@ def hand_written_mi(model, x, y, steps: int) -> torch.Tensor:
     return adv
 
 
-def methods(model, x, y, rounds: int, steps: int = 10) -> list[tuple[str, str, float, float]]:
+def methods(model, x, y, rounds: int, steps: int = 10, only: list[str] | None = None,
+            ) -> Iterator[tuple[str, str, float, float]]:
     """Issue 13's methods: robench (each backend) against the same attack called directly in its library.
 
-    Rows: (method and settings, variant, median s/batch, ratio to the library's direct call).
+    Yields rows (method and settings, variant, median s/batch, ratio to the library's direct call) method by
+    method; ``only`` limits the methods.
     """
     import torchattacks as ta
     from art.attacks.evasion import AutoProjectedGradientDescent
@@ -234,8 +236,9 @@ def methods(model, x, y, rounds: int, steps: int = 10) -> list[tuple[str, str, f
         ("autoattack", {"eps": eps8, "steps": 10, "queries": 5000},
          lambda: ta.AutoAttack(model, norm="Linf", eps=eps8, version="standard", n_classes=10, seed=0)(x, y)),
     ]
-    rows = []
     for method, params, direct in cases:
+        if only and method not in only:
+            continue
         runs = {"torchattacks direct": direct}
         if method == "apgd":
             classifier = art_backend.classifier(model, x)
@@ -253,8 +256,7 @@ def methods(model, x, y, rounds: int, steps: int = 10) -> list[tuple[str, str, f
         for k, med in medians.items():
             mark = " (default)" if k == f"robench --backend {spec.default_backend}" else ""
             base = "ART direct" if k.endswith("art") else "torchattacks direct"
-            rows.append((f"{method} ({settings})", k + mark, med, med / medians[base]))
-    return rows
+            yield f"{method} ({settings})", k + mark, med, med / medians[base]
 
 
 def main() -> None:
@@ -264,6 +266,7 @@ def main() -> None:
     parser.add_argument("--slow-batch", type=int, default=32, help="batch for Boundary and CW")
     parser.add_argument("--part", choices=("all", "classic", "overhead", "methods"), default="all")
     parser.add_argument("--methods-batch", type=int, default=32, help="batch for --part methods")
+    parser.add_argument("--methods", nargs="*", help="--part methods: only these (default: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch CPU threads (1 gives stable ratios on a machine shared with other processes)")
     args = parser.parse_args()
@@ -287,8 +290,8 @@ def main() -> None:
         xm, ym = x[: args.methods_batch], y[: args.methods_batch]
         print(f"### Issue 13 methods, batch {len(xm)}: ratio to the library's direct call\n\n"
               "| method | variant | s/batch | ms/image | ratio |\n|---|---|---:|---:|---:|")
-        for label, k, med, ratio in methods(model, xm, ym, args.rounds):
-            print(f"| {label} | {k} | {med:.3f} | {1000 * med / len(xm):.1f} | {ratio:.2f}x |")
+        for label, k, med, ratio in methods(model, xm, ym, args.rounds, only=args.methods):
+            print(f"| {label} | {k} | {med:.3f} | {1000 * med / len(xm):.1f} | {ratio:.2f}x |", flush=True)
         print()
     if args.part not in ("all", "classic"):
         print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
