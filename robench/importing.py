@@ -223,11 +223,16 @@ def _exported(spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
     from torch._export.serde.serialize import serialize
 
     assert spec.file is not None
+    quiet = logging.getLogger("torch.export")  # it logs a traceback before raising on a file it cannot read
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(str(spec.file))
     except Exception as err:
         raise RobenchError(f"{spec.file} is not an exported program (what torch.export.save writes) "
                            f"({type(err).__name__}); for TorchScript files use torchscript:FILE") from None
+    finally:
+        quiet.setLevel(level)
     constants = dict(program.constants)
     if any(not torch.is_tensor(v) for v in constants.values()):
         raise RobenchError(f"{spec.file} holds script objects among its constants; robench stores exported "
@@ -306,9 +311,7 @@ def _check_channels(net: nn.Module, data: DatasetInfo, gray_to_rgb: bool) -> int
 def _normalisation(mean: list[float] | None, std: list[float] | None, preset: tuple | None,
                    channels: int) -> tuple[list[float], list[float], str]:
     """(mean, std, where from): --mean/--std, else the weights' preset, else none (0 and 1)."""
-    if (mean is None) != (std is None):
-        raise RobenchError("--mean and --std go together: give both (one value, or one per channel)")
-    if mean is None:
+    if mean is None or std is None:
         if preset is not None:
             return [float(v) for v in preset[0]], [float(v) for v in preset[1]], "weights preset"
         return [0.0], [1.0], "none"
@@ -490,6 +493,8 @@ def import_model(
                                "(see `robench train --help`), with its options (--width, --keep ...)")
     else:
         _refuse({"arch": arch, **arch_options}, f"only apply to state-dict:FILE, not {parsed.form}")
+    if (mean is None) != (std is None):
+        raise RobenchError("--mean and --std go together: give both (one value, or one per channel)")
     if parsed.form != "robustbench":
         _refuse({"threat_model": threat_model, "rb_dataset": rb_dataset}, "only apply to robustbench:NAME")
     arch_options = {k: v for k, v in arch_options.items() if v is not None}

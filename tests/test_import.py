@@ -22,12 +22,12 @@ from robench.importing import FORMS, parse_spec
 from robench.records import read_model_record
 from robench.store import load_set
 
-CHEAP = {  # every method family, at a cost a CPU test affords (resnet18 at 32 px, a handful of images)
-    "fgsm": {"eps": 8 / 255},
-    "pgd": {"eps": 8 / 255, "step": 4 / 255, "steps": 2, "backend": "art"},
-    "mifgsm": {"eps": 8 / 255, "step": 4 / 255, "steps": 2},
-    "cw": {"steps": 3, "binary_search_steps": 1, "initial_const": 1.0},
-    "boundary": {"steps": 3, "init_directions": 10},
+CHEAP = {  # every method family, at a cost a CPU test affords
+    "fgsm": {"eps": 16 / 255},
+    "pgd": {"eps": 16 / 255, "step": 4 / 255, "steps": 4, "backend": "art"},
+    "mifgsm": {"eps": 16 / 255, "step": 4 / 255, "steps": 4},
+    "cw": {"steps": 10, "binary_search_steps": 1, "initial_const": 1.0},
+    "boundary": {"steps": 5, "init_directions": 20},
     "noise": {"sigma": 0.3},
 }
 
@@ -69,14 +69,19 @@ def not_a_module():
 @pytest.fixture(scope="module")
 def rgb_ws(tmp_path_factory, digits_rgb):
     """A workspace on the RGB digits folder: a defective tiny CNN trained by robench, and a torchvision resnet18
-    (weights=None, num_classes=10, left random: training it costs too much CPU time here) saved as a state_dict
-    by "the user's code" and imported from that file."""
+    (weights=None, num_classes=10) saved as a state_dict by "the user's code" and imported from that file. The
+    resnet's weights stay random (training it costs too much CPU time here); only its batch-norm statistics are
+    set from a few training batches, so that its predictions depend on the image."""
     ws = tmp_path_factory.mktemp("import-ws")
     robench.train("tiny", dataset="folder", data_dir=digits_rgb, workspace=ws, preset="quick", epochs=2, keep=0.5,
                   width=8, name="tiny-rgb", device="cpu")
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = torchvision.models.resnet18(weights=None, num_classes=10)
+        train = load_dataset("folder", digits_rgb).train
+        with torch.no_grad():
+            for _ in range(3):
+                net(train.floats(torch.randint(len(train), (64,))))
     path = ws / "resnet18-digits.pt"
     torch.save(net.state_dict(), path)
     robench.import_model("tv-resnet18", f"state-dict:{path}", arch="torchvision:resnet18", dataset="folder",
@@ -107,30 +112,25 @@ def test_one_parser_lists_every_form():
 
 
 def test_imported_torchvision_model_is_a_source_and_a_target(rgb_ws, digits_rgb):
-    """resnet18(weights=None) on an RGB folder: attacked with every method family (and in an ensemble), then
-    scored with the robench model in one matrix whose cells are recomputed here."""
+    """resnet18(weights=None) on an RGB folder: attacked through Foolbox and ART, alone and in an ensemble with a
+    robench model, then scored with the robench model in one matrix whose cells are recomputed here."""
     record = read_model_record(store.model_dir("tv-resnet18", rgb_ws))
     assert record.origin.kind == "import" and record.origin.spec.startswith("state-dict:")
     assert record.arch == "torchvision:resnet18"
     assert record.dataset.name == "folder" and record.dataset.num_classes == 10 and record.dataset.in_channels == 3
     assert record.origin.details["model_classes"] == 10 and record.versions["torchvision"] == torchvision.__version__
     model = robench.load_model("tv-resnet18", rgb_ws)
-    sets = []
-    for method in list_methods():
-        params = dict(CHEAP[method])
-        set_rec = robench.attack("tv-resnet18", method, n=4, workspace=rgb_ws, data_dir=digits_rgb, device="cpu",
-                                 **params)
-        sets.append(set_rec.name)
+    common = {"workspace": rgb_ws, "data_dir": digits_rgb, "device": "cpu", "batch_size": 32}
+    fgsm = robench.attack("tv-resnet18", "fgsm", n=4, eps=8 / 255, **common)
+    pgd = robench.attack("tv-resnet18", "pgd", backend="art", n=4, eps=8 / 255, step=4 / 255, steps=2, **common)
+    ens = robench.attack(["tv-resnet18", "tiny-rgb"], "fgsm", n=4, eps=16 / 255, **common)
+    from_tiny = robench.attack("tiny-rgb", "fgsm", n=8, eps=16 / 255, **common)
+    for set_rec in (fgsm, pgd):
         adv = load_set(set_rec.name, rgb_ws)
-        if len(adv) and method in ("fgsm", "pgd", "mifgsm"):
-            assert float(adv.linf.max()) <= params["eps"] + 1e-6
+        assert len(adv) > 0 and float(adv.linf.max()) <= 8 / 255 + 1e-6
         with torch.no_grad():  # the recorded source predictions are the imported model's, recomputed
-            assert torch.equal(model(adv.adv).argmax(1), adv.source_pred) if len(adv) else True
-    ens = robench.attack(["tv-resnet18", "tiny-rgb"], "fgsm", n=4, eps=16 / 255, workspace=rgb_ws,
-                         data_dir=digits_rgb, device="cpu")
-    from_tiny = robench.attack("tiny-rgb", "fgsm", n=8, eps=16 / 255, workspace=rgb_ws, data_dir=digits_rgb,
-                               device="cpu")
-    df = robench.matrix(workspace=rgb_ws, sets=["tv-resnet18*", from_tiny.name], device="cpu")
+            assert torch.equal(model(adv.adv).argmax(1), adv.source_pred)
+    df = robench.matrix(workspace=rgb_ws, sets=[fgsm.name, pgd.name, ens.name, from_tiny.name], device="cpu")
     cell = df[(df.target == "tv-resnet18") & (df.set == from_tiny.name)].iloc[0]
     assert cell.relation == "black-box"
     adv = load_set(from_tiny.name, rgb_ws)
@@ -140,15 +140,42 @@ def test_imported_torchvision_model_is_a_source_and_a_target(rgb_ws, digits_rgb)
     assert cell.n == int(clean_ok.sum())
     if cell.n:
         assert cell.defense_rate == pytest.approx(float(defended[clean_ok].float().mean()))
-    fgsm = next(s for s in sets if "-fgsm-" in s)
-    own = df[(df.target == "tv-resnet18") & (df.set == fgsm)].iloc[0]
+    own = df[(df.target == "tv-resnet18") & (df.set == fgsm.name)].iloc[0]
     assert own.relation == "white-box" and own.n > 0 and own.defense_rate == 0.0
     assert df[(df.target == "tv-resnet18") & (df.set == ens.name)].iloc[0].relation == "white-box"
     assert df[(df.target == "tiny-rgb") & (df.set == ens.name)].iloc[0].relation == "white-box"
-    assert df[(df.target == "tiny-rgb") & (df.set == fgsm)].iloc[0].relation == "black-box"
-    assert set(df.set) >= set(sets) | {ens.name, from_tiny.name}
+    assert df[(df.target == "tiny-rgb") & (df.set == fgsm.name)].iloc[0].relation == "black-box"
     r = run("models", "--workspace", rgb_ws)
     assert r.exit_code == 0 and "state-dict:" in r.stdout
+
+
+def _small_cnn(channels: int) -> torch.nn.Module:
+    """A small BatchNorm CNN standing in for the user's network; batch-norm statistics set from random images."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.MaxPool2d(4), torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 10))
+    with torch.no_grad():
+        net(torch.rand(64, channels, 32, 32))
+    return net.eval()
+
+
+def test_every_method_family_attacks_imported_programs(tmp_path, ws):
+    """Every registered attack runs against an imported torch.export program (gradients flow through the stored
+    graph), and FGSM against an imported TorchScript one; the kept examples fool the imported model."""
+    torch.manual_seed(0)
+    net = _small_cnn(1)
+    x = torch.rand(4, 1, 32, 32)
+    torch.jit.save(torch.jit.script(net), tmp_path / "net.ts")
+    torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      tmp_path / "net.pt2")
+    for name, spec in [("ts", f"torchscript:{tmp_path / 'net.ts'}"), ("ex", f"exported:{tmp_path / 'net.pt2'}")]:
+        robench.import_model(name, spec, dataset="digits", workspace=ws, evaluate=False)
+    runs = [("ex", method) for method in list_methods()] + [("ts", "fgsm")]
+    for source, method in runs:
+        set_rec = robench.attack(source, method, n=4, batch_size=32, workspace=ws, device="cpu", **CHEAP[method])
+        adv = load_set(set_rec.name, ws)
+        assert set_rec.attempted == 4
+        with torch.no_grad():
+            assert not (net(adv.adv).argmax(1) == adv.labels).any()  # every kept example fools the network
 
 
 def test_state_dict_round_trip_is_white_box(rgb_ws, digits_rgb, tmp_path):
@@ -182,10 +209,7 @@ def test_state_dict_round_trip_is_white_box(rgb_ws, digits_rgb, tmp_path):
 def test_torchscript_and_exported_round_trips(tmp_path, digits_rgb, ws):
     """The stored program reproduces the original network's logits exactly; loading reads no pickle."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-                              torch.nn.MaxPool2d(4), torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 10))
-    net[1].running_mean.uniform_(-0.1, 0.1)  # non-trivial buffers, which the stored weights must carry
-    net.eval()
+    net = _small_cnn(3)  # its batch-norm statistics are buffers the stored weights must carry
     x = _test_images(digits_rgb)
     scripted = tmp_path / "net.torchscript.pt"
     torch.jit.save(torch.jit.script(net), scripted)
