@@ -341,3 +341,94 @@ def test_offline_weights_say_where_torch_looks(ws, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     one_line_error(run("import", "pre", "--from", "torchvision:resnet18:IMAGENET1K_V1", "--dataset", "digits",
                        "--workspace", ws), str(tmp_path / "torch-home"), "resnet18-")
+
+
+def test_timm_model_offline(ws, monkeypatch):
+    """timm:NAME builds the network with the dataset's classes and channels (no download); :pretrained offline
+    says where timm looks; without timm the error names the extra to install."""
+    timm = pytest.importorskip("timm")
+    record = robench.import_model("tm", "timm:test_resnet", dataset="digits", workspace=ws, evaluate=False)
+    assert record.arch == "timm:test_resnet" and record.versions["timm"] == timm.__version__
+    assert record.origin.details["model_channels"] == 1  # in_chans follows the data: no --gray-to-rgb needed
+    model = robench.load_model("tm", ws)
+    x = load_dataset("digits").test.floats(slice(0, 4))
+    with torch.no_grad():
+        assert torch.equal(model(x), robench.load_model("tm", ws)(x)) and model(x).shape == (4, 10)
+
+    def offline(*args, **kwargs):
+        raise OSError("hub unreachable")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    one_line_error(run("import", "tp", "--from", "timm:test_resnet:pretrained", "--dataset", "digits",
+                       "--workspace", ws), "HF_HOME", "timm/test_resnet")
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
+    one_line_error(run("import", "tx", "--from", "timm:test_resnet", "--dataset", "digits", "--workspace", ws),
+                   "robench[timm]")
+
+
+def _robustbench_stand_in(monkeypatch, net_factory):
+    """A stand-in for the robustbench package (its load_model and model zoo), since offline nothing downloads."""
+    import enum
+    import types
+
+    class BenchmarkDataset(enum.Enum):
+        cifar_10 = "cifar10"
+
+    class ThreatModel(enum.Enum):
+        Linf = "Linf"
+
+    def load_model(model_name, model_dir, dataset, threat_model):
+        zoo = model_dicts[BenchmarkDataset(dataset)][ThreatModel(threat_model)]
+        net = zoo[model_name]["model"]()  # KeyError for unknown names, as robustbench does
+        with torch.no_grad():
+            for p in net.parameters():
+                p.uniform_(-0.1, 0.1)  # "the downloaded checkpoint"
+        return net.eval()
+
+    model_dicts = {BenchmarkDataset.cifar_10: {ThreatModel.Linf: {"Standard2020": {"model": net_factory}}}}
+    modules = {"robustbench": types.ModuleType("robustbench"), "robustbench.utils": types.ModuleType("utils"),
+               "robustbench.model_zoo": types.ModuleType("model_zoo"),
+               "robustbench.model_zoo.enums": types.ModuleType("enums")}
+    modules["robustbench"].__version__ = "stand-in"
+    modules["robustbench.utils"].load_model = load_model
+    modules["robustbench.model_zoo"].model_dicts = model_dicts
+    modules["robustbench.model_zoo.enums"].BenchmarkDataset = BenchmarkDataset
+    modules["robustbench.model_zoo.enums"].ThreatModel = ThreatModel
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_robustbench_adapter_with_a_stand_in(ws, monkeypatch):
+    """robustbench:NAME loads through robustbench.utils.load_model and rebuilds through its model zoo (tested
+    against a stand-in module: offline, RobustBench's checkpoints cannot be downloaded)."""
+    _robustbench_stand_in(monkeypatch, lambda: _small_cnn(1))
+    one_line_error(run("import", "rb", "--from", "robustbench:Standard2020", "--dataset", "digits", "--workspace", ws),
+                   "--rb-dataset")
+    one_line_error(run("import", "rb", "--from", "robustbench:Nobody2099", "--rb-dataset", "cifar10", "--dataset",
+                       "digits", "--workspace", ws), "no model 'Nobody2099'")
+    record = robench.import_model("rb", "robustbench:Standard2020", rb_dataset="cifar10", dataset="digits",
+                                  workspace=ws, evaluate=False)
+    assert record.origin.details["threat_model"] == "Linf" and record.versions["robustbench"] == "stand-in"
+    assert record.origin.details["normalisation"] == "none"  # RobustBench models normalise inside, from [0, 1]
+    x = load_dataset("digits").test.floats(slice(0, 4))
+    model = robench.load_model("rb", ws)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.net(x))
+    monkeypatch.setitem(sys.modules, "robustbench", None)
+    one_line_error(run("import", "rb2", "--from", "robustbench:Standard2020", "--dataset", "digits", "--workspace",
+                       ws), "robench[robustbench]")
+
+
+def test_suite_lists_imports(tmp_path):
+    from robench import suites
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(_small_cnn(1)), tmp_path / "mine.ts")
+    raw = {"study": {"name": "byo", "dataset": "digits"},
+           "imports": [{"name": "mine", "from": f"torchscript:{tmp_path / 'mine.ts'}", "evaluate": False}],
+           "attacks": [{"source": "mine", "method": "fgsm", "eps": "16/255", "n": 4}]}
+    suite = suites.suite_from_dict(raw, workspace=tmp_path / "ws")
+    assert [(s.kind, s.name, s.done) for s in suites.plan(suite)][0] == ("import", "mine", False)
+    suites.run(suite, device="cpu")
+    assert all(s.done for s in suites.plan(suite))
+    assert robench.load_model("mine", tmp_path / "ws").robench_record.origin.kind == "import"
