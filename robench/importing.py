@@ -21,7 +21,6 @@ import logging
 import os
 import pickle
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ from robench import store
 from robench.data import DatasetInfo, load_dataset
 from robench.data import data_dir as default_data_dir
 from robench.errors import RobenchError, unknown_name
-from robench.files import read_json, umask
+from robench.files import read_json
 from robench.models import create_model
 from robench.models import external as ext
 from robench.records import ModelRecord, Origin
@@ -189,7 +188,7 @@ def _robustbench(spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
     if rb_dataset not in RB_DATASETS:
         raise RobenchError(f"robustbench:{spec.name} on {data.name}: pass --rb-dataset, one of "
                            f"{', '.join(RB_DATASETS)} (the RobustBench leaderboard the model is from)")
-    threat = options["threat_model"]
+    threat = options["threat_model"] or "Linf"
     where = default_data_dir() / "robustbench"
     try:
         net = rb_load_model(model_name=spec.name, model_dir=str(where), dataset=rb_dataset, threat_model=threat)
@@ -445,7 +444,7 @@ def _exists_check(name: str, directory: Path, workspace: Any, overwrite: bool) -
 
 
 def _refuse(given: dict[str, Any], why: str) -> None:
-    used = [k for k, v in given.items() if v not in (None, False, {}, "Linf")]
+    used = [k for k, v in given.items() if v is not None and v is not False]
     if used:
         raise RobenchError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
 
@@ -462,7 +461,7 @@ def import_model(
     std: list[float] | None = None,
     gray_to_rgb: bool = False,
     class_map: str | os.PathLike | None = None,
-    threat_model: str = "Linf",
+    threat_model: str | None = None,
     rb_dataset: str | None = None,
     evaluate: bool = True,
     overwrite: bool = False,
@@ -473,9 +472,11 @@ def import_model(
 
     ``mean``/``std`` (1 or C values) normalise inputs in [0, 1] (default: the weights' own preset, else none);
     ``gray_to_rgb`` feeds a 3-channel network 1-channel data; ``class_map`` is a JSON file mapping model outputs
-    to dataset labels, needed when their numbers differ. ``state-dict:FILE`` takes ``arch`` (a robench
-    architecture) and its options (``width``, ``keep``, ``placement``, ...). ``evaluate`` records the clean
-    accuracy on the test split. Returns the saved record; nothing is written when a check fails.
+    to dataset labels, needed when their numbers differ. ``state-dict:FILE`` takes ``arch``: a robench
+    architecture with its options (``width``, ``keep``, ``placement``, ...), or ``torchvision:NAME`` /
+    ``timm:NAME``. ``threat_model`` (default Linf) and ``rb_dataset`` (default: ``dataset``) choose a RobustBench
+    entry. ``evaluate`` records the clean accuracy on the test split. Returns the saved record; nothing is
+    written when a check fails.
     """
     name = store.check_name(name)
     directory = store.model_dir(name, workspace)
@@ -594,13 +595,7 @@ def _arch_label(spec: Spec) -> str:
 def _save(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path,
           programs: dict[str, Any]) -> ModelRecord:
     """Write programs, weights and record into a hidden folder, then move it into place (nothing half-written)."""
-    root = directory.parent
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
-        os.chmod(tmp, 0o777 & ~umask())
-    except OSError as err:
-        raise RobenchError(f"cannot write to {root} ({err.strerror}); choose a writable --workspace") from None
+    tmp = store.staging_dir(directory)
     try:
         for filename, content in programs.items():
             if isinstance(content, dict):

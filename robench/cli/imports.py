@@ -49,7 +49,7 @@ def import_cmd(
     ensemble: int = typer.Option(None, help="state-dict: number of ensemble members."),
     upsample: float = typer.Option(None, help="state-dict: input upsampling factor."),
     strides: str = typer.Option(None, help="state-dict: downsampling strides, e.g. 1,1,2,2."),
-    threat_model: str = typer.Option("Linf", help="robustbench: Linf, L2 or corruptions."),
+    threat_model: str = typer.Option(None, help="robustbench: Linf (default), L2 or corruptions."),
     rb_dataset: str = typer.Option(None, help="robustbench: cifar10, cifar100 or imagenet (default: --dataset)."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Record the clean test accuracy."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model of the same name."),
