@@ -65,7 +65,7 @@ class Split:
             yield sl, self.floats(sl), self.labels[sl]
 
     def train_epoch(self, batch_size: int, augment: str, seed: int, epoch: int, device: torch.device | str,
-                    rank: int = 0, world: int = 1, workers: int = 0) -> DeviceEpoch:
+                    rank: int = 0, world: int = 1, workers: int | None = None) -> DeviceEpoch:
         """One shuffled, augmented training epoch as (x, y) batches on ``device``; ``len()`` is its batch count.
 
         x: (b, C, H, W) float32 in [0, 1]; y: (b,) int64; ``batch_size`` images per batch on this process. The
