@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -71,9 +72,10 @@ def _frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _seed(seed: int) -> None:
-    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy for ART)."""
+    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy and random for ART)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -94,13 +96,20 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
     ``images`` (N, C, H, W) in [0,1] and ``labels`` (N,) int64 go to the model's device;
     ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units).
     """
+    return perturb_output(model, images, labels, method, backend, seed=seed, **params).adv
+
+
+def perturb_output(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str,
+                   backend: str | None = None, *, seed: int | None = None, **params: Any) -> AttackOutput:
+    """Like :func:`perturb`, with the method's per-example extras: ``queries`` (N,) for query-based attacks,
+    ``l2_trace`` (N, K) for the Boundary attack (L2 norm at each of ``convergence.checkpoints(steps)``)."""
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
     if seed is not None:
         _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
+    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved)
 
 
 @torch.inference_mode()
@@ -207,7 +216,7 @@ def attack(
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
         _seed(seed)
-        attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
+        attempted, kept_extra = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
@@ -217,6 +226,7 @@ def attack(
             attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
             wall_time_s=round(time.time() - started, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
+            stats=spec.summarise(kept_extra, params, data.test.shape) if spec.summarise else {},
         )
         record = writer.finish(record)
     log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
@@ -226,9 +236,11 @@ def attack(
 
 
 def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
-              writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback) -> int:
-    """Attack batch after batch and write the successes; returns how many images were attempted."""
-    attempted, t0 = 0, time.perf_counter()
+              writer: store.SetWriter, n: int, batch_size: int, device: torch.device,
+              emit: Callback) -> tuple[int, dict[str, torch.Tensor]]:
+    """Attack batch after batch and write the successes; returns how many images were attempted and the kept
+    examples' extras (on the CPU, for ``MethodSpec.summarise``)."""
+    attempted, t0, kept = 0, time.perf_counter(), []
     for idx, x, y in correct_batches(model, split, n, batch_size, device):
         out = _run(backend, spec, model, x, y, params)
         adv = out.adv
@@ -238,24 +250,30 @@ def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
                     **{k: v[fooled] for k, v in out.extra.items()}})
+        kept.append({k: v[fooled].cpu() for k, v in out.extra.items()})
         attempted += len(y)
         emit("batch", {"attempted": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
-    return attempted
+    return attempted, {k: torch.cat([b[k] for b in kept]) for k in (kept[0] if kept else {})}
 
 
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per saved set: name, sources, method, backend, eps, steps, dataset, counts, success rate."""
+    """One row per saved set: name, sources, method, backend, eps, steps, dataset, counts, success rate.
+
+    ``median_queries`` is the median of the queries the kept examples used (query-based attacks; else NaN).
+    """
     rows = []
     for rec in store.list_set_records(workspace):
         rows.append({
             "name": rec.name, "sources": rec.source_label, "method": rec.method, "backend": rec.backend,
             "eps": rec.params.get("eps"), "steps": rec.params.get("steps"), "dataset": rec.dataset.label,
             "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
-            "wall_time_s": rec.wall_time_s, "created": rec.created, "path": str(rec.path),
+            "median_queries": rec.stats.get("queries", {}).get("median"), "wall_time_s": rec.wall_time_s,
+            "created": rec.created, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted",
-                                       "n", "success_rate", "wall_time_s", "created", "path"])
+                                       "n", "success_rate", "median_queries", "wall_time_s", "created", "path"])
 
 
-__all__ = ["BACKENDS", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources", "perturb"]
+__all__ = ["BACKENDS", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources", "perturb",
+           "perturb_output"]

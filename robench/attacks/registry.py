@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from robench.attacks import art_backend, foolbox_backend
+from robench.attacks import art_backend, foolbox_backend, square
+from robench.attacks.convergence import checkpoints, trace
 from robench.attacks.noise import gaussian_noise
 from robench.errors import RobenchError, unknown_name
 
@@ -80,6 +82,9 @@ class MethodSpec:
     refused: dict[str, str] = field(default_factory=dict)
     pixel_params: tuple[str, ...] = ()
     name_params: tuple[str, ...] = ()
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    norm_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summarise: Callable[[dict[str, torch.Tensor], dict, tuple[int, ...]], dict] | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -176,6 +181,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "steps": (1, 100_000, True), "init_directions": (1, 100_000, True), "binary_search_steps": (1, 100, True),
     "initial_const": (0.0, math.inf, False),
     "spherical_step": (0.0, 1.0, False), "source_step": (0.0, 1.0, False),
+    "queries": (1, 10_000_000, True), "tolerance": (0.0, math.inf, False), "p_init": (0.0, 1.0, False),
+    "gamma": (0.0, math.inf, False), "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True),
 }
 
 
@@ -191,23 +198,37 @@ def _check_range(key: str, value: float, spec: MethodSpec) -> None:
 def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
     """Every parameter of ``spec``: the given ones (None = default), converted and checked."""
     params = dict(spec.defaults)
+    given = {k: v for k, v in given.items() if v is not None}
     for key, value in given.items():
-        if value is None:
-            continue
         if key not in spec.defaults:
             choices = ", ".join(f"--{_opt(k)}" for k in spec.defaults) or "none"
             raise RobenchError(f"{spec.name} takes no --{_opt(key)}: its parameters are {choices}")
         default = spec.defaults[key]
+        if isinstance(default, str):
+            params[key] = _as_choice(value, key, spec)
+            continue
         if isinstance(default, bool):
             params[key] = _as_bool(value, key)
             continue
         number = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
         _check_range(key, number, spec)
         params[key] = number
+    for key, value in spec.norm_defaults.get(params.get("norm"), {}).items():
+        params[key] = params[key] if key in given else value
     return {**params, **spec.fixed}
 
 
+def _as_choice(value: Any, key: str, spec: MethodSpec) -> str:
+    text = str(value).strip().lower()
+    allowed = spec.choices.get(key, ())
+    if text not in allowed:
+        raise RobenchError(f"{spec.name} does not support --{_opt(key)} {value}: choose {' or '.join(allowed)}")
+    return text
+
+
 def _fmt(key: str, value: Any, spec: MethodSpec) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "" if value else "no"
     if key in spec.pixel_params:
@@ -215,7 +236,8 @@ def _fmt(key: str, value: Any, spec: MethodSpec) -> str:
     return f"{value:g}"
 
 
-_SHORT = {"random_start": "rs", "confidence": "conf", "binary_search_steps": "bss", "initial_const": "c",
+_SHORT = {"queries": "q", "tolerance": "tol",
+          "random_start": "rs", "confidence": "conf", "binary_search_steps": "bss", "initial_const": "c",
           "spherical_step": "sph", "source_step": "src", "init_directions": "dirs"}
 
 
@@ -261,12 +283,50 @@ register_method(MethodSpec(
     fixed={"norm": "l2", "targeted": False},
     builders={"foolbox": foolbox_backend.cw, "art": art_backend.cw}, default_backend="foolbox",
 ))
+def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+    """The score's median at every doubling of steps over the kept examples, and whether it converged."""
+    l2 = extra.get("l2_trace", torch.empty(0, len(checkpoints(params["steps"]))))
+    return {"trace": trace(l2.cpu(), checkpoints(params["steps"]), math.prod(shape), params["tolerance"]).to_json()}
+
+
+def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+    """Median (and mean, max) of the queries the kept examples used."""
+    q = extra.get("queries", torch.empty(0)).double().cpu().numpy()
+    summary = {"over": "kept examples", "n": len(q), "budget": params["queries"]}
+    if len(q):
+        summary.update(median=float(np.median(q)), mean=float(q.mean()), max=int(q.max()))
+    return {"queries": summary}
+
+
 register_method(MethodSpec(
-    "boundary", "Boundary attack (decision-based), started from blended uniform noise", "l2",
-    defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000},
+    "boundary", "Boundary attack (decision-based), started from blended uniform noise; records the score's median "
+    "at every doubling of --steps and whether the last doubling moved it by more than --tolerance", "l2",
+    defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
+              "tolerance": 0.05},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
     builders={"foolbox": foolbox_backend.boundary}, default_backend="foolbox",
-    refused={"art": "ART's BoundaryAttack runs one sample at a time"},
+    refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,
+))
+register_method(MethodSpec(
+    "square", "Square Attack (score-based random search, Andriushchenko et al.), Linf or L2, within --queries "
+    "per example", "linf",
+    defaults={"eps": 16 / 255, "norm": "linf", "queries": 5000, "p_init": 0.8}, choices={"norm": ("linf", "l2")},
+    norm_defaults={"l2": {"eps": 0.5}}, fixed={"targeted": False, "restarts": 1, "loss": "margin"},
+    pixel_params=("eps",), name_params=("eps",), builders={"robench": square.square, "art": art_backend.square},
+    default_backend="robench", refused={"foolbox": "Foolbox 3 has no Square Attack"}, summarise=_query_stats,
+))
+register_method(MethodSpec(
+    "hopskipjump", "HopSkipJump (decision-based, Chen et al.), L2 or Linf, from blended uniform noise, within "
+    "--queries per example; keeps examples within --eps", "l2",
+    defaults={"eps": 0.5, "norm": "l2", "queries": 1000, "gamma": 1.0, "grad_evals": 100, "max_grad_evals": 10000,
+              "init_directions": 100},
+    choices={"norm": ("l2", "linf")}, norm_defaults={"linf": {"eps": 16 / 255}},
+    fixed={"targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50,
+           "stepsize_search": "geometric_progression", "hsj_steps": 1_000_000},
+    pixel_params=("eps",), name_params=("eps",), builders={"foolbox": foolbox_backend.hopskipjump},
+    default_backend="foolbox",
+    refused={"art": "ART's HopSkipJump runs one sample at a time and draws its start from an unseeded RNG"},
+    summarise=_query_stats,
 ))
 register_method(MethodSpec(
     "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",

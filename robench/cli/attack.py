@@ -59,6 +59,8 @@ def attack(
     eps: str = typer.Option(None, help="Linf budget in pixel units: 16/255 or 0.0627 (fgsm, pgd, mifgsm)."),
     step: str = typer.Option(None, help="Step size in pixel units: 1/255 or 0.0039 (cw: the learning rate)."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
+    queries: int = typer.Option(None, help="Query budget per example (square, hopskipjump)."),
+    norm: str = typer.Option(None, help="Threat model of square and hopskipjump: linf or l2."),
     random_start: bool = typer.Option(None, "--random-start/--no-random-start",
                                       help="pgd: start from a random point in the eps ball (default: no)."),
     confidence: float = typer.Option(None, help="cw: confidence margin kappa (default 0)."),
@@ -92,7 +94,8 @@ def attack(
             bar.update(task["id"], total=p["attempted"], completed=p["attempted"])
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
-                                       "decay": decay, **_extra(param)}.items() if v is not None}
+                                       "decay": decay, "queries": queries, "norm": norm,
+                                       **_extra(param)}.items() if v is not None}
     try:
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
@@ -108,7 +111,24 @@ def attack(
         "success_rate": record.success_rate, "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
+    _notes(record)
     err.print(f"saved [bold]{record.name}[/] to {record.path}")
+
+
+def _notes(record: SetRecord) -> None:
+    """Query counts and the Boundary trace, on stderr."""
+    queries = record.stats.get("queries")
+    if queries and queries.get("n"):
+        err.print(f"queries per kept example: median {queries['median']:g}, max {queries['max']} "
+                  f"(budget {queries['budget']})")
+    trace = record.stats.get("trace")
+    if trace:
+        medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace["steps"], trace["median"], strict=True))
+        err.print(f"Boundary score (median ||delta||^2/pixels) by steps: {medians}")
+        if not trace["converged"]:
+            change = "n/a" if trace["change"] is None else f"{100 * trace['change']:.1f}%"
+            err.print(f"[yellow]warning:[/] not converged: the last doubling of steps moved the median by {change} "
+                      f"(tolerance {100 * trace['tolerance']:g}%); raise --steps")
 
 
 attack.__doc__ = f"""Generate an adversarial set from a source model and save it in the workspace.
@@ -128,7 +148,9 @@ def sets(workspace: Path = WORKSPACE) -> None:
         err.print(f"no sets in {workspace or 'robench-workspace'}; make one with `robench attack`")
         return
     df["eps"] = [None if pd.isna(e) else f"{round(e * 255, 2):g}/255" for e in df["eps"]]
+    df = df.rename(columns={"median_queries": "median queries (kept)"})
     cols = ["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted", "n", "success_rate"]
+    cols += ["median queries (kept)"] if df["median queries (kept)"].notna().any() else []
     out.print(table(df, title=f"sets in {workspace or 'robench-workspace'}", columns=cols))
 
 

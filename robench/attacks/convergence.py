@@ -1,0 +1,66 @@
+"""Convergence of the Boundary attack: the score's median at every doubling of steps, and whether it settled.
+
+The attack records each example's L2 norm at the checkpoints ``steps, steps/2, steps/4, ...`` of one run; the
+score (median over examples of ||delta||_2^2 / pixels) is taken at each checkpoint. The run counts as converged
+when the last doubling (steps/2 -> steps) moved that median by at most ``tolerance`` (relative).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+MIN_CHECKPOINT = 100  # the trace starts at the first halving of steps that is >= this (or at steps itself)
+
+
+def checkpoints(steps: int, smallest: int = MIN_CHECKPOINT) -> list[int]:
+    """Step counts at which the trace is taken: steps >> j for j = 0, 1, ... down to ``smallest``; ascending."""
+    out = [steps]
+    while out[-1] // 2 >= smallest:
+        out.append(out[-1] // 2)
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The score at each checkpoint: ``steps`` ascending, ``median`` of ||delta||_2^2 / pixels at each.
+
+    ``change`` is the relative drop of the median over the last doubling, ``(m[-2] - m[-1]) / m[-1]``
+    (NaN with a single checkpoint); ``converged`` is ``change <= tolerance``.
+    """
+
+    steps: list[int]
+    median: list[float]
+    n: int
+    tolerance: float
+
+    @property
+    def change(self) -> float:
+        if len(self.median) < 2 or not all(math.isfinite(m) for m in self.median[-2:]) or self.median[-1] <= 0:
+            return math.nan
+        return (self.median[-2] - self.median[-1]) / self.median[-1]
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.change <= self.tolerance)
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "median": self.median, "n": self.n, "tolerance": self.tolerance,
+                "change": None if math.isnan(self.change) else self.change, "converged": self.converged}
+
+    @classmethod
+    def from_json(cls, data: dict, tolerance: float | None = None) -> Trace:
+        """A trace read back from ``SetRecord.stats['trace']``; ``tolerance`` overrides the recorded one."""
+        return cls([int(s) for s in data["steps"]], [float(m) for m in data["median"]], int(data.get("n", 0)),
+                   float(data["tolerance"] if tolerance is None else tolerance))
+
+
+def trace(l2: torch.Tensor, steps: list[int], pixels: int, tolerance: float) -> Trace:
+    """The trace of per-example L2 norms ``l2`` (N, K) taken at ``steps`` (K,); NaN rows (not attacked) are left out."""
+    values = l2.double().pow(2).numpy() / pixels
+    values = values[~np.isnan(values).any(1)] if values.size else values.reshape(0, len(steps))
+    medians = [float(np.median(values[:, k])) if len(values) else math.nan for k in range(len(steps))]
+    return Trace(list(steps), medians, len(values), tolerance)
