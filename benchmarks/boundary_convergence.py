@@ -57,7 +57,8 @@ def main() -> None:
     results = {}
     for name in names:
         results[name] = run(name, args.workspace, args.n, args.steps, args.data_dir)
-        print(f"{name}: n={results[name][1]}, {results[name][2]:.2f} s/image", flush=True)
+        medians = ", ".join(f"{s}: {m:.3e}" for s, m in zip(checkpoints(args.steps), results[name][0], strict=True))
+        print(f"{name}: n={results[name][1]}, {results[name][2]:.2f} s/image; medians {medians}", flush=True)
     steps = checkpoints(args.steps)
     header = "| steps | " + " | ".join(f"{n} median" for n in names) + (" | ratio |" if len(names) > 1 else " |")
     lines = [header, "|" + "---:|" * (len(names) + 1 + (len(names) > 1))]

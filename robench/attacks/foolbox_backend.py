@@ -175,7 +175,8 @@ class _HopSkipJump:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 starts = init.run(_fmodel(counter, images), images, fb.criteria.Misclassification(labels))
-            ok = counter(starts).argmax(1) != labels
+            # images the model already misclassifies stay as they are (Foolbox's HopSkipJump loops on a zero distance)
+            ok = (counter(starts).argmax(1) != labels) & (counter(images).argmax(1) == labels)
         except BudgetSpent:
             log.info("hopskipjump: the query budget ran out in the noise start")
         best, dist, counts = counter.best, counter.best_dist, counter.counts

@@ -186,8 +186,9 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
 }
 
 
-def _check_range(key: str, value: float, spec: MethodSpec) -> None:
-    low, high, inclusive = _RANGES.get(key, (0.0, math.inf, True))
+def _check_range(key: str, value: float, spec: MethodSpec, norm: str) -> None:
+    default_range = (0.0, math.inf, True)
+    low, high, inclusive = default_range if (key, norm) == ("eps", "l2") else _RANGES.get(key, default_range)
     ok = math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high
     if not ok:
         left = "[" if inclusive else "("
@@ -210,9 +211,10 @@ def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
         if isinstance(default, bool):
             params[key] = _as_bool(value, key)
             continue
-        number = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
-        _check_range(key, number, spec)
-        params[key] = number
+        params[key] = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
+    for key in given:
+        if not isinstance(spec.defaults[key], (str, bool)):
+            _check_range(key, params[key], spec, params.get("norm", spec.norm))
     for key, value in spec.norm_defaults.get(params.get("norm"), {}).items():
         params[key] = params[key] if key in given else value
     return {**params, **spec.fixed}
