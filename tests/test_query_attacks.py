@@ -56,6 +56,7 @@ class Rows(nn.Module):
         self.model, self.clean, self.radius = model, clean, radius
         self.per_example = torch.zeros(len(clean), dtype=torch.long)
         self.total = 0
+        self.eval()  # robench restores a model's mode after an attack, children included
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.total += len(x)
@@ -72,6 +73,7 @@ class Calls(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model, self.total = model, 0
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.total += len(x)
@@ -126,9 +128,9 @@ def test_hopskipjump_counts_and_budget(batch):
     out = perturb_output(rows, x, y, "hopskipjump", seed=0, queries=budget, eps=3.0, init_directions=10)
     q = out.extra["queries"].cpu()
     assert (q <= budget).all() and q.max() == budget  # the budget, not Foolbox's step count, ends the run
-    # every row the model saw is charged to one example, except two uncharged classifications of the clean images
-    # (the noise start and HopSkipJump itself each run behind their own counter); the start worked for every image
-    assert rows.total == q.sum() + 2 * len(x)
+    # every row the model saw is charged to one example, except the uncharged classifications of the clean images:
+    # all of them behind the noise start's counter, those with an adversarial start again behind HopSkipJump's
+    assert len(x) <= rows.total - q.sum() <= 2 * len(x)
 
 
 def test_query_counter_caches_and_enforces(batch):
