@@ -2,7 +2,8 @@
 
 The attack records each example's L2 norm at the checkpoints ``steps, steps/2, steps/4, ...`` of one run; the
 score (median over examples of ||delta||_2^2 / pixels) is taken at each checkpoint. The run counts as converged
-when the last doubling (steps/2 -> steps) moved that median by at most ``tolerance`` (relative).
+when the last doubling (steps/2 -> steps) moved that median by at most ``tolerance`` (relative) and by less than
+an earlier doubling did (so a run still in the attack's slow start does not pass).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Trace:
     """The score at each checkpoint: ``steps`` ascending, ``median`` of ||delta||_2^2 / pixels at each.
 
     ``change`` is the relative drop of the median over the last doubling, ``(m[-2] - m[-1]) / m[-1]``
-    (NaN with a single checkpoint); ``converged`` is ``change <= tolerance``.
+    (NaN with a single checkpoint); see :attr:`converged`.
     """
 
     steps: list[int]
@@ -38,14 +39,40 @@ class Trace:
     tolerance: float
 
     @property
+    def changes(self) -> list[float]:
+        """Relative drop of the median over each doubling, ``(m[k-1] - m[k]) / m[k]`` (NaN where undefined)."""
+        out = []
+        for before, after in zip(self.median[:-1], self.median[1:], strict=True):
+            ok = math.isfinite(before) and math.isfinite(after) and after > 0
+            out.append((before - after) / after if ok else math.nan)
+        return out
+
+    @property
     def change(self) -> float:
-        if len(self.median) < 2 or not all(math.isfinite(m) for m in self.median[-2:]) or self.median[-1] <= 0:
-            return math.nan
-        return (self.median[-2] - self.median[-1]) / self.median[-1]
+        return self.changes[-1] if self.changes else math.nan
 
     @property
     def converged(self) -> bool:
-        return bool(self.change <= self.tolerance)
+        """The last doubling moved the median by at most ``tolerance`` AND by less than an earlier doubling did.
+
+        The second condition keeps a run that is still in the attack's slow start from passing: Foolbox adapts
+        its step sizes at most every 1000 steps or so, so the median first moves slowly, then fast, then settles
+        (measured in benchmarks/RESULTS.md). A trace needs three checkpoints (steps >= 400) to show convergence.
+        """
+        earlier = [c for c in self.changes[:-1] if math.isfinite(c)]
+        return bool(self.change <= self.tolerance and earlier and max(earlier) > self.change)
+
+    @property
+    def reason(self) -> str:
+        """Why the trace does not show convergence ('' when it does)."""
+        if self.converged:
+            return ""
+        if len([c for c in self.changes if math.isfinite(c)]) < 2:
+            return f"{len(self.steps)} checkpoint(s) cannot show it (steps >= 400 gives three)"
+        moved = f"the last doubling ({self.steps[-2]} -> {self.steps[-1]} steps) moved the median by {self.change:.1%}"
+        if self.change > self.tolerance:
+            return f"{moved} (tolerance {self.tolerance:.1%})"
+        return f"{moved}, more than any earlier doubling: the attack is still in its slow start"
 
     def to_json(self) -> dict:
         return {"steps": self.steps, "median": self.median, "n": self.n, "tolerance": self.tolerance,

@@ -8,6 +8,7 @@ import pandas as pd
 import typer
 
 from robench import attacks
+from robench.attacks.convergence import Trace
 from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
 from robench.errors import RobenchError
@@ -125,10 +126,9 @@ def _notes(record: SetRecord) -> None:
     if trace:
         medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace["steps"], trace["median"], strict=True))
         err.print(f"Boundary score (median ||delta||^2/pixels) by steps: {medians}")
-        if not trace["converged"]:
-            change = "n/a" if trace["change"] is None else f"{100 * trace['change']:.1f}%"
-            err.print(f"[yellow]warning:[/] not converged: the last doubling of steps moved the median by {change} "
-                      f"(tolerance {100 * trace['tolerance']:g}%); raise --steps")
+        verdict = Trace.from_json(trace)
+        if not verdict.converged:
+            err.print(f"[yellow]warning:[/] the Boundary score has not converged: {verdict.reason}; raise --steps")
 
 
 attack.__doc__ = f"""Generate an adversarial set from a source model and save it in the workspace.

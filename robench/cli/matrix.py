@@ -208,8 +208,8 @@ def boundary_cmd(
         wide.columns = [f"steps={c}" for c in wide.columns]
         out.print(table(wide.reset_index(), title="Boundary score (median) at each doubling of steps"))
     for row in df[df["converged"] == False].itertuples():  # noqa: E712 (None = no trace recorded)
-        err.print(f"[yellow]warning:[/] {row.model}: not converged: the last doubling of steps moved the median by "
-                  f"{100 * row.change:.1f}%; raise --steps")
+        err.print(f"[yellow]warning:[/] {row.model}: the Boundary score has not converged ({row.reason}); "
+                  f"raise --steps")
     _write_csv(df, out_path)
 
 

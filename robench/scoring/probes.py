@@ -254,9 +254,10 @@ def boundary_scores(
     ``mode``: 'sets' reads the stored L2 norms of an existing boundary set whose single source is the model;
     'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``: ``steps``, ``tolerance``,
     ...) on ``n`` test images the model classifies correctly; 'auto' uses a set when there is one, else attacks.
-    Higher is more robust. Columns: model, score, mean, n, from, steps, change, converged, arch, keep, placement;
-    ``change`` is the relative drop of the median over the last doubling of steps and ``converged`` whether it is
-    within the tolerance (None for a set recorded without a trace). ``df.attrs["trace"]`` holds the median at
+    Higher is more robust. Columns: model, score, mean, n, from, steps, change, converged, reason, arch, keep,
+    placement; ``change`` is the relative drop of the median over the last doubling of steps, ``converged`` the
+    verdict of :attr:`robench.attacks.convergence.Trace.converged` (None for a set recorded without a trace) and
+    ``reason`` why not. ``df.attrs["trace"]`` holds the median at
     every doubling (columns model, steps, median, n); a model that has not converged is also logged as a warning.
     """
     if mode not in BOUNDARY_MODES:
@@ -283,16 +284,15 @@ def boundary_scores(
             traces += [{"model": name, "steps": s, "median": m, "n": tr.n} for s, m in zip(tr.steps, tr.median,
                                                                                            strict=True)]
             if not tr.converged:
-                log.warning("Boundary score of %s has not converged: the last doubling of steps (%d -> %d) moved "
-                            "the median by %.1f%% (tolerance %.1f%%); raise --steps", name, tr.steps[-2] if
-                            len(tr.steps) > 1 else 0, tr.steps[-1], 100 * tr.change, 100 * tr.tolerance)
+                log.warning("Boundary score of %s has not converged: %s; raise --steps", name, tr.reason)
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
                      "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
-                     "converged": tr.converged if tr else None, **_model_columns(scorer, name)})
+                     "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
+                     **_model_columns(scorer, name)})
         _notify(callback, "step", model=name, origin=origin)
-    df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "arch",
-                                     "keep", "placement"])
+    df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
+                                     "arch", "keep", "placement"])
     df.attrs["trace"] = pd.DataFrame(traces, columns=["model", "steps", "median", "n"])
     return df
 
