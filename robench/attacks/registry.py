@@ -303,7 +303,7 @@ def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int,
 register_method(MethodSpec(
     "boundary", "Boundary attack (decision-based), started from blended uniform noise; records the score's median "
     "at every doubling of --steps and whether the last doubling moved it by more than --tolerance", "l2",
-    defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
+    defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
               "tolerance": 0.05},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
     builders={"foolbox": foolbox_backend.boundary}, default_backend="foolbox",
