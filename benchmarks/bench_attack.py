@@ -21,6 +21,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -211,6 +212,10 @@ def main() -> None:
     parser.add_argument("--square-queries", type=int, default=200)
     parser.add_argument("--hsj-steps", type=int, default=2)
     parser.add_argument("--only-queries", action="store_true", help="run only the query-based rows")
+    parser.add_argument("--query-model", default=None,
+                        help="trained model folder for the query rows, with --query-data (a random network calls "
+                             "every noise image the same class, so HopSkipJump's start fails)")
+    parser.add_argument("--query-data", default=None, help="data folder of --query-model's dataset")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(os.cpu_count() or 1)
@@ -249,6 +254,13 @@ def main() -> None:
 
 def print_queries(model, x, y, args) -> None:
     xs = x[: args.query_batch]
+    if args.query_model:
+        from robench.data import resolve_dataset
+
+        model = robench.load_model(args.query_model).eval()
+        record = robench.store.read_model(Path(args.query_model).name, Path(args.query_model).parent.parent)
+        xs = resolve_dataset(record.dataset, args.query_data).test.floats(torch.arange(args.query_batch))
+        print(f"query rows: model {args.query_model} on its first {args.query_batch} test images")
     with torch.no_grad():
         ys = model(xs).argmax(1)  # the model's own predictions: every image starts correctly classified
     print(f"### Square (Linf eps {EPS * 255:g}/255, {args.square_queries} queries) and HopSkipJump (L2), batch "

@@ -25,8 +25,8 @@ from robench.data import resolve_dataset
 from robench.models import load_model
 
 
-def run(name: str, workspace: str, n: int, steps: int, data_dir: str | None) -> tuple[list[float], int, float]:
-    """The traced medians (one per checkpoint), the number of examples, and seconds per image."""
+def run(name: str, workspace: str, n: int, steps: int, data_dir: str | None) -> tuple[list[float], int, float, float]:
+    """The traced medians (one per checkpoint), the number of examples, wall and CPU seconds per image."""
     rec = store.read_model(name, workspace)
     model = load_model(name, workspace, "cpu").eval()
     test = resolve_dataset(rec.dataset, data_dir).test
@@ -34,12 +34,12 @@ def run(name: str, workspace: str, n: int, steps: int, data_dir: str | None) -> 
         x, y = test.floats(torch.arange(min(len(test), 8 * n))), test.labels[: 8 * n]
         right = (model(x).argmax(1) == y).nonzero().flatten()[:n]
     x, y = x[right], y[right]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = perturb_output(model, x, y, "boundary", seed=0, steps=steps)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     fooled = (model(out.adv).argmax(1) != y).cpu()
     tr = trace(out.extra["l2_trace"][fooled].cpu(), checkpoints(steps), x[0].numel(), 0.05)
-    return tr.median, tr.n, seconds / len(x)
+    return tr.median, tr.n, seconds / len(x), cpu / len(x)
 
 
 def main() -> None:
@@ -58,7 +58,8 @@ def main() -> None:
     for name in names:
         results[name] = run(name, args.workspace, args.n, args.steps, args.data_dir)
         medians = ", ".join(f"{s}: {m:.3e}" for s, m in zip(checkpoints(args.steps), results[name][0], strict=True))
-        print(f"{name}: n={results[name][1]}, {results[name][2]:.2f} s/image; medians {medians}", flush=True)
+        print(f"{name}: n={results[name][1]}, {results[name][2]:.2f} s/image wall, {results[name][3]:.2f} s/image CPU; "
+              f"medians {medians}", flush=True)
     steps = checkpoints(args.steps)
     header = "| steps | " + " | ".join(f"{n} median" for n in names) + (" | ratio |" if len(names) > 1 else " |")
     lines = [header, "|" + "---:|" * (len(names) + 1 + (len(names) > 1))]
@@ -67,7 +68,8 @@ def main() -> None:
         ratio = f" | {medians[-1] / medians[0]:.2f}x" if len(names) > 1 else ""
         lines.append(f"| {s} | " + " | ".join(f"{m:.2e}" for m in medians) + ratio + " |")
     table = "\n".join(lines)
-    per_image = ", ".join(f"{n}: {results[n][2]:.1f} s/image (n={results[n][1]})" for n in names)
+    per_image = ", ".join(f"{n}: {results[n][2]:.1f} s/image wall, {results[n][3]:.1f} s/image CPU (n={results[n][1]})"
+                          for n in names)
     body = (f"Machine: {machine()}.\n\n{table}\n\nCPU time of the whole {args.steps}-step run, batch of {args.n}: "
             f"{per_image}.\nReproduce: `python benchmarks/boundary_convergence.py --workspace WS --n {args.n} "
             f"--steps {args.steps} --threads {args.threads}`.")

@@ -16,7 +16,8 @@ from robench.errors import RobenchError
 
 # small settings per method so the whole file runs in seconds; methods not listed use their defaults
 SMALL = {"pgd": {"steps": 5}, "mifgsm": {"steps": 5}, "cw": {"steps": 10, "binary_search_steps": 1},
-         "boundary": {"steps": 20, "init_directions": 20}}
+         "boundary": {"steps": 20, "init_directions": 20}, "square": {"queries": 50},
+         "hopskipjump": {"queries": 200, "init_directions": 10, "eps": 5.0}}
 PAIRS = [(m, b) for m in list_methods() for b in method_spec(m).backends]
 
 
