@@ -21,7 +21,9 @@ WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
 def _defaults(value: object, key: str, spec: attacks.MethodSpec) -> str:
     if key in spec.pixel_params:
         return f"{round(value * 255, 2):g}/255"
-    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+    if isinstance(value, (bool, str)):
+        return str(value).lower()
+    return f"{value:g}"
 
 
 def _methods_help() -> str:
