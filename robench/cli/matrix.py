@@ -201,7 +201,7 @@ def boundary_cmd(
     params = {k: v for k, v in {"steps": steps, "tolerance": tolerance}.items() if v is not None}
     df = boundary_scores(models, workspace, mode=mode, sets=sets, n=n, seed=seed, params=params, device=device,
                          data_dir=data_dir)
-    out.print(table(df, title="Boundary-attack score (median ||delta||^2 / pixels)"))
+    out.print(table(df.drop(columns="reason"), title="Boundary-attack score (median ||delta||^2 / pixels)"))
     trace = df.attrs["trace"]
     if not trace.empty:
         wide = trace.pivot(index="model", columns="steps", values="median").map(lambda v: f"{v:.3g}")
