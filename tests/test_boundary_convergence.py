@@ -56,7 +56,9 @@ def test_trace_comes_from_one_unchanged_run(batch):
     assert l2.shape == (len(x), 2)  # steps 100, 200
     ok = ~l2.isnan().any(1)
     assert ok.sum() >= len(x) - 1
-    assert (l2[ok].diff(dim=1) <= 0).all()  # each example's distance only shrinks
+    # each example's distance only shrinks (up to float32 rounding: Foolbox logs its norms with eagerpy, the last
+    # column is computed from the returned images with torch)
+    assert (l2[ok].diff(dim=1) <= 1e-6 * l2[ok, 1:]).all()
     assert torch.allclose(l2[ok, -1], (out.adv - x)[ok].flatten(1).norm(dim=1), rtol=1e-4)
     # Foolbox's own attack, called directly with the same seed, gives the same images: tracing changes nothing
     _seed(0)
@@ -76,7 +78,8 @@ def test_short_run_flagged_not_converged(trained_ws, tmp_path, caplog):
     row = df.iloc[0]
     assert row["steps"] == 400 and row["converged"] == False  # noqa: E712
     medians = df.attrs["trace"]["median"].tolist()
-    assert df.attrs["trace"]["steps"].tolist() == [100, 200, 400] and medians[0] >= medians[1] >= medians[2]
+    assert df.attrs["trace"]["steps"].tolist() == [100, 200, 400]
+    assert medians[0] >= medians[1] * (1 - 1e-6) and medians[1] >= medians[2] * (1 - 1e-6)  # float32 rounding
     assert medians[-1] == pytest.approx(row["score"])
     assert "has not converged" in caplog.text
 
@@ -94,7 +97,7 @@ def test_boundary_set_records_the_trace(trained_ws, tmp_path):
     assert stats["steps"] == [100, 200] and stats["n"] == len(s) and stats["converged"] is False
     per_pixel = s.extra["l2_trace"].double().pow(2).numpy() / 1024
     assert stats["median"] == pytest.approx(np.median(per_pixel, axis=0).tolist())
-    assert stats["median"][0] >= stats["median"][1]  # non-increasing in steps
+    assert stats["median"][0] >= stats["median"][1] * (1 - 1e-6)  # non-increasing in steps (float32 rounding)
     df = boundary_scores("tiny", ws, mode="sets", device="cpu")
     assert df.loc[0, "converged"] == False and df.loc[0, "score"] == pytest.approx(stats["median"][-1])  # noqa: E712
     loose = boundary_scores("tiny", ws, mode="sets", device="cpu", params={"tolerance": 1e6})
