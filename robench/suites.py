@@ -16,6 +16,10 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     arch = ["resnet18", "vgg19"]
     keep = [1.0, 0.5, 0.3]
 
+    [[imports]]                   # models robench did not train (`robench import`): name, from, its options
+    name = "tv-resnet18"
+    from = "torchvision:resnet18"
+
     [attack]                      # defaults for every [[attacks]] entry
     n = 500
 
@@ -28,7 +32,7 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     out = "matrix.csv"            # relative paths land in WORKSPACE/results/
 
     [[scores]]
-    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff
+    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack
     set = "densenet121-seed1-pgd-eps16"
     models = "resnet18*"
 """
@@ -59,7 +63,7 @@ log = logging.getLogger(__name__)
 
 # Keys whose value is a list by nature, so a list there is not a grid axis.
 _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
-SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff")
+SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff", "autoattack")
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Suite:
     attacks: list[dict[str, Any]]
     matrix: dict[str, Any] | None
     scores: list[dict[str, Any]]
+    imports: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -119,7 +124,7 @@ def load_suite(path: str | os.PathLike, workspace: str | os.PathLike | None = No
 
 def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = None,
                     data_dir: str | os.PathLike | None = None, source: str = "<dict>") -> Suite:
-    known = {"study", "train", "models", "attack", "attacks", "matrix", "scores"}
+    known = {"study", "train", "models", "imports", "attack", "attacks", "matrix", "scores"}
     unknown = set(raw) - known
     if unknown:
         raise RobenchError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; "
@@ -135,17 +140,18 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         dataset=study.get("dataset", "cifar10"), data_dir=str(data_dir or study.get("data_dir") or "") or None,
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
-        matrix=raw.get("matrix"), scores=scores, source=source,
+        matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
     )
 
 
 def plan(suite: Suite) -> list[Step]:
     """Every step of the suite, in order, each marked done or not."""
-    steps = [_train_step(suite, e) for entry in suite.models for e in grid({**suite.train_defaults, **entry})]
+    steps = [_import_step(suite, entry) for entry in suite.imports]
+    steps += [_train_step(suite, e) for entry in suite.models for e in grid({**suite.train_defaults, **entry})]
     for entry in suite.attacks:
         steps += [_attack_step(suite, e) for e in _attack_entries({**suite.attack_defaults, **entry})]
     _check_unique(steps)
-    inputs = [s for s in steps if s.kind in ("train", "attack")]
+    inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     if suite.matrix is not None:
         out = _out_path(suite, suite.matrix.get("out", f"{suite.name}-matrix.csv"))
         args = {k: v for k, v in suite.matrix.items() if k != "out"}
@@ -171,6 +177,15 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
                 resume=(directory / store.CHECKPOINT).exists())
 
 
+def _import_step(suite: Suite, entry: dict[str, Any]) -> Step:
+    args = {"dataset": suite.dataset, **entry}
+    if not args.get("name") or not args.get("from"):
+        raise RobenchError(f"{suite.source}: every [[imports]] entry needs a name and a from (a SPEC, as in "
+                           f"`robench import NAME --from SPEC`)")
+    name = store.check_name(args["name"])
+    return Step("import", name, args, done=(store.model_dir(name, suite.workspace) / store.MODEL_META).exists())
+
+
 def _attack_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
     if "ensemble" in entry:
         entry = {**entry, "sources": entry.pop("ensemble")}
@@ -194,10 +209,11 @@ def _attack_step(suite: Suite, entry: dict[str, Any]) -> Step:
     spec = method_spec(method)
     backend = resolve_backend(spec, args.get("backend"))
     given = {k: v for k, v in args.items() if k not in ("sources", "method", "backend", "n", "seed", "name",
-                                                         "batch_size")}
+                                                         "batch_size", "target")}
     params = resolve_params(spec, **given)
+    target = str(args["target"]).strip().lower() if args.get("target") is not None else None
     name = args.get("name") or default_set_name(sources, spec, params, backend.name, args.get("seed", 0),
-                                                 args.get("n", 5000))
+                                                 args.get("n", 5000), target)
     done = (store.set_dir(name, suite.workspace) / store.SET_META).exists()
     return Step("attack", name, {**args, "sources": sources, "method": method, "name": name}, done=done)
 
@@ -219,7 +235,8 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
     """An output is up to date when it exists, every input step is done, and it is newer than them."""
     if not out.exists() or not all(s.done for s in inputs):
         return False
-    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs if s.kind == "train"]
+    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs
+             if s.kind in ("import", "train")]
     metas += [store.set_dir(s.name, suite.workspace) / store.SET_META for s in inputs if s.kind == "attack"]
     newest = max((p.stat().st_mtime for p in metas if p.exists()), default=0.0)
     return out.stat().st_mtime >= newest
@@ -230,19 +247,23 @@ Callback = Callable[[str, dict[str, Any]], None]
 
 def run_step(suite: Suite, step: Step, callback: Callback | None = None, device: str | None = None) -> Any:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
-    from robench.api import train
+    from robench.api import import_model, train
     from robench.attacks import attack
-    from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+    from robench.scoring import autoattack_scores, boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
 
     common = {"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device, "callback": callback}
     if step.kind == "train":
         args = dict(step.args)
         return train(args.pop("arch"), **args, resume=step.resume, **common)
+    if step.kind == "import":
+        args = dict(step.args)
+        return import_model(args.pop("name"), args.pop("from"), **args, workspace=suite.workspace,
+                            data_dir=suite.data_dir, device=device)
     if step.kind == "attack":
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
     scorers = {"matrix": matrix, "score:boundary": boundary_scores, "score:noise": noise_curve,
-               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff}
+               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff, "score:autoattack": autoattack_scores}
     args = dict(step.args)
     if step.kind == "score:tradeoff":
         args["set_name"] = args.pop("set")
@@ -279,8 +300,8 @@ def plan_frame(steps: list[Step]) -> pd.DataFrame:
     """The plan as a table: step number, kind, name, status, and the step's main settings."""
     rows = []
     for i, s in enumerate(steps, 1):
-        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "sources", "callback")}
-        what = s.args.get("arch") or ", ".join(s.args.get("sources", [])) or ""
+        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "from", "sources", "callback")}
+        what = s.args.get("arch") or s.args.get("from") or ", ".join(s.args.get("sources", [])) or ""
         status = "done" if s.done else "resume" if s.resume else "todo"
         rows.append({"#": i, "step": s.kind, "name": s.name, "of": what, "status": status,
                      "settings": ", ".join(f"{k}={v}" for k, v in shown.items())})

@@ -2,8 +2,9 @@
 
 Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
 units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
-(``art_backend``, ``foolbox_backend``, and the built-in ``robench`` one for Gaussian noise); each
-exposes ``run(builder, model, images, labels, params) -> adversarial images``.
+(``art_backend``, ``foolbox_backend``, ``torchattacks_backend``, and ``robench``: the native torch loop of
+``torch_backend`` plus Gaussian noise); each exposes ``run(builder, model, images, labels, params) -> adversarial
+images``. A targeted attack gets the target labels as ``labels`` and ``params["targeted"] = True``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robench.attacks import art_backend, foolbox_backend, square
+from robench.attacks import art_backend, foolbox_backend, square, torch_backend, torchattacks_backend
 from robench.attacks.convergence import checkpoints, trace
 from robench.attacks.noise import gaussian_noise
 from robench.errors import RobenchError, unknown_name
@@ -59,8 +60,10 @@ def _run_native(builder: Callable, model: nn.Module, images: torch.Tensor, label
 BACKENDS: dict[str, Backend] = {
     "art": Backend("art", art_backend.version, art_backend.run, "Adversarial Robustness Toolbox"),
     "foolbox": Backend("foolbox", foolbox_backend.version, foolbox_backend.run, "Foolbox 3 (eagerpy, PyTorch)"),
-    "robench": Backend("robench", _robench_version, _run_native, "built-in (no attack library needed)"),
+    "robench": Backend("robench", _robench_version, _run_native, "built-in torch loop (no attack library needed)"),
+    "torchattacks": Backend("torchattacks", torchattacks_backend.version, torchattacks_backend.run, "torchattacks"),
 }
+NORMS = ("linf", "l2")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class MethodSpec:
     ``defaults`` lists every tunable parameter (floats in [0, 1] pixel units where they are pixel
     quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
     backend name to that adapter's builder; ``refused`` explains backends deliberately left out.
+    ``norms`` lists the norms ``--norm`` may pick (the first, ``norm``, is the default); ``l2_defaults``
+    replace defaults under ``--norm l2`` (there eps and step are L2 norms of the whole perturbation, in [0, 1]
+    image units, not per-pixel amounts); ``choices`` the allowed values of string parameters; ``targeted``
+    says whether ``--target`` works; ``rgb_only`` names backends that take 3-channel images only.
     """
 
     name: str
@@ -82,13 +89,20 @@ class MethodSpec:
     refused: dict[str, str] = field(default_factory=dict)
     pixel_params: tuple[str, ...] = ()
     name_params: tuple[str, ...] = ()
+    norms: tuple[str, ...] = ()
+    l2_defaults: dict[str, Any] = field(default_factory=dict)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    norm_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    targeted: bool = False
+    rgb_only: tuple[str, ...] = ()
     summarise: Callable[[dict[str, torch.Tensor], dict, tuple[int, ...]], dict] | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
         return tuple(sorted(self.builders))
+
+    @property
+    def supported_norms(self) -> tuple[str, ...]:
+        return self.norms or (self.norm,)
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -132,6 +146,14 @@ def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
                            f"use --backend {' or '.join(spec.backends)}")
     return BACKENDS[backend]
+
+
+def check_channels(spec: MethodSpec, backend: Backend, channels: int) -> None:
+    """A one-line error when ``backend`` cannot run ``spec`` on images with ``channels`` channels."""
+    if backend.name in spec.rgb_only and channels != 3:
+        others = [b for b in spec.backends if b not in spec.rgb_only]
+        raise RobenchError(f"{backend.name}'s {spec.name} takes 3-channel images only, the source's have {channels}; "
+                           f"use --backend {' or '.join(others)}")
 
 
 # ---------------------------------------------------------------- parameters
@@ -181,59 +203,83 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "steps": (1, 100_000, True), "init_directions": (1, 100_000, True), "binary_search_steps": (1, 100, True),
     "initial_const": (0.0, math.inf, False),
     "spherical_step": (0.0, 1.0, False), "source_step": (0.0, 1.0, False),
-    "queries": (1, 10_000_000, True), "tolerance": (0.0, math.inf, False), "p_init": (0.0, 1.0, False),
-    "gamma": (0.0, math.inf, False), "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True),
+    "diversity": (0.0, 1.0, True), "resize": (0.0, 1.0, False), "kernel": (1, 63, True), "nsig": (0.0, 10.0, False),
+    "samples": (1, 1000, True), "beta": (0.0, 100.0, False), "restarts": (1, 100, True), "queries": (1, 10**7, True),
+    "tolerance": (0.0, math.inf, False), "p_init": (0.0, 1.0, False), "gamma": (0.0, math.inf, False),
+    "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True),
 }
 
 
-def _check_range(key: str, value: float, spec: MethodSpec, norm: str) -> None:
-    default_range = (0.0, math.inf, True)
-    low, high, inclusive = default_range if (key, norm) == ("eps", "l2") else _RANGES.get(key, default_range)
+def _check_range(key: str, value: float, spec: MethodSpec, norm: str = "linf") -> None:
+    low, high, inclusive = _RANGES.get(key, (0.0, math.inf, True))
+    l2 = norm == "l2" and key in spec.pixel_params
+    if l2:
+        low, high = 0.0, 1e4
     ok = math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high
+    if key == "kernel" and ok and int(value) % 2 == 0:
+        raise RobenchError(f"--kernel must be an odd size (e.g. 5 or 7) for {spec.name}, got {value:g}")
     if not ok:
         left = "[" if inclusive else "("
         unit = " (pixel units: e.g. 16/255 or 0.0627)" if key in spec.pixel_params else ""
+        unit = " (an L2 norm in [0, 1] image units, e.g. 0.5)" if l2 else unit
         raise RobenchError(f"--{_opt(key)} must be in {left}{low:g}, {high:g}] for {spec.name}{unit}, got {value:g}")
 
 
+def _norm(spec: MethodSpec, value: Any) -> str:
+    norm = spec.norm if value is None else str(value).strip().lower()
+    if norm not in spec.supported_norms:
+        raise RobenchError(f"{spec.name} does not support --norm {norm}: "
+                           f"use --norm {' or '.join(spec.supported_norms)}")
+    return norm
+
+
 def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
-    """Every parameter of ``spec``: the given ones (None = default), converted and checked."""
-    params = dict(spec.defaults)
-    given = {k: v for k, v in given.items() if v is not None}
+    """Every parameter of ``spec``: the given ones (None = default), converted and checked.
+
+    ``norm`` picks one of ``spec.supported_norms`` (under ``l2``, ``spec.l2_defaults`` replace the defaults).
+    """
+    norm = _norm(spec, given.pop("norm", None))
+    params = {**spec.defaults, **(spec.l2_defaults if norm == "l2" else {})}
     for key, value in given.items():
+        if value is None:
+            continue
         if key not in spec.defaults:
             choices = ", ".join(f"--{_opt(k)}" for k in spec.defaults) or "none"
             raise RobenchError(f"{spec.name} takes no --{_opt(key)}: its parameters are {choices}")
         default = spec.defaults[key]
-        if isinstance(default, str):
-            params[key] = _as_choice(value, key, spec)
-            continue
         if isinstance(default, bool):
             params[key] = _as_bool(value, key)
             continue
-        params[key] = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
-    for key in given:
-        if not isinstance(spec.defaults[key], (str, bool)):
-            _check_range(key, params[key], spec, params.get("norm", spec.norm))
-    for key, value in spec.norm_defaults.get(params.get("norm"), {}).items():
-        params[key] = params[key] if key in given else value
-    return {**params, **spec.fixed}
+        if isinstance(default, str):
+            params[key] = _as_choice(spec, key, value)
+            continue
+        number = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
+        _check_range(key, number, spec, norm)
+        params[key] = number
+    fixed = {**spec.fixed, "norm": norm} if spec.norm != "none" else dict(spec.fixed)
+    return {**params, **fixed}
 
 
-def _as_choice(value: Any, key: str, spec: MethodSpec) -> str:
+def _as_choice(spec: MethodSpec, key: str, value: Any) -> str:
+    """A string parameter: one of ``spec.choices[key]``, or a comma-separated subset when the default is a list."""
     text = str(value).strip().lower()
-    allowed = spec.choices.get(key, ())
-    if text not in allowed:
-        raise RobenchError(f"{spec.name} does not support --{_opt(key)} {value}: choose {' or '.join(allowed)}")
-    return text
+    allowed = spec.choices.get(key)
+    if allowed is None:
+        return text
+    items = [t.strip() for t in text.split(",")] if "," in spec.defaults[key] else [text]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        several = " (comma-separated)" if "," in spec.defaults[key] else ""
+        raise RobenchError(f"--{_opt(key)} of {spec.name} must be among {', '.join(allowed)}{several}, got '{value}'")
+    return ",".join(items)
 
 
-def _fmt(key: str, value: Any, spec: MethodSpec) -> str:
-    if isinstance(value, str):
-        return value
+def _fmt(key: str, value: Any, spec: MethodSpec, linf: bool = True) -> str:
     if isinstance(value, bool):
         return "" if value else "no"
-    if key in spec.pixel_params:
+    if isinstance(value, str):
+        return value.replace(",", "+")
+    if key in spec.pixel_params and linf:
         return f"{round(value * 255, 2):g}"
     return f"{value:g}"
 
@@ -244,17 +290,28 @@ _SHORT = {"queries": "q", "tolerance": "tol",
 
 
 def name_suffix(spec: MethodSpec, params: dict[str, Any]) -> str:
-    """``method-eps16`` plus the parameters that differ from their defaults, for default set names."""
-    parts = [spec.name] + [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec)}" for k in spec.name_params]
-    for key, default in spec.defaults.items():
+    """``method-eps16`` plus the parameters that differ from their defaults, for default set names.
+
+    Under ``--norm l2`` the name says so and eps is the L2 norm itself: ``pgd-l2-eps0.5``.
+    """
+    norm = params.get("norm", spec.norm)
+    linf = norm != "l2"
+    defaults = {**spec.defaults, **(spec.l2_defaults if not linf else {})}
+    parts = [spec.name] + ([] if linf or spec.norm == "l2" else ["l2"])
+    parts += [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec, linf)}" for k in spec.name_params]
+    for key, default in defaults.items():
         if key not in spec.name_params and params[key] != default:
-            parts.append(f"{_SHORT.get(key, key)}{_fmt(key, params[key], spec)}")
+            parts.append(f"{_SHORT.get(key, key)}{_fmt(key, params[key], spec, linf)}")
     return "-".join(parts)
 
 
 # ---------------------------------------------------------------- the methods
 
 _LINF = {"norm": "linf", "targeted": False}
+_TRANSFER = {"eps": 16 / 255, "step": 1 / 255, "steps": 20}
+_DI = {"diversity": 0.5, "resize": 0.9}
+_TI = {"kernel": 7, "nsig": 3.0}
+_L2 = {"eps": 0.5, "step": 0.05}  # RobustBench's CIFAR-10 L2 budget; eps and step are L2 norms in image units
 
 
 def _noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
@@ -263,27 +320,82 @@ def _noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params:
 
 
 register_method(MethodSpec(
-    "fgsm", "Fast gradient sign method (one signed-gradient step of size eps)", "linf",
-    defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",),
-    builders={"foolbox": foolbox_backend.fgsm, "art": art_backend.fgsm}, default_backend="foolbox",
+    "fgsm", "Fast gradient sign method (one signed-gradient step of size eps); --norm l2 gives FGM "
+            "(one L2-normalised step)", "linf",
+    defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS,
+    l2_defaults={"eps": 0.5}, targeted=True,
+    builders={"foolbox": foolbox_backend.fgsm, "art": art_backend.fgsm, "robench": torch_backend.fgsm},
+    default_backend="robench",
 ))
 register_method(MethodSpec(
-    "pgd", "Basic iterative method / PGD, Linf; no random start unless --random-start", "linf",
+    "pgd", "Basic iterative method / PGD (Linf, or --norm l2); no random start unless --random-start", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
-    pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"foolbox": foolbox_backend.pgd, "art": art_backend.pgd}, default_backend="foolbox",
+    pixel_params=("eps", "step"), name_params=("eps",), norms=NORMS, l2_defaults=_L2, targeted=True,
+    builders={"foolbox": foolbox_backend.pgd, "art": art_backend.pgd, "robench": torch_backend.pgd},
+    default_backend="robench",
 ))
 register_method(MethodSpec(
-    "mifgsm", "Momentum iterative FGSM (Dong et al.), Linf; --decay is the momentum", "linf",
-    defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "decay": 1.0}, fixed=_LINF,
-    pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"art": art_backend.mifgsm, "foolbox": foolbox_backend.mifgsm}, default_backend="art",
+    "mifgsm", "Momentum iterative FGSM (Dong et al.: L1-normalised gradients accumulated), Linf; --decay is "
+              "the momentum", "linf",
+    defaults={**_TRANSFER, "decay": 1.0}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
+    targeted=True,
+    builders={"art": art_backend.mifgsm, "foolbox": foolbox_backend.mifgsm, "robench": torch_backend.mifgsm},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "difgsm", "Input diversity (DI2-FGSM, Xie et al.): each step's gradient through a randomly shrunk and padded "
+              "copy (probability --diversity, size in [--resize, 1) of the image); --decay 1 gives M-DI2-FGSM",
+    "linf", defaults={**_TRANSFER, "decay": 0.0, **_DI}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": torch_backend.difgsm, "torchattacks": torchattacks_backend.difgsm},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "tifgsm", "Translation-invariant FGSM (Dong et al. 2019): each step's gradient smoothed with a --kernel x "
+              "--kernel Gaussian (over +-nsig sigmas)", "linf",
+    defaults={**_TRANSFER, "decay": 0.0, **_TI}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
+    targeted=True,
+    builders={"robench": torch_backend.tifgsm, "torchattacks": torchattacks_backend.tifgsm},
+    default_backend="robench", rgb_only=("torchattacks",),
+))
+register_method(MethodSpec(
+    "vmifgsm", "Variance-tuned MI-FGSM (Wang & He): the gradient corrected by the mean gradient of --samples "
+               "neighbours within --beta * eps", "linf",
+    defaults={**_TRANSFER, "decay": 1.0, "samples": 20, "beta": 1.5}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": torch_backend.vmifgsm, "torchattacks": torchattacks_backend.vmifgsm},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "mdti", "The usual combination M-DI2-TI-FGSM: momentum, input diversity and translation invariance together",
+    "linf", defaults={**_TRANSFER, "decay": 1.0, **_DI, **_TI}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": torch_backend.mdti, "torchattacks": torchattacks_backend.mdti},
+    default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
     defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
-    fixed={"norm": "l2", "targeted": False},
+    fixed={"norm": "l2", "targeted": False}, targeted=True,
     builders={"foolbox": foolbox_backend.cw, "art": art_backend.cw}, default_backend="foolbox",
+))
+register_method(MethodSpec(
+    "apgd", "Auto-PGD (Croce & Hein): step size adapted per example, --loss ce (APGD-CE) or dlr (APGD-DLR); "
+            "Linf or --norm l2", "linf",
+    defaults={"eps": 8 / 255, "steps": 100, "loss": "ce", "restarts": 1}, fixed=_LINF, pixel_params=("eps",),
+    name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5}, choices={"loss": ("ce", "dlr")},
+    builders={"torchattacks": torchattacks_backend.apgd, "art": art_backend.apgd}, default_backend="torchattacks",
+))
+register_method(MethodSpec(
+    "autoattack", "AutoAttack, standard version (RobustBench): APGD-CE, APGD-T, FAB-T and Square, each on the "
+                  "inputs the earlier ones left; --attacks picks a subset, --steps and --queries shorten it", "linf",
+    defaults={"eps": 8 / 255, "steps": 100, "queries": 5000,
+              "attacks": ",".join(torchattacks_backend.AUTOATTACK_PARTS)},
+    fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5},
+    choices={"attacks": torchattacks_backend.AUTOATTACK_PARTS},
+    builders={"torchattacks": torchattacks_backend.autoattack}, default_backend="torchattacks",
+    refused={"art": "ART's AutoAttack is not the standard version (no APGD-T or FAB-T)",
+             "foolbox": "Foolbox has no AutoAttack"},
 ))
 def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
     """The score's median at every doubling of steps over the kept examples, and whether it converged."""
@@ -302,7 +414,7 @@ def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int,
 
 register_method(MethodSpec(
     "boundary", "Boundary attack (decision-based), started from blended uniform noise; records the score's median "
-    "at every doubling of --steps and whether the last doubling moved it by more than --tolerance", "l2",
+    "at every doubling of --steps and whether it converged (see --param tolerance)", "l2",
     defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
               "tolerance": 0.05},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
@@ -310,19 +422,19 @@ register_method(MethodSpec(
     refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,
 ))
 register_method(MethodSpec(
-    "square", "Square Attack (score-based random search, Andriushchenko et al.), Linf or L2, within --queries "
-    "per example", "linf",
-    defaults={"eps": 16 / 255, "norm": "linf", "queries": 5000, "p_init": 0.8}, choices={"norm": ("linf", "l2")},
-    norm_defaults={"l2": {"eps": 0.5}}, fixed={"targeted": False, "restarts": 1, "loss": "margin"},
+    "square", "Square Attack (score-based random search, Andriushchenko et al.), Linf or --norm l2, within "
+    "--queries per example", "linf",
+    defaults={"eps": 16 / 255, "queries": 5000, "p_init": 0.8}, norms=NORMS, l2_defaults={"eps": 0.5},
+    fixed={"targeted": False, "restarts": 1, "loss": "margin"},
     pixel_params=("eps",), name_params=("eps",), builders={"robench": square.square, "art": art_backend.square},
     default_backend="robench", refused={"foolbox": "Foolbox 3 has no Square Attack"}, summarise=_query_stats,
 ))
 register_method(MethodSpec(
-    "hopskipjump", "HopSkipJump (decision-based, Chen et al.), L2 or Linf, from blended uniform noise, within "
-    "--queries per example; keeps examples within --eps", "l2",
-    defaults={"eps": 0.5, "norm": "l2", "queries": 1000, "gamma": 1.0, "grad_evals": 100, "max_grad_evals": 10000,
+    "hopskipjump", "HopSkipJump (decision-based, Chen et al.), L2 or --norm linf, from blended uniform noise, "
+    "within --queries per example; keeps examples within --eps", "l2",
+    defaults={"eps": 16 / 255, "queries": 1000, "gamma": 1.0, "grad_evals": 100, "max_grad_evals": 10000,
               "init_directions": 100},
-    choices={"norm": ("l2", "linf")}, norm_defaults={"linf": {"eps": 16 / 255}},
+    norms=("l2", "linf"), l2_defaults={"eps": 0.5},
     fixed={"targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50,
            "stepsize_search": "geometric_progression", "hsj_steps": 1_000_000},
     pixel_params=("eps",), name_params=("eps",), builders={"foolbox": foolbox_backend.hopskipjump},

@@ -18,8 +18,10 @@ WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
 
 
-def _defaults(value: object, key: str, spec: attacks.MethodSpec) -> str:
-    if key in spec.pixel_params:
+def _defaults(value: object, key: str, spec: attacks.MethodSpec, linf: bool = True) -> str:
+    if isinstance(value, str):
+        return value
+    if key in spec.pixel_params and linf:
         return f"{round(value * 255, 2):g}/255"
     if isinstance(value, (bool, str)):
         return str(value).lower()
@@ -32,7 +34,12 @@ def _methods_help() -> str:
         spec = attacks.method_spec(name)
         defaults = ", ".join(f"{k}={_defaults(v, k, spec)}" for k, v in spec.defaults.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
-        lines.append(f"{name}: {spec.summary}. Defaults: {defaults}. Backends: {backends}.")
+        norms = " or ".join(spec.supported_norms)
+        l2 = ", ".join(f"{k}={v:g}" for k, v in spec.l2_defaults.items())
+        extra = f" Under --norm l2: {l2} (L2 norms)." if l2 else ""
+        targeted = " Targeted: yes." if spec.targeted else ""
+        lines.append(f"{name}: {spec.summary}. Norm: {norms}. Defaults: {defaults}.{extra} "
+                     f"Backends: {backends}.{targeted}")
     return "\n\n".join(lines)
 
 
@@ -48,7 +55,11 @@ def _extra(params: list[str] | None) -> dict[str, str]:
 
 def _params_text(record: SetRecord) -> str:
     spec = attacks.method_spec(record.method)
-    return " ".join(f"{k}={_defaults(v, k, spec)}" for k, v in record.params.items() if k in spec.defaults)
+    linf = record.params.get("norm") != "l2"
+    shown = [f"{k}={_defaults(v, k, spec, linf)}" for k, v in record.params.items() if k in spec.defaults]
+    shown += [f"norm={record.params['norm']}"] if not linf and spec.norm != "l2" else []
+    shown += [f"target={record.target}"] if record.target else []
+    return " ".join(shown)
 
 
 @cli_errors
@@ -59,16 +70,24 @@ def attack(
     method: str = typer.Option("pgd", "--method", "-m", help=f"One of {', '.join(attacks.list_methods())}."),
     backend: str = typer.Option(None, help=f"One of {', '.join(attacks.list_backends())} (default: the method's "
                                            f"fastest; see below)."),
-    eps: str = typer.Option(None, help="Linf budget in pixel units: 16/255 or 0.0627 (fgsm, pgd, mifgsm)."),
-    step: str = typer.Option(None, help="Step size in pixel units: 1/255 or 0.0039 (cw: the learning rate)."),
+    eps: str = typer.Option(None, help="Budget: per pixel for Linf, 16/255 or 0.0627; under --norm l2 the L2 norm "
+                                       "of the whole perturbation in [0, 1] image units, e.g. 0.5."),
+    step: str = typer.Option(None, help="Step size, in eps's units: 1/255 or 0.0039 (cw: the learning rate)."),
+    norm: str = typer.Option(None, help="linf or l2 (fgsm: l2 gives FGM; pgd, apgd, autoattack, square, "
+                                        "hopskipjump; default: the method's)."),
+    target: str = typer.Option(None, help="Targeted attack: random, least-likely or a class label; keeps the "
+                                          "examples the source classifies as their target."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
-    queries: int = typer.Option(None, help="Query budget per example (square, hopskipjump)."),
-    norm: str = typer.Option(None, help="Threat model of square and hopskipjump: linf or l2."),
+    queries: int = typer.Option(None, help="Query budget per example (square, hopskipjump, autoattack's Square)."),
     random_start: bool = typer.Option(None, "--random-start/--no-random-start",
                                       help="pgd: start from a random point in the eps ball (default: no)."),
     confidence: float = typer.Option(None, help="cw: confidence margin kappa (default 0)."),
     sigma: str = typer.Option(None, help="noise: standard deviation in pixel units, e.g. 0.08 or 20/255."),
-    decay: float = typer.Option(None, help="mifgsm: momentum decay (default 1.0)."),
+    decay: float = typer.Option(None, help="mifgsm, difgsm, tifgsm, vmifgsm, mdti: momentum decay."),
+    diversity: float = typer.Option(None, help="difgsm, mdti: probability of input diversity per step (0.5)."),
+    kernel: int = typer.Option(None, help="tifgsm, mdti: odd size of the Gaussian smoothing kernel in pixels (7)."),
+    samples: int = typer.Option(None, help="vmifgsm: neighbours sampled for the variance (20)."),
+    loss: str = typer.Option(None, help="apgd: ce or dlr."),
     param: list[str] = typer.Option(None, "--param", "-p",
                                     help="Any other method parameter as KEY=VALUE, e.g. binary_search_steps=3."),
     n: int = typer.Option(DEFAULT_N, "--n", "-n",
@@ -97,13 +116,14 @@ def attack(
             bar.update(task["id"], total=p["attempted"], completed=p["attempted"])
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
-                                       "decay": decay, "queries": queries, "norm": norm,
-                                       **_extra(param)}.items() if v is not None}
+                                       "decay": decay, "diversity": diversity, "kernel": kernel, "samples": samples,
+                                       "loss": loss, "norm": norm, "queries": queries, **_extra(param)}.items()
+                     if v is not None}
     try:
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
             workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            callback=on_event, **method_params,
+            callback=on_event, target=target, **method_params,
         )
     finally:
         if bar.live.is_started:
@@ -149,9 +169,11 @@ def sets(workspace: Path = WORKSPACE) -> None:
     if df.empty:
         err.print(f"no sets in {workspace or 'robench-workspace'}; make one with `robench attack`")
         return
-    df["eps"] = [None if pd.isna(e) else f"{round(e * 255, 2):g}/255" for e in df["eps"]]
+    df["eps"] = [None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else f"{round(e * 255, 2):g}/255"
+                 for e, norm in zip(df["eps"], df["norm"], strict=True)]
     df = df.rename(columns={"median_queries": "median queries (kept)"})
-    cols = ["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted", "n", "success_rate"]
+    cols = ["name", "sources", "method", "backend", "eps", "steps", "target", "dataset", "attempted", "n",
+            "success_rate"]
     cols += ["median queries (kept)"] if df["median queries (kept)"].notna().any() else []
     out.print(table(df, title=f"sets in {workspace or 'robench-workspace'}", columns=cols))
 

@@ -14,7 +14,15 @@ from robench.cli.train import WORKSPACE
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.reports import plots, tables
-from robench.scoring import boundary_scores, matrix, noise_curve, set_examples, shuffle_curve, tradeoff
+from robench.scoring import (
+    autoattack_scores,
+    boundary_scores,
+    matrix,
+    noise_curve,
+    set_examples,
+    shuffle_curve,
+    tradeoff,
+)
 from robench.scoring.matrix import COLUMNS, parse_shard
 from robench.scoring.matrix import merge as merge_frames
 
@@ -25,8 +33,10 @@ OUT_CSV = typer.Option(None, "--out", "-o", help="Write the tidy table as CSV to
 PLOT = typer.Option(None, "--plot", help="Also draw the figure to this file (.png, or .svg).")
 N = typer.Option(None, "--n", help="Evaluate at most N test images (seeded random subset).")
 SEED = typer.Option(0, help="Seed of the sample choice, noise and permutations.")
+VALUES = ("defense_rate", "agreement", "target_hit_rate")
 
-scores_app = typer.Typer(no_args_is_help=True, help="The papers' other scores: boundary, noise, shuffle, tradeoff.")
+scores_app = typer.Typer(no_args_is_help=True, help="The papers' other scores: boundary, noise, shuffle, tradeoff; "
+                                                    "and the white-box reference, autoattack.")
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG, or SVG): heatmap, noise, shuffle, tradeoff, examples.")
 
 
@@ -129,7 +139,8 @@ def matrix_cmd(
                                   help="Write the tidy long CSV here (with --format: that wide layout instead)."),
     fmt: str = typer.Option(None, "--format", "-f",
                             help=f"Wide paper layout as {', '.join(tables.FORMATS)} (to stdout, or --out)."),
-    value: str = typer.Option("defense_rate", help="Cell value of the wide layout: defense_rate or agreement."),
+    value: str = typer.Option("defense_rate", help="Cell value of the wide layout: defense_rate, agreement or "
+                                                   "target_hit_rate (targeted sets)."),
     plot: Path = PLOT,
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every prediction (and do not store them)."),
     batch_size: int = typer.Option(512, help="Inference batch size."),
@@ -142,13 +153,15 @@ def matrix_cmd(
 
     Defense rate: among a set's examples whose clean original the target classifies correctly (n), the
     fraction whose adversarial version it classifies as the true label. Agreement: over the same n, the
-    fraction where it outputs the source's adversarial label. Cells: % with [w] white-box, [g] gray-box.
+    fraction where it outputs the source's adversarial label. Target hit rate (targeted sets): over the same n,
+    the fraction where it outputs the example's target, shown in a second table beside the defense rate.
+    Cells: % with [w] white-box, [g] gray-box.
     `--shard I/N` scores a slice of the targets on one machine; `robench matrix merge` joins the CSVs.
     """
     if ctx.invoked_subcommand is not None:
         return
-    if value not in ("defense_rate", "agreement"):
-        raise RobenchError(f"unknown --value '{value}': choose defense_rate or agreement")
+    if value not in VALUES:
+        raise RobenchError(f"unknown --value '{value}': choose {', '.join(VALUES)}")
     if fmt is not None and fmt not in tables.FORMATS:
         raise RobenchError(f"unknown --format '{fmt}': choose one of {', '.join(tables.FORMATS)}")
     df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard))
@@ -156,6 +169,9 @@ def matrix_cmd(
         typer.echo(tables.render(df, fmt, value), nl=False)
     else:
         show_matrix(df, value)
+        targeted = df[df["target_hit_rate"].notna()]
+        if value == "defense_rate" and not targeted.empty:
+            show_matrix(targeted, "target_hit_rate")
     if out_path is not None:
         _write_text(out_path, tables.render(df, fmt, value) if fmt else df.to_csv(index=False))
     _plot(lambda d, p: plots.heatmap(d, p, value), df, plot, None)
@@ -280,6 +296,39 @@ def tradeoff_cmd(
     out.print(table(df, title=f"keep trade-off against {set_name}"))
     _write_csv(df, out_path)
     _plot(lambda d, p: plots.tradeoff_plot(d, p, f"keep trade-off against {set_name}"), df, plot, None)
+
+
+@scores_app.command("autoattack")
+@cli_errors
+def autoattack_cmd(
+    models: str = MODELS,
+    n: int = typer.Option(1000, "--n", help="Evaluate on the first N test images (RobustBench: the first N)."),
+    eps: str = typer.Option(None, help="Budget: 8/255 per pixel (Linf, default); under --norm l2 an L2 norm, 0.5."),
+    norm: str = typer.Option("linf", help="linf or l2."),
+    attacks: str = typer.Option(None, help="A subset of apgd-ce,apgd-t,fab-t,square (default: all four, the "
+                                           "standard version)."),
+    steps: int = typer.Option(None, help="APGD/FAB iterations (default 100, the standard version)."),
+    queries: int = typer.Option(None, help="Square's query budget (default 5000, the standard version)."),
+    batch_size: int = typer.Option(256, help="Images attacked together."),
+    seed: int = SEED,
+    out_path: Path = OUT_CSV,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """White-box robust accuracy under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), per model.
+
+    As RobustBench reports it: on the first N test images, the fraction classified correctly after the attack
+    (images misclassified when clean count as not robust).
+    """
+    extra = {k: v for k, v in {"attacks": attacks, "steps": steps, "queries": queries}.items() if v is not None}
+    df = autoattack_scores(models, workspace, n=n, eps=eps, norm=norm, seed=seed, batch_size=batch_size,
+                           device=device, data_dir=data_dir, **extra)
+    shown = df.assign(eps=[f"{e:g}" if nm == "l2" else f"{round(e * 255, 2):g}/255"
+                           for e, nm in zip(df["eps"], df["norm"], strict=True)])
+    out.print(table(shown, title="AutoAttack robust accuracy", columns=["model", "clean_accuracy", "robust_accuracy",
+                                                                       "n", "eps", "norm", "attacks", "arch", "keep"]))
+    _write_csv(df, out_path)
 
 
 # ---------------------------------------------------------------- plots
