@@ -17,7 +17,7 @@ from test_matrix import copy_models
 
 import robench
 from robench import store
-from robench.attacks import method_spec, perturb
+from robench.attacks import method_spec, perturb, perturb_output
 from robench.data import load_dataset
 from robench.errors import RobenchError
 from robench.runtime import default_precision, resolve_precision
@@ -55,6 +55,33 @@ def test_fp32_pgd_equals_the_hand_written_fp32_loop(batch, backend):
     differ32, differ16 = ((fp32 - ref).abs() > 1e-6).float().mean(), ((bf16 - ref).abs() > 1e-6).float().mean()
     assert differ32 < 0.005  # measured: 0 (idle machine)
     assert differ16 > 0.05 and differ16 > 10 * differ32  # measured: ~12%: the precision reaches the backend
+
+
+QUERY_SETTINGS = {"square": {"queries": 20}, "hopskipjump": {"queries": 60, "init_directions": 10, "eps": 5.0},
+                  "boundary": {"steps": 10, "init_directions": 10}}
+
+
+@pytest.mark.parametrize(("method", "backend"), [(m, b) for m in QUERY_SETTINGS for b in method_spec(m).backends])
+def test_precision_reaches_the_query_attacks_and_boundary(batch, method, backend):
+    """Every forward pass of the black-box attacks (through the query counter, ART and Foolbox) runs in the asked
+    precision, and the model is left as it was."""
+    model, x, y = batch
+    seen = []
+
+    def record(module, inputs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", None)):
+        seen.clear()
+        hook = model.register_forward_pre_hook(record)
+        try:
+            out = perturb_output(model, x[:8], y[:8], method, backend, seed=0, precision=precision,
+                                 **QUERY_SETTINGS[method])
+        finally:
+            hook.remove()
+        assert seen and set(seen) == {dtype}, precision
+        assert out.adv.dtype == torch.float32 and out.adv.shape == x[:8].shape
+    assert not model.training and all(p.requires_grad for p in model.parameters())
 
 
 def test_defaults_and_bad_precision(ws):

@@ -5,7 +5,7 @@
     adv = robench.load_set(meta["name"]).adv                          # (N, C, H, W) float32 in [0,1]
 """
 
-from robench.attacks.generate import attack, default_set_name, list_sets, perturb
+from robench.attacks.generate import attack, default_set_name, list_sets, perturb, perturb_output
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import (
     AttackOutput,
@@ -19,5 +19,5 @@ from robench.attacks.registry import (
 
 __all__ = [
     "AttackOutput", "CIFAR10C_SIGMAS", "MethodSpec", "attack", "default_set_name", "gaussian_noise", "list_backends",
-    "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "register_method",
+    "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "perturb_output", "register_method",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -82,9 +83,10 @@ def _frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _seed(seed: int) -> None:
-    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy for ART)."""
+    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy and random for ART)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def _run(backend: Backend, spec: MethodSpec, net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -108,6 +110,15 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
     makes the attack targeted (towards those labels). The model's forward passes run under autocast to
     ``precision`` (fp32: none).
     """
+    return perturb_output(model, images, labels, method, backend, seed=seed, targets=targets, precision=precision,
+                          **params).adv
+
+
+def perturb_output(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str,
+                   backend: str | None = None, *, seed: int | None = None, targets: torch.Tensor | None = None,
+                   precision: str = "fp32", **params: Any) -> AttackOutput:
+    """Like :func:`perturb`, with the method's per-example extras: ``queries`` (N,) for query-based attacks,
+    ``l2_trace`` (N, K) for the Boundary attack (L2 norm at each of ``convergence.checkpoints(steps)``)."""
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
@@ -118,7 +129,7 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
     if seed is not None:
         _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved).adv
+    return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved)
 
 
 # ---------------------------------------------------------------- targets
@@ -290,7 +301,8 @@ def attack(
         aim = _Aim(mode, data.ref.num_classes, seed) if mode else None
         with _frozen(model):  # frozen for the whole run, so a compiled source sees one set of weight flags
             net = _net(model, precision, compile)
-            attempted = _generate(net, data.test, spec, chosen, params, writer, n, batch_size, dev, emit, aim)
+            attempted, kept_extra = _generate(net, data.test, spec, chosen, params, writer, n, batch_size, dev,
+                                              emit, aim)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
@@ -300,6 +312,7 @@ def attack(
             attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
             target=mode, precision=precision, wall_time_s=round(time.time() - started, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
+            stats=spec.summarise(kept_extra, params, data.test.shape) if spec.summarise else {},
         )
         record = writer.finish(record)
     log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
@@ -326,11 +339,12 @@ class _Aim:
 
 def _generate(net: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback,
-              aim: _Aim | None = None) -> int:
+              aim: _Aim | None = None) -> tuple[int, dict[str, torch.Tensor]]:
     """Attack batch after batch and write the successes (for a targeted set: the examples that reach their
-    target); returns how many images were attempted. ``net`` is the source in the set's precision
-    (:func:`_net`): it picks the correct images (and least-likely targets), is attacked, and judges success."""
-    attempted, t0 = 0, time.perf_counter()
+    target); returns how many images were attempted and the kept examples' extras (on the CPU, for
+    ``MethodSpec.summarise``). ``net`` is the source in the set's precision (:func:`_net`): it picks the correct
+    images (and least-likely targets), is attacked, and judges success."""
+    attempted, t0, kept = 0, time.perf_counter(), []
     for idx, x, y in correct_batches(net, split, n, batch_size, device):
         targets = None
         if aim is not None:
@@ -346,15 +360,16 @@ def _generate(net: nn.Module, split: Split, spec: MethodSpec, backend: Backend, 
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
                     **{k: v[fooled] for k, v in extra.items()}})
+        kept.append({k: v[fooled].cpu() for k, v in out.extra.items()})
         attempted += len(y)
         emit("batch", {"attempted": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
-    return attempted
+    return attempted, {k: torch.cat([b[k] for b in kept]) for k in (kept[0] if kept else {})}
 
 
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved set: name, sources, method, backend, eps, norm, steps, target mode, dataset, counts,
-    success rate."""
+    success rate; ``median_queries`` is the median of the queries the kept examples used (query-based attacks)."""
     rows = []
     for rec in store.list_set_records(workspace):
         rows.append({
@@ -362,11 +377,13 @@ def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
             "eps": rec.params.get("eps"), "norm": rec.params.get("norm"), "steps": rec.params.get("steps"),
             "target": rec.target, "dataset": rec.dataset.label,
             "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
-            "wall_time_s": rec.wall_time_s, "created": rec.created, "path": str(rec.path),
+            "median_queries": rec.stats.get("queries", {}).get("median"), "wall_time_s": rec.wall_time_s,
+            "created": rec.created, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "norm", "steps", "target",
-                                       "dataset", "attempted", "n", "success_rate", "wall_time_s", "created", "path"])
+                                       "dataset", "attempted", "n", "success_rate", "median_queries", "wall_time_s",
+                                       "created", "path"])
 
 
 __all__ = ["BACKENDS", "TARGET_MODES", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources",
-           "parse_target", "perturb", "pick_targets"]
+           "parse_target", "perturb", "perturb_output", "pick_targets"]

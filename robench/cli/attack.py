@@ -8,6 +8,7 @@ import pandas as pd
 import typer
 
 from robench import attacks
+from robench.attacks.convergence import Trace
 from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
 from robench.errors import RobenchError
@@ -23,7 +24,9 @@ def _defaults(value: object, key: str, spec: attacks.MethodSpec, linf: bool = Tr
         return value
     if key in spec.pixel_params and linf:
         return f"{round(value * 255, 2):g}/255"
-    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+    if isinstance(value, (bool, str)):
+        return str(value).lower()
+    return f"{value:g}"
 
 
 def _methods_help() -> str:
@@ -71,11 +74,12 @@ def attack(
     eps: str = typer.Option(None, help="Budget: per pixel for Linf, 16/255 or 0.0627; under --norm l2 the L2 norm "
                                        "of the whole perturbation in [0, 1] image units, e.g. 0.5."),
     step: str = typer.Option(None, help="Step size, in eps's units: 1/255 or 0.0039 (cw: the learning rate)."),
-    norm: str = typer.Option(None, help="linf or l2 (fgsm: l2 gives FGM; pgd, apgd, autoattack; default: the "
-                                        "method's)."),
+    norm: str = typer.Option(None, help="linf or l2 (fgsm: l2 gives FGM; pgd, apgd, autoattack, square, "
+                                        "hopskipjump; default: the method's)."),
     target: str = typer.Option(None, help="Targeted attack: random, least-likely or a class label; keeps the "
                                           "examples the source classifies as their target."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
+    queries: int = typer.Option(None, help="Query budget per example (square, hopskipjump, autoattack's Square)."),
     random_start: bool = typer.Option(None, "--random-start/--no-random-start",
                                       help="pgd: start from a random point in the eps ball (default: no)."),
     confidence: float = typer.Option(None, help="cw: confidence margin kappa (default 0)."),
@@ -117,7 +121,8 @@ def attack(
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
                                        "decay": decay, "diversity": diversity, "kernel": kernel, "samples": samples,
-                                       "loss": loss, "norm": norm, **_extra(param)}.items() if v is not None}
+                                       "loss": loss, "norm": norm, "queries": queries, **_extra(param)}.items()
+                     if v is not None}
     try:
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
@@ -133,7 +138,23 @@ def attack(
         "success_rate": record.success_rate, "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
+    _notes(record)
     err.print(f"saved [bold]{record.name}[/] to {record.path}")
+
+
+def _notes(record: SetRecord) -> None:
+    """Query counts and the Boundary trace, on stderr."""
+    queries = record.stats.get("queries")
+    if queries and queries.get("n"):
+        err.print(f"queries per kept example: median {queries['median']:g}, max {queries['max']} "
+                  f"(budget {queries['budget']})")
+    trace = record.stats.get("trace")
+    if trace:
+        medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace["steps"], trace["median"], strict=True))
+        err.print(f"Boundary score (median ||delta||^2/pixels) by steps: {medians}")
+        verdict = Trace.from_json(trace)
+        if not verdict.converged:
+            err.print(f"[yellow]warning:[/] the Boundary score has not converged: {verdict.reason}; raise --steps")
 
 
 attack.__doc__ = f"""Generate an adversarial set from a source model and save it in the workspace.
@@ -154,8 +175,10 @@ def sets(workspace: Path = WORKSPACE) -> None:
         return
     df["eps"] = [None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else f"{round(e * 255, 2):g}/255"
                  for e, norm in zip(df["eps"], df["norm"], strict=True)]
+    df = df.rename(columns={"median_queries": "median queries (kept)"})
     cols = ["name", "sources", "method", "backend", "eps", "steps", "target", "dataset", "attempted", "n",
             "success_rate"]
+    cols += ["median queries (kept)"] if df["median queries (kept)"].notna().any() else []
     out.print(table(df, title=f"sets in {workspace or 'robench-workspace'}", columns=cols))
 
 

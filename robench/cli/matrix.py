@@ -208,6 +208,8 @@ def boundary_cmd(
     sets: str = typer.Option("*", "--sets", "-s", help="Sets to look for boundary sets in (globs)."),
     n: int = typer.Option(100, "--n", help="Test images to attack per model (mode attack)."),
     steps: int = typer.Option(None, help="Boundary-attack iterations (default: the attack's)."),
+    tolerance: float = typer.Option(None, help="Largest relative change of the median over the last doubling of "
+                                               "steps that counts as converged (default 0.05)."),
     seed: int = SEED,
     out_path: Path = OUT_CSV,
     workspace: Path = WORKSPACE,
@@ -219,10 +221,18 @@ def boundary_cmd(
 
     Paper (CIFAR-10, 500 samples): standard 7.3e-06, defective 3.5e-05.
     """
-    params = {"steps": steps} if steps is not None else {}
+    params = {k: v for k, v in {"steps": steps, "tolerance": tolerance}.items() if v is not None}
     df = boundary_scores(models, workspace, mode=mode, sets=sets, n=n, seed=seed, params=params, device=device,
                          data_dir=data_dir, precision=precision)
-    out.print(table(df, title="Boundary-attack score (median ||delta||^2 / pixels)"))
+    out.print(table(df.drop(columns="reason"), title="Boundary-attack score (median ||delta||^2 / pixels)"))
+    trace = df.attrs["trace"]
+    if not trace.empty:
+        wide = trace.pivot(index="model", columns="steps", values="median").map(lambda v: f"{v:.3g}")
+        wide.columns = [f"steps={c}" for c in wide.columns]
+        out.print(table(wide.reset_index(), title="Boundary score (median) at each doubling of steps"))
+    for row in df[df["converged"] == False].itertuples():  # noqa: E712 (None = no trace recorded)
+        err.print(f"[yellow]warning:[/] {row.model}: the Boundary score has not converged ({row.reason}); "
+                  f"raise --steps")
     _write_csv(df, out_path)
 
 

@@ -16,7 +16,9 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
+from robench.attacks.registry import method_spec, resolve_params
 from robench.errors import RobenchError
 from robench.records import SetRecord
 from robench.runtime import batches
@@ -212,22 +214,33 @@ def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> SetRe
     return max(found, key=lambda r: r.created, default=None)
 
 
-def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> torch.Tensor:
-    """Run the Boundary attack on up to n test images the model gets right; L2 norms (k,) of the successes."""
+def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> tuple[torch.Tensor, Trace]:
+    """Run the Boundary attack on up to n test images the model gets right: L2 norms (k,) of the successes and
+    the score's trace over them (median at every doubling of steps, from the same run)."""
     try:
-        from robench.attacks import perturb
+        from robench.attacks.generate import perturb_output
     except ImportError:
-        raise RobenchError("the Boundary attack is not available in this install (robench.attacks.perturb is "
-                           "missing); make a boundary set with `robench attack` and use --mode sets") from None
+        raise RobenchError("the Boundary attack is not available in this install (robench.attacks is missing); "
+                           "make a boundary set with `robench attack` and use --mode sets") from None
     idx = _samples(scorer, [name], n, True, seed)
     data = scorer.dataset(name)
     images, labels = data.test.floats(idx), data.test.labels[idx]
     model = scorer.model(name)
-    adv = torch.cat([perturb(model, images[sl], labels[sl], "boundary", seed=seed, precision=scorer.precision,
-                             **params).cpu()
-                     for sl in batches(len(images), scorer.batch_size)])
+    outs = [perturb_output(model, images[sl], labels[sl], "boundary", seed=seed, precision=scorer.precision,
+                           **params)
+            for sl in batches(len(images), scorer.batch_size)]
+    adv = torch.cat([o.adv.cpu() for o in outs])
+    l2_trace = torch.cat([o.extra["l2_trace"].cpu() for o in outs])
     fooled = scorer.predict(name, adv) != labels
-    return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1)
+    resolved = resolve_params(method_spec("boundary"), **params)
+    tr = trace(l2_trace[fooled], checkpoints(resolved["steps"]), images[0].numel(), resolved["tolerance"])
+    return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1), tr
+
+
+def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
+    """The trace a boundary set recorded (None for sets made before robench recorded one)."""
+    data = record.stats.get("trace")
+    return Trace.from_json(data, tolerance) if data else None
 
 
 def boundary_scores(
@@ -247,35 +260,51 @@ def boundary_scores(
     """Boundary-attack score per model: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1].
 
     ``mode``: 'sets' reads the stored L2 norms of an existing boundary set whose single source is the model;
-    'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``) on ``n`` test images the
-    model classifies correctly; 'auto' uses a set when there is one, else attacks. Higher is more robust.
-    ``precision``: the autocast dtype of the attack's forward passes (a set keeps the one it records).
-    Columns: model, score, mean, n, from, arch, keep, placement, precision.
+    'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``: ``steps``, ``tolerance``,
+    ...) on ``n`` test images the model classifies correctly; 'auto' uses a set when there is one, else attacks.
+    Higher is more robust. ``precision``: the autocast dtype of the attack's forward passes (a set keeps the one
+    it records). Columns: model, score, mean, n, from, steps, change, converged, reason, arch, keep, placement,
+    precision; ``change`` is the relative drop of the median over the last doubling of steps, ``converged`` the
+    verdict of :attr:`robench.attacks.convergence.Trace.converged` (None for a set recorded without a trace) and
+    ``reason`` why not. ``df.attrs["trace"]`` holds the median at
+    every doubling (columns model, steps, median, n); a model that has not converged is also logged as a warning.
     """
     if mode not in BOUNDARY_MODES:
         raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
+    params = dict(params or {})
+    resolve_params(method_spec("boundary"), **params)  # bad --steps / --tolerance fail before any work
     scorer = Scorer(workspace, device, data_dir, precision=precision)
     names = select(store.list_model_names(workspace), models, "model", workspace)
-    rows = []
+    rows, traces = [], []
     for name in names:
         set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
         used = scorer.precision
         if set_record is not None:
             l2, origin, used = store.load_set(set_record.path).l2, f"set {set_record.name}", set_record.precision
+            tr = _set_trace(set_record, params.get("tolerance"))
         elif mode == "sets":
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
         else:
-            l2, origin = _boundary_attack(scorer, name, n, seed, params or {}), "attack"
+            (l2, tr), origin = _boundary_attack(scorer, name, n, seed, params), "attack"
         c, h, w = scorer.record(name).dataset.shape
         pixels = c * h * w
         values = l2.double().pow(2) / pixels
+        if tr is not None:
+            traces += [{"model": name, "steps": s, "median": m, "n": tr.n} for s, m in zip(tr.steps, tr.median,
+                                                                                           strict=True)]
+            if not tr.converged:
+                log.warning("Boundary score of %s has not converged: %s; raise --steps", name, tr.reason)
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
+                     "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
+                     "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
                      **_model_columns(scorer, name), "precision": used})
         _notify(callback, "step", model=name, origin=origin)
-    return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement",
-                                       "precision"])
+    df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
+                                     "arch", "keep", "placement", "precision"])
+    df.attrs["trace"] = pd.DataFrame(traces, columns=["model", "steps", "median", "n"])
+    return df
 
 
 # ---------------------------------------------------------------- keep trade-off
