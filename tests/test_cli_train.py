@@ -35,7 +35,7 @@ def test_help_lists_placements():
     (["tiny", "--dataset", "imagenet"], "unknown dataset"),
     (["tiny", "--mask", "pixel"], "unknown mask mode"),
     (["tiny", "--placement", "middle"], "unknown placement"),
-    (["tiny", "--preset", "fast"], "unknown preset"),
+    (["tiny", "--preset", "turbo"], "unknown preset 'turbo': choose one of paper, quick, fast"),
 ])
 def test_bad_input_is_one_line_no_traceback(ws, args, message):
     r = run("train", *args, "--workspace", ws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -51,7 +52,9 @@ def test_wide_layout_is_a_pivot_in_percent():
 def test_text_formats():
     df = tidy()
     md = tables.render(df, "markdown")
-    assert "### pgd eps=0.06" in md and "| std | 95.00 | 50.00 | 5.00 [w] |" in md and "n/a [w]" in md
+    # pandas' to_markdown pads the columns when the optional 'tabulate' is installed; the fallback does not
+    assert "### pgd eps=0.06" in md and "| std | 95.00 | 50.00 | 5.00 [w] |" in re.sub(r" +", " ", md)
+    assert "n/a [w]" in md
     tex = tables.render(df, "latex")
     assert "\\begin{tabular}" in tex and "80.00" in tex and "\\caption{pgd eps=0.06" in tex
     csv = tables.render(df, "csv").splitlines()

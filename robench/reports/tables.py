@@ -51,9 +51,10 @@ def marked(df: pd.DataFrame, value: str = "defense_rate", digits: int = 2) -> di
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub pipe table (pandas' to_markdown needs the optional 'tabulate'; used when installed)."""
+    """A GitHub pipe table (pandas' to_markdown needs the optional 'tabulate'; used when installed, with the
+    cells kept as the text they are: tabulate would otherwise read '95.00' as a number and print '95')."""
     try:
-        return frame.to_markdown()
+        return frame.to_markdown(disable_numparse=True)
     except ImportError:
         pass
     header = [frame.index.name or ""] + [str(c) for c in frame.columns]
