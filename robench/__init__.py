@@ -13,10 +13,10 @@ from robench.attacks import attack, list_sets
 from robench.errors import RobenchError
 from robench.models import create_model, list_models, register_model
 from robench.records import DatasetRef, ModelRecord, SetRecord
-from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+from robench.scoring import boundary_scores, folder_scores, matrix, noise_curve, shuffle_curve, tradeoff
 
 __all__ = [
     "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "boundary_scores",
-    "create_model", "list_models", "list_sets", "list_workspace_models", "load_model", "load_set", "matrix",
-    "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
+    "create_model", "folder_scores", "list_models", "list_sets", "list_workspace_models", "load_model", "load_set",
+    "matrix", "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
 ]

@@ -30,7 +30,7 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
-from robench.data import Split, resolve_dataset
+from robench.data import resolve_dataset
 from robench.errors import RobenchError
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
@@ -131,9 +131,12 @@ def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
     return prepare(model, device).eval(), records
 
 
-def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
+def correct_batches(model: nn.Module, split, n: int, batch_size: int,
                     device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches."""
+    """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches.
+
+    ``split`` is in memory or streamed (read through ``split.batches``: a streamed split is decoded only as far
+    as needed)."""
     remaining = n
     for sl, x, y in split.batches(batch_size):
         x, y = to_device(x, device), y.to(device)
@@ -184,6 +187,7 @@ def attack(
     overwrite: bool = False,
     device: str | None = None,
     batch_size: int = 256,
+    workers: int | None = None,
     callback: Callback | None = None,
     **method_params: Any,
 ) -> SetRecord:
@@ -192,6 +196,7 @@ def attack(
     Attacks the first ``n`` test images the source classifies correctly and keeps those that fool
     it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``). Several sources make
     an ensemble source (logits averaged). Returns the set's record (see ``robench.load_set``).
+    ``workers``: DataLoader workers that decode a streamed folder's test images (default: from the core count).
     """
     started = time.time()
     spec = method_spec(method)
@@ -203,7 +208,7 @@ def attack(
     name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
-        data = resolve_dataset(records[0].dataset, data_dir)
+        data = resolve_dataset(records[0].dataset, data_dir, workers=workers)
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
         _seed(seed)
@@ -225,7 +230,7 @@ def attack(
     return record
 
 
-def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
+def _generate(model: nn.Module, split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback) -> int:
     """Attack batch after batch and write the successes; returns how many images were attempted."""
     attempted, t0 = 0, time.perf_counter()

@@ -10,6 +10,7 @@ import typer
 from robench import attacks
 from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
+from robench.cli.train import WORKERS
 from robench.errors import RobenchError
 from robench.records import SetRecord
 
@@ -75,6 +76,7 @@ def attack(
     data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing set of the same name."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    workers: int = WORKERS,
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
     bar = progress()
@@ -97,7 +99,7 @@ def attack(
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
             workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            callback=on_event, **method_params,
+            workers=workers, callback=on_event, **method_params,
         )
     finally:
         if bar.live.is_started:

@@ -10,11 +10,19 @@ import typer
 
 from robench.attacks.noise import CIFAR10C_SIGMAS
 from robench.cli.render import cli_errors, err, out, progress, show_matrix, table
-from robench.cli.train import WORKSPACE
+from robench.cli.train import WORKERS, WORKSPACE
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.reports import plots, tables
-from robench.scoring import boundary_scores, matrix, noise_curve, set_examples, shuffle_curve, tradeoff
+from robench.scoring import (
+    boundary_scores,
+    folder_scores,
+    matrix,
+    noise_curve,
+    set_examples,
+    shuffle_curve,
+    tradeoff,
+)
 from robench.scoring.matrix import COLUMNS, parse_shard
 from robench.scoring.matrix import merge as merge_frames
 
@@ -26,8 +34,10 @@ PLOT = typer.Option(None, "--plot", help="Also draw the figure to this file (.pn
 N = typer.Option(None, "--n", help="Evaluate at most N test images (seeded random subset).")
 SEED = typer.Option(0, help="Seed of the sample choice, noise and permutations.")
 
-scores_app = typer.Typer(no_args_is_help=True, help="The papers' other scores: boundary, noise, shuffle, tradeoff.")
-plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG, or SVG): heatmap, noise, shuffle, tradeoff, examples.")
+scores_app = typer.Typer(no_args_is_help=True,
+                         help="The papers' other scores: boundary, noise, shuffle, tradeoff, folder.")
+plot_app = typer.Typer(no_args_is_help=True,
+                       help="Figures (PNG, or SVG): heatmap, noise, shuffle, tradeoff, folder, examples.")
 
 
 def register(app: typer.Typer) -> None:
@@ -109,9 +119,11 @@ def _run_with_progress(label: str, fn: Callable, **kwargs):
 # ---------------------------------------------------------------- matrix
 
 
-def _compute_matrix(workspace, targets, sets, device, data_dir, use_cache, batch_size, shard=None) -> pd.DataFrame:
+def _compute_matrix(workspace, targets, sets, device, data_dir, use_cache, batch_size, shard=None,
+                    workers=None) -> pd.DataFrame:
     df = _run_with_progress("matrix", matrix, workspace=workspace, targets=targets, sets=sets, device=device,
-                            data_dir=data_dir, use_cache=use_cache, batch_size=batch_size, shard=shard)
+                            data_dir=data_dir, use_cache=use_cache, batch_size=batch_size, shard=shard,
+                            workers=workers)
     for s in df.attrs.get("skipped", []):
         err.print(f"[yellow]skipped[/] {s['target']} on {s['set']}: {s['reason']}", highlight=False)
     if df.empty:
@@ -137,6 +149,7 @@ def matrix_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    workers: int = WORKERS,
 ) -> None:
     """Score every target model on every adversarial set: defense rate, agreement, relation.
 
@@ -151,7 +164,8 @@ def matrix_cmd(
         raise RobenchError(f"unknown --value '{value}': choose defense_rate or agreement")
     if fmt is not None and fmt not in tables.FORMATS:
         raise RobenchError(f"unknown --format '{fmt}': choose one of {', '.join(tables.FORMATS)}")
-    df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard))
+    df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard),
+                         workers)
     if fmt is not None and out_path is None:
         typer.echo(tables.render(df, fmt, value), nl=False)
     else:
@@ -191,6 +205,7 @@ def boundary_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    workers: int = WORKERS,
 ) -> None:
     """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
 
@@ -198,7 +213,7 @@ def boundary_cmd(
     """
     params = {"steps": steps} if steps is not None else {}
     df = boundary_scores(models, workspace, mode=mode, sets=sets, n=n, seed=seed, params=params, device=device,
-                         data_dir=data_dir)
+                         data_dir=data_dir, workers=workers)
     out.print(table(df, title="Boundary-attack score (median ||delta||^2 / pixels)"))
     _write_csv(df, out_path)
 
@@ -218,13 +233,14 @@ def noise_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
 
     On the test images every compared model classifies correctly, unless --all-images.
     """
     df = noise_curve(models, workspace, sigmas=_floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
-                     common=not all_images, seed=seed, device=device, data_dir=data_dir)
+                     common=not all_images, seed=seed, device=device, data_dir=data_dir, workers=workers)
     _show_wide(df, "model", "sigma", f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.noise_plot, df, plot, None)
@@ -244,11 +260,12 @@ def shuffle_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
     ks = [int(v) for v in _floats(k, ())]
     df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
-                       data_dir=data_dir)
+                       data_dir=data_dir, workers=workers)
     _show_wide(df, "model", "k", f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.shuffle_plot, df, plot, None)
@@ -264,12 +281,44 @@ def tradeoff_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    workers: int = WORKERS,
 ) -> None:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
-    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir)
+    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, workers=workers)
     out.print(table(df, title=f"keep trade-off against {set_name}"))
     _write_csv(df, out_path)
     _plot(lambda d, p: plots.tradeoff_plot(d, p, f"keep trade-off against {set_name}"), df, plot, None)
+
+
+FOLDER_DIR = typer.Option(..., "--data-dir", help="The test-only folder: DIR/<class>/* (or DIR/test/<class>/*), "
+                                                  "class folders named as the models' classes.")
+
+
+@scores_app.command("folder")
+@cli_errors
+def folder_cmd(
+    data_dir: Path = FOLDER_DIR,
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    batch_size: int = typer.Option(256, help="Inference batch size."),
+    out_path: Path = OUT_CSV,
+    plot: Path = PLOT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on another test set, a test-only image folder (e.g. Stylized-ImageNet), beside clean accuracy.
+
+    Its class folders are matched by name to each model's classes; a class missing from either side is an error.
+    """
+    df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
+                       batch_size=batch_size)
+    shown = df[["model", "accuracy", "clean_accuracy", "n", "arch", "keep", "placement"]].copy()
+    shown[["accuracy", "clean_accuracy"]] = (shown[["accuracy", "clean_accuracy"]].astype(float) * 100).round(2)
+    out.print(table(shown, title=f"accuracy (%) on {Path(df['folder'].iloc[0]).name} ({df['n'].iloc[0]} images)"))
+    _write_csv(df, out_path)
+    _plot(plots.folder_plot, df, plot, None)
 
 
 # ---------------------------------------------------------------- plots
@@ -367,6 +416,31 @@ def plot_tradeoff(
         raise RobenchError("pass --set NAME (the set to defend against) or --from a CSV of `robench scores tradeoff`")
     title = f"keep trade-off against {set_name}" if set_name else None
     err.print(f"wrote {plots.tradeoff_plot(df, path, title)}")
+
+
+@plot_app.command("folder")
+@cli_errors
+def plot_folder(
+    data_dir: Path = typer.Option(None, "--data-dir", help="The test-only folder (needed unless --from)."),
+    source_csv: Path = FROM,
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    out_path: Path = PLOT_OUT,
+    fmt: str = PLOT_FORMAT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on a test-only folder beside clean accuracy, per model."""
+    path = _target(out_path, fmt, "folder")
+    if source_csv:
+        df = _read_csv(source_csv, ["model", "accuracy", "clean_accuracy"])
+    elif data_dir:
+        df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers)
+    else:
+        raise RobenchError("pass --data-dir FOLDER (the test-only folder) or --from a CSV of `robench scores folder`")
+    err.print(f"wrote {plots.folder_plot(df, path)}")
 
 
 @plot_app.command("examples")
