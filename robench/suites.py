@@ -16,6 +16,10 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     arch = ["resnet18", "vgg19"]
     keep = [1.0, 0.5, 0.3]
 
+    [[imports]]                   # models robench did not train (`robench import`): name, from, its options
+    name = "tv-resnet18"
+    from = "torchvision:resnet18"
+
     [attack]                      # defaults for every [[attacks]] entry
     n = 500
 
@@ -96,6 +100,7 @@ class Suite:
     attacks: list[dict[str, Any]]
     matrix: dict[str, Any] | None
     scores: list[dict[str, Any]]
+    imports: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +128,7 @@ def load_suite(path: str | os.PathLike, workspace: str | os.PathLike | None = No
 
 def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = None,
                     data_dir: str | os.PathLike | None = None, source: str = "<dict>") -> Suite:
-    known = {"study", "train", "models", "attack", "attacks", "matrix", "scores"}
+    known = {"study", "train", "models", "imports", "attack", "attacks", "matrix", "scores"}
     unknown = set(raw) - known
     if unknown:
         raise RobenchError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; "
@@ -142,17 +147,18 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         dataset=study.get("dataset", "cifar10"), data_dir=str(data_dir or study.get("data_dir") or "") or None,
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
-        matrix=raw.get("matrix"), scores=scores, source=source,
+        matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
     )
 
 
 def plan(suite: Suite) -> list[Step]:
     """Every step of the suite, in order, each marked done or not."""
-    steps = [_train_step(suite, e) for entry in suite.models for e in grid({**suite.train_defaults, **entry})]
+    steps = [_import_step(suite, entry) for entry in suite.imports]
+    steps += [_train_step(suite, e) for entry in suite.models for e in grid({**suite.train_defaults, **entry})]
     for entry in suite.attacks:
         steps += [_attack_step(suite, e) for e in _attack_entries({**suite.attack_defaults, **entry})]
     _check_unique(steps)
-    inputs = [s for s in steps if s.kind in ("train", "attack")]
+    inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     if suite.matrix is not None:
         out = _out_path(suite, suite.matrix.get("out", f"{suite.name}-matrix.csv"))
         args = {k: v for k, v in suite.matrix.items() if k != "out"}
@@ -176,6 +182,15 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
     done = (directory / store.MODEL_META).exists() and not (directory / store.CHECKPOINT).exists()
     return Step("train", name, {"arch": arch, **args, "name": name}, done=done,
                 resume=(directory / store.CHECKPOINT).exists())
+
+
+def _import_step(suite: Suite, entry: dict[str, Any]) -> Step:
+    args = {"dataset": suite.dataset, **entry}
+    if not args.get("name") or not args.get("from"):
+        raise RobenchError(f"{suite.source}: every [[imports]] entry needs a name and a from (a SPEC, as in "
+                           f"`robench import NAME --from SPEC`)")
+    name = store.check_name(args["name"])
+    return Step("import", name, args, done=(store.model_dir(name, suite.workspace) / store.MODEL_META).exists())
 
 
 def _attack_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -226,7 +241,8 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
     """An output is up to date when it exists, every input step is done, and it is newer than them."""
     if not out.exists() or not all(s.done for s in inputs):
         return False
-    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs if s.kind == "train"]
+    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs
+             if s.kind in ("import", "train")]
     metas += [store.set_dir(s.name, suite.workspace) / store.SET_META for s in inputs if s.kind == "attack"]
     newest = max((p.stat().st_mtime for p in metas if p.exists()), default=0.0)
     return out.stat().st_mtime >= newest
@@ -237,7 +253,7 @@ Callback = Callable[[str, dict[str, Any]], None]
 
 def run_step(suite: Suite, step: Step, callback: Callback | None = None, device: str | None = None) -> Any:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
-    from robench.api import train
+    from robench.api import import_model, train
     from robench.attacks import attack
     from robench.scoring import boundary_scores, folder_scores, matrix, noise_curve, shuffle_curve, tradeoff
 
@@ -245,6 +261,10 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     if step.kind == "train":
         args = dict(step.args)
         return train(args.pop("arch"), **args, resume=step.resume, **common)
+    if step.kind == "import":
+        args = dict(step.args)
+        return import_model(args.pop("name"), args.pop("from"), **args, workspace=suite.workspace,
+                            data_dir=suite.data_dir, device=device)
     if step.kind == "attack":
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
@@ -286,8 +306,8 @@ def plan_frame(steps: list[Step]) -> pd.DataFrame:
     """The plan as a table: step number, kind, name, status, and the step's main settings."""
     rows = []
     for i, s in enumerate(steps, 1):
-        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "sources", "callback")}
-        what = s.args.get("arch") or ", ".join(s.args.get("sources", [])) or ""
+        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "from", "sources", "callback")}
+        what = s.args.get("arch") or s.args.get("from") or ", ".join(s.args.get("sources", [])) or ""
         status = "done" if s.done else "resume" if s.resume else "todo"
         rows.append({"#": i, "step": s.kind, "name": s.name, "of": what, "status": status,
                      "settings": ", ".join(f"{k}={v}" for k, v in shown.items())})

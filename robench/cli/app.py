@@ -6,6 +6,7 @@ import typer
 
 from robench._version import __version__
 from robench.cli import attack as attack_cmd
+from robench.cli import imports as import_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import suite as suite_cmd
 from robench.cli import train as train_cmd
@@ -28,6 +29,7 @@ def _root(
 
 app.command("train")(train_cmd.train)
 app.command("models")(train_cmd.models)
+app.command("import")(import_cmd.import_cmd)
 attack_cmd.register(app)
 matrix_cmd.register(app)
 suite_cmd.register(app)

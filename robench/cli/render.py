@@ -13,6 +13,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,7 +43,7 @@ def cli_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RobenchError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
@@ -81,8 +82,6 @@ def table(df: pd.DataFrame, title: str | None = None, columns: list[str] | None 
 
 def show_matrix(df: pd.DataFrame, value: str = "defense_rate") -> None:
     """The papers' layout: one table per attack, targets x (clean, sources), cells in % with relation markers."""
-    from rich.markup import escape
-
     from robench.reports import tables
 
     for attack, frame in tables.marked(df, value).items():

@@ -125,10 +125,11 @@ def models(workspace: Path = WORKSPACE) -> None:
     """List the models in the workspace."""
     df = api.list_workspace_models(workspace)
     if df.empty:
-        err.print(f"no models in {workspace or 'robench-workspace'}; train one with `robench train`")
+        err.print(f"no models in {workspace or 'robench-workspace'}; train one with `robench train` or import one "
+                  f"with `robench import`")
         return
     cols = {"name": "name", "arch": "arch", "width": "width", "keep": "keep", "placement": "placement",
-            "mask": "mask", "dataset": "data", "epochs": "epochs", "augment": "augment",
+            "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs", "augment": "augment",
             "clean_accuracy": "clean acc"}
     shown = df[list(cols)].rename(columns=cols)
     out.print(table(shown, title=f"models in {workspace or 'robench-workspace'}"))
