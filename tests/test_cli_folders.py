@@ -10,31 +10,17 @@ import pandas as pd
 import pytest
 from conftest import write_digits_tree
 from PIL import Image, ImageOps
-from typer.testing import CliRunner
+from test_cli_matrix import one_line_error, run
 
 from robench import store
-from robench.cli.app import app
 
-runner = CliRunner()
 TINY = ["--preset", "quick", "--epochs", "1", "--batch-size", "16", "--width", "4", "--device", "cpu"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def ok(*args):
     r = run(*args)
     assert r.exit_code == 0, r.output
     return r
-
-
-def one_line_error(r, *needles):
-    assert r.exit_code != 0, r.output
-    assert "Traceback" not in r.output
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    for needle in needles:
-        assert needle in r.stderr, r.stderr
 
 
 def stylized(tree: Path, out: Path) -> Path:
