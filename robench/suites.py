@@ -32,9 +32,13 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     out = "matrix.csv"            # relative paths land in WORKSPACE/results/
 
     [[scores]]
-    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack
+    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack | folder
     set = "densenet121-seed1-pgd-eps16"
     models = "resnet18*"
+
+    [[scores]]
+    kind = "folder"               # accuracy on a test-only folder, classes matched by name
+    data_dir = "/data/stylized"   # needed by kind "folder"
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ log = logging.getLogger(__name__)
 
 # Keys whose value is a list by nature, so a list there is not a grid axis.
 _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
-SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff", "autoattack")
+SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff", "autoattack", "folder")
 
 
 @dataclass
@@ -134,6 +138,9 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
     for s in scores:
         if s.get("kind") not in SCORE_KINDS:
             raise RobenchError(f"{source}: score kind '{s.get('kind')}' is not one of {', '.join(SCORE_KINDS)}")
+        if s["kind"] == "folder" and not s.get("data_dir"):
+            raise RobenchError(f"{source}: a [[scores]] entry of kind \"folder\" needs data_dir, the test-only "
+                               f"folder to score")
     return Suite(
         name=study.get("name", Path(source).stem), description=study.get("description", ""),
         workspace=store.workspace_dir(workspace or study.get("workspace")),
@@ -249,7 +256,15 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
     from robench.api import import_model, train
     from robench.attacks import attack
-    from robench.scoring import autoattack_scores, boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+    from robench.scoring import (
+        autoattack_scores,
+        boundary_scores,
+        folder_scores,
+        matrix,
+        noise_curve,
+        shuffle_curve,
+        tradeoff,
+    )
 
     common = {"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device, "callback": callback}
     if step.kind == "train":
@@ -263,11 +278,12 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
     scorers = {"matrix": matrix, "score:boundary": boundary_scores, "score:noise": noise_curve,
-               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff, "score:autoattack": autoattack_scores}
+               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff, "score:autoattack": autoattack_scores,
+               "score:folder": folder_scores}
     args = dict(step.args)
     if step.kind == "score:tradeoff":
         args["set_name"] = args.pop("set")
-    df: pd.DataFrame = scorers[step.kind](**args, **common)
+    df: pd.DataFrame = scorers[step.kind](**{**common, **args})  # an entry's data_dir overrides the study's
     write_csv(df, step.out)
     return df
 

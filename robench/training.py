@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from robench.data import DatasetInfo, Split
+from robench.data import DatasetInfo, epoch_seed
 from robench.errors import RobenchError
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
@@ -64,6 +65,7 @@ class Recipe:
     adv_steps: int = 7
 
     def check(self) -> Recipe:
+        late = [m for m in self.milestones if not 1 <= m < self.epochs]
         problems = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -73,11 +75,27 @@ class Recipe:
             (0 < self.warmup < 1, f"warmup must be a fraction of the run in (0, 1), got {self.warmup}"),
             (self.schedule == "step" or not self.milestones,
              "--milestones apply to the step schedule; the one-cycle schedule (--preset fast) has none: drop them"),
+            (not late, f"--milestones {','.join(map(str, self.milestones))}: milestone {late[0] if late else ''} is "
+                       f"not within the run's {self.epochs} epochs, so the learning rate would never use it; give "
+                       f"epochs between 1 and {self.epochs - 1}, or leave --milestones out to scale the preset's"),
         ]
         for ok, message in problems:
             if not ok:
                 raise RobenchError(message)
         return self
+
+
+def scale_milestones(milestones: list[int], from_epochs: int, to_epochs: int) -> list[int]:
+    """The preset's milestones moved to the same fractions of a ``to_epochs`` run (rounded half up).
+
+    Milestones that round to 0, or to the last epoch or beyond, are dropped (they could not take effect);
+    two that round to the same epoch both stay, so the learning rate still falls by the preset's full factor.
+
+    >>> scale_milestones([150, 250], 350, 3), scale_milestones([150, 250], 350, 50)
+    ([1, 2], [21, 36])
+    """
+    scaled = [max(1, math.floor(m * to_epochs / from_epochs + 0.5)) for m in milestones]
+    return [m for m in scaled if m < to_epochs]
 
 
 def preset(name: str, dataset: str) -> Recipe:
@@ -129,19 +147,13 @@ def dist_context() -> Dist:
     return Dist(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
-
-
-def evaluate(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` on a split."""
+def evaluate(model: nn.Module, split, device: torch.device, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on a split (in memory or streamed: read batch by batch)."""
     model.eval()
-    preds = torch.cat([predict(model, split.floats(sl), batch_size, device) for sl in _chunks(len(split))])
-    return float((preds == split.labels).float().mean()) if len(split) else math.nan
-
-
-def _chunks(n: int, size: int = 8192):
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)] or [slice(0, 0)]
+    if not len(split):
+        return math.nan
+    preds = torch.cat([predict(model, x, batch_size, device) for _, x, _ in split.batches(8192)])
+    return float((preds == split.labels).float().mean())
 
 
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -171,6 +183,17 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return read_tensors(path), json.loads(read_tensor_metadata(path)["robench"])
 
 
+def _scheduler_state(state: dict) -> dict:
+    """A scheduler state read back from JSON: MultiStepLR's milestone counter has int keys again.
+
+    JSON turns ``Counter({150: 1})`` into ``{"150": 1}``; loaded as is, a resumed run would never decay.
+    """
+    milestones = state.get("milestones")
+    if isinstance(milestones, dict):
+        state = {**state, "milestones": Counter({int(k): v for k, v in milestones.items()})}
+    return state
+
+
 def fit(
     model: nn.Module,
     data: DatasetInfo,
@@ -191,9 +214,11 @@ def fit(
     A checkpoint is written atomically after every epoch; with ``resume`` training continues
     from it and reaches the same weights as an uninterrupted run. Under torchrun, each process
     trains on its shard with DistributedDataParallel (the batch size stays the global one) and
-    rank 0 writes the checkpoints. ``precision`` (fp32, bf16, fp16; default: bf16 on CUDA, fp32 on CPU) is
-    the forward pass's autocast dtype, with loss scaling for fp16 only; ``compile`` runs the model through
-    torch.compile; ``workers`` goes to a streamed split's loader. The test accuracy is measured in fp32.
+    rank 0 writes the checkpoints. The training split serves each epoch's batches (``data.train.train_epoch``:
+    in memory on the device, or streamed from image files by ``workers`` DataLoader workers). ``precision``
+    (fp32, bf16, fp16; default: bf16 on CUDA, fp32 on CPU) is the forward pass's autocast dtype, with loss
+    scaling for fp16 only; ``compile`` runs the model through torch.compile. The test accuracy is measured in
+    fp32.
 
     ``callback(kind, payload)`` receives 'start' (epochs, start_epoch, steps_per_epoch), 'batch' (epoch, step,
     loss, accuracy, images_per_s: running values of the epoch, at most every ``PROGRESS_INTERVAL_S`` seconds and
@@ -230,7 +255,7 @@ def fit(
         tensors, state = load_checkpoint(checkpoint)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items()}, state["param_groups"])
-        sched.load_state_dict(state["scheduler"])
+        sched.load_state_dict(_scheduler_state(state["scheduler"]))
         scaler.load_state_dict(state["scaler"])
         start, history, wall = state["epoch"], state["history"], state["wall_time_s"]
         log.info("resuming from epoch %d", start)
@@ -241,7 +266,7 @@ def fit(
         emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch})
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(_epoch_seed(seed, epoch) + dist.rank)
+        torch.manual_seed(epoch_seed(seed, epoch) + dist.rank)
         stats = _run_epoch(net, epoch_batches(epoch), step, device, epoch, emit)
         if not per_step:
             sched.step()
@@ -334,8 +359,15 @@ def _madry_pgd(recipe: Recipe, precision: str) -> Callable[[nn.Module, torch.Ten
 
 
 def recipe_from(base: Recipe, **overrides: Any) -> Recipe:
-    """``base`` with every non-None override applied, checked."""
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None}).check()
+    """``base`` with every non-None override applied, checked.
+
+    ``epochs`` without ``milestones`` moves the preset's milestones to the same fractions of the new run
+    (:func:`scale_milestones`): a 3-epoch paper run decays at epochs 1 and 2, not never.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in given and "milestones" not in given:
+        given["milestones"] = scale_milestones(base.milestones, base.epochs, given["epochs"])
+    return replace(base, **given).check()
 
 
 def recipe_dict(recipe: Recipe) -> dict:

@@ -107,3 +107,24 @@ def test_draws_cover_the_range():
     offsets, flips = draw(5000, PAD, True, generator(torch.device("cpu"), 0))
     assert offsets.min() == 0 and offsets.max() == 2 * PAD and flips.dtype == torch.bool
     assert draw(10, 0, False, generator(torch.device("cpu"), 0))[1] is None
+
+
+def test_resized_crop_on_an_in_memory_split_goes_image_by_image_and_reproduces():
+    """resized-crop-flip has no batch-wise form: an in-memory split serves it through torchvision per image, one
+    epoch is each image once (labels are a permutation), same seed and epoch give the same batches, and the
+    images are resampled (not the uint8 originals)."""
+    split = random_split(20, channels=3, size=8)
+
+    def epoch(seed: int, e: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        torch.manual_seed(seed * 1000 + e)  # the training loop seeds the global generator per epoch
+        return list(split.train_epoch(8, "resized-crop-flip", seed, e, "cpu"))
+
+    first, again, other = epoch(0, 0), epoch(0, 0), epoch(0, 1)
+    assert len(first) == len(split.train_epoch(8, "resized-crop-flip", 0, 0, "cpu")) == 3
+    assert sorted(torch.cat([y for _, y in first]).tolist()) == list(range(20))
+    assert all(torch.equal(a, b) and torch.equal(ya, yb) for (a, ya), (b, yb) in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for (a, _), (b, _) in zip(first, other, strict=True))
+    x, y = first[0]
+    assert x.dtype == torch.float32 and x.shape[1:] == (3, 8, 8) and 0 <= x.min() and x.max() <= 1
+    originals = split.floats(y)
+    assert not torch.equal(x, originals)

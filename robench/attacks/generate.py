@@ -32,7 +32,7 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
-from robench.data import Split, resolve_dataset
+from robench.data import resolve_dataset
 from robench.errors import RobenchError
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
@@ -201,9 +201,12 @@ def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
     return prepare(model, device).eval(), records
 
 
-def correct_batches(net: nn.Module, split: Split, n: int, batch_size: int,
+def correct_batches(net: nn.Module, split, n: int, batch_size: int,
                     device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The first ``n`` test images ``net`` gets right, in order, as (indices, images, labels) batches."""
+    """The first ``n`` test images ``net`` gets right, in order, as (indices, images, labels) batches.
+
+    ``split`` is in memory or streamed (read through ``split.batches``: a streamed split is decoded only as far
+    as needed)."""
     remaining = n
     for sl, x, y in split.batches(batch_size):
         x, y = to_device(x, device), y.to(device)
@@ -260,6 +263,7 @@ def attack(
     batch_size: int = 256,
     precision: str = "fp32",
     compile: bool = False,
+    workers: int | None = None,
     callback: Callback | None = None,
     target: str | int | None = None,
     **method_params: Any,
@@ -274,7 +278,8 @@ def attack(
     ``precision`` (fp32, bf16, fp16) is the autocast dtype of every forward pass: the attack's, and the checks
     of which images the source gets right and which adversarial ones fool it (or reach their target), so the
     kept examples are decided in the precision the set records. ``compile`` runs the source through
-    torch.compile. Returns the set's record (see ``robench.load_set``).
+    torch.compile. ``workers``: DataLoader workers that decode a streamed folder's test images (default: from
+    the core count). Returns the set's record (see ``robench.load_set``).
     """
     started = time.time()
     spec = method_spec(method)
@@ -294,7 +299,7 @@ def attack(
                                                      mode, precision))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
-        data = resolve_dataset(records[0].dataset, data_dir)
+        data = resolve_dataset(records[0].dataset, data_dir, workers=workers)
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
         _seed(seed)
@@ -337,7 +342,7 @@ class _Aim:
         return idx, x, y, pick_targets(self.mode, model, x, y, self.num_classes, self.generator)
 
 
-def _generate(net: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
+def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback,
               aim: _Aim | None = None) -> tuple[int, dict[str, torch.Tensor]]:
     """Attack batch after batch and write the successes (for a targeted set: the examples that reach their

@@ -11,6 +11,7 @@ from robench import attacks
 from robench.attacks.convergence import Trace
 from robench.attacks.generate import DEFAULT_N
 from robench.cli.render import cli_errors, err, out, progress, table
+from robench.cli.train import WORKERS
 from robench.errors import RobenchError
 from robench.records import SetRecord
 from robench.runtime import PRECISIONS
@@ -103,6 +104,7 @@ def attack(
     precision: str = typer.Option("fp32", help=f"Autocast precision of every forward pass: {', '.join(PRECISIONS)}; "
                                                f"the kept examples are decided in it."),
     compile: bool = typer.Option(False, "--compile", help="Run the source through torch.compile."),
+    workers: int = WORKERS,
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
     bar = progress()
@@ -127,7 +129,7 @@ def attack(
         record = attacks.attack(
             source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
             workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            precision=precision, compile=compile, callback=on_event, target=target, **method_params,
+            precision=precision, compile=compile, workers=workers, callback=on_event, target=target, **method_params,
         )
     finally:
         if bar.live.is_started:

@@ -10,7 +10,7 @@ import typer
 
 from robench.attacks.noise import CIFAR10C_SIGMAS
 from robench.cli.render import cli_errors, err, out, progress, show_matrix, table
-from robench.cli.train import WORKSPACE
+from robench.cli.train import WORKERS, WORKSPACE
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.reports import plots, tables
@@ -18,6 +18,7 @@ from robench.runtime import PRECISIONS
 from robench.scoring import (
     autoattack_scores,
     boundary_scores,
+    folder_scores,
     matrix,
     noise_curve,
     set_examples,
@@ -37,9 +38,10 @@ N = typer.Option(None, "--n", help="Evaluate at most N test images (seeded rando
 SEED = typer.Option(0, help="Seed of the sample choice, noise and permutations.")
 VALUES = ("defense_rate", "agreement", "target_hit_rate")
 
-scores_app = typer.Typer(no_args_is_help=True, help="The papers' other scores: boundary, noise, shuffle, tradeoff; "
-                                                    "and the white-box reference, autoattack.")
-plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG, or SVG): heatmap, noise, shuffle, tradeoff, examples.")
+scores_app = typer.Typer(no_args_is_help=True, help="The papers' other scores: boundary, noise, shuffle, tradeoff, "
+                                                    "folder; and the white-box reference, autoattack.")
+plot_app = typer.Typer(no_args_is_help=True,
+                       help="Figures (PNG, or SVG): heatmap, noise, shuffle, tradeoff, folder, examples.")
 
 
 def register(app: typer.Typer) -> None:
@@ -122,10 +124,10 @@ def _run_with_progress(label: str, fn: Callable, **kwargs):
 
 
 def _compute_matrix(workspace, targets, sets, device, data_dir, use_cache, batch_size, shard=None,
-                    precision: str = "fp32") -> pd.DataFrame:
+                    precision: str = "fp32", workers=None) -> pd.DataFrame:
     df = _run_with_progress("matrix", matrix, workspace=workspace, targets=targets, sets=sets, device=device,
                             data_dir=data_dir, use_cache=use_cache, batch_size=batch_size, shard=shard,
-                            precision=precision)
+                            precision=precision, workers=workers)
     for s in df.attrs.get("skipped", []):
         err.print(f"[yellow]skipped[/] {s['target']} on {s['set']}: {s['reason']}", highlight=False)
     if df.empty:
@@ -153,6 +155,7 @@ def matrix_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Score every target model on every adversarial set: defense rate, agreement, relation.
 
@@ -170,7 +173,7 @@ def matrix_cmd(
     if fmt is not None and fmt not in tables.FORMATS:
         raise RobenchError(f"unknown --format '{fmt}': choose one of {', '.join(tables.FORMATS)}")
     df = _compute_matrix(workspace, targets, sets, device, data_dir, not no_cache, batch_size, parse_shard(shard),
-                         precision)
+                         precision, workers)
     if fmt is not None and out_path is None:
         typer.echo(tables.render(df, fmt, value), nl=False)
     else:
@@ -216,6 +219,7 @@ def boundary_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
 
@@ -223,7 +227,7 @@ def boundary_cmd(
     """
     params = {k: v for k, v in {"steps": steps, "tolerance": tolerance}.items() if v is not None}
     df = boundary_scores(models, workspace, mode=mode, sets=sets, n=n, seed=seed, params=params, device=device,
-                         data_dir=data_dir, precision=precision)
+                         data_dir=data_dir, precision=precision, workers=workers)
     out.print(table(df.drop(columns="reason"), title="Boundary-attack score (median ||delta||^2 / pixels)"))
     trace = df.attrs["trace"]
     if not trace.empty:
@@ -252,6 +256,7 @@ def noise_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
 
@@ -259,7 +264,7 @@ def noise_cmd(
     """
     df = noise_curve(models, workspace, sigmas=_floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
                      common=not all_images, seed=seed, device=device, data_dir=data_dir,
-                     precision=precision)
+                     precision=precision, workers=workers)
     _show_wide(df, "model", "sigma", f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.noise_plot, df, plot, None)
@@ -280,11 +285,12 @@ def shuffle_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
     ks = [int(v) for v in _floats(k, ())]
     df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
-                       data_dir=data_dir, precision=precision)
+                       data_dir=data_dir, precision=precision, workers=workers)
     _show_wide(df, "model", "k", f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images")
     _write_csv(df, out_path)
     _plot(plots.shuffle_plot, df, plot, None)
@@ -301,9 +307,11 @@ def tradeoff_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
-    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, precision=precision)
+    df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, precision=precision,
+                  workers=workers)
     out.print(table(df, title=f"keep trade-off against {set_name}"))
     _write_csv(df, out_path)
     _plot(lambda d, p: plots.tradeoff_plot(d, p, f"keep trade-off against {set_name}"), df, plot, None)
@@ -327,6 +335,7 @@ def autoattack_cmd(
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
     precision: str = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """White-box robust accuracy under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), per model.
 
@@ -335,12 +344,44 @@ def autoattack_cmd(
     """
     extra = {k: v for k, v in {"attacks": attacks, "steps": steps, "queries": queries}.items() if v is not None}
     df = autoattack_scores(models, workspace, n=n, eps=eps, norm=norm, seed=seed, batch_size=batch_size,
-                           device=device, data_dir=data_dir, precision=precision, **extra)
+                           device=device, data_dir=data_dir, precision=precision, workers=workers, **extra)
     shown = df.assign(eps=[f"{e:g}" if nm == "l2" else f"{round(e * 255, 2):g}/255"
                            for e, nm in zip(df["eps"], df["norm"], strict=True)])
     out.print(table(shown, title="AutoAttack robust accuracy", columns=["model", "clean_accuracy", "robust_accuracy",
                                                                        "n", "eps", "norm", "attacks", "arch", "keep"]))
     _write_csv(df, out_path)
+
+
+FOLDER_DIR = typer.Option(..., "--data-dir", help="The test-only folder: DIR/<class>/* (or DIR/test/<class>/*), "
+                                                  "class folders named as the models' classes.")
+
+
+@scores_app.command("folder")
+@cli_errors
+def folder_cmd(
+    data_dir: Path = FOLDER_DIR,
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    batch_size: int = typer.Option(256, help="Inference batch size."),
+    out_path: Path = OUT_CSV,
+    plot: Path = PLOT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on another test set, a test-only image folder (e.g. Stylized-ImageNet), beside clean accuracy.
+
+    Its class folders are matched by name to each model's classes; a class missing from either side is an error.
+    """
+    df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
+                       batch_size=batch_size, precision=precision)
+    shown = df[["model", "accuracy", "clean_accuracy", "n", "arch", "keep", "placement"]].copy()
+    shown[["accuracy", "clean_accuracy"]] = (shown[["accuracy", "clean_accuracy"]].astype(float) * 100).round(2)
+    out.print(table(shown, title=f"accuracy (%) on {Path(df['folder'].iloc[0]).name} ({df['n'].iloc[0]} images)"))
+    _write_csv(df, out_path)
+    _plot(plots.folder_plot, df, plot, None)
 
 
 # ---------------------------------------------------------------- plots
@@ -438,6 +479,31 @@ def plot_tradeoff(
         raise RobenchError("pass --set NAME (the set to defend against) or --from a CSV of `robench scores tradeoff`")
     title = f"keep trade-off against {set_name}" if set_name else None
     err.print(f"wrote {plots.tradeoff_plot(df, path, title)}")
+
+
+@plot_app.command("folder")
+@cli_errors
+def plot_folder(
+    data_dir: Path = typer.Option(None, "--data-dir", help="The test-only folder (needed unless --from)."),
+    source_csv: Path = FROM,
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    out_path: Path = PLOT_OUT,
+    fmt: str = PLOT_FORMAT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on a test-only folder beside clean accuracy, per model."""
+    path = _target(out_path, fmt, "folder")
+    if source_csv:
+        df = _read_csv(source_csv, ["model", "accuracy", "clean_accuracy"])
+    elif data_dir:
+        df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers)
+    else:
+        raise RobenchError("pass --data-dir FOLDER (the test-only folder) or --from a CSV of `robench scores folder`")
+    err.print(f"wrote {plots.folder_plot(df, path)}")
 
 
 @plot_app.command("examples")

@@ -31,6 +31,8 @@ def _ints(text: str | None) -> list[int] | None:
 
 WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
+WORKERS = typer.Option(None, envvar="ROBENCH_WORKERS", min=0,
+                       help="DataLoader workers decoding image files (default: CPU cores - 1, at most 8).")
 
 
 @cli_errors
@@ -67,6 +69,11 @@ def train(
     precision: str = typer.Option(None, help=f"Autocast precision of the training steps: {', '.join(PRECISIONS)} "
                                              f"(default: bf16 on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile", help="Run the model through torch.compile (slow first epoch)."),
+    stream: bool = typer.Option(None, "--stream/--in-memory",
+                                help="Folder datasets: stream images from disk, or decode them all into memory "
+                                     "(default: automatic, see the README)."),
+    image_size: int = typer.Option(None, help="Streamed folders: train and test at this size (default 224)."),
+    workers: int = WORKERS,
 ) -> None:
     """Train a standard or defective model and save it in the workspace."""
     bar = progress()
@@ -90,13 +97,23 @@ def train(
             placement=placement, keep_top=keep_top, mask=mask, widen=widen, mask_seed=mask_seed,
             ensemble=ensemble, regularizer=regularizer, drop_keep=drop_keep, label_smoothing=label_smoothing,
             adv_train=adv_train, augment=augment, upsample=upsample, strides=_ints(strides), seed=seed,
-            resume=resume, overwrite=overwrite, device=device, precision=precision, compile=compile, callback=on_event,
+            resume=resume, overwrite=overwrite, device=device, precision=precision, compile=compile, stream=stream,
+            image_size=image_size, workers=workers, callback=on_event,
         )
     finally:
         if bar.live.is_started:
             bar.stop()
     if record.path is not None:  # under torchrun only rank 0 saves
-        err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f}")
+        err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f} "
+                  f"({schedule_text(record.recipe or {})})", highlight=False, soft_wrap=True)
+
+
+def schedule_text(recipe: dict) -> str:
+    """'3 epochs, lr 0.1 /10 at epochs 1,2, augmentation flip': what a run used, from its record's recipe."""
+    ms = recipe.get("milestones") or []
+    decay = f" /{1 / recipe.get('gamma', 0.1):g} at epoch{'s' if len(ms) > 1 else ''} {','.join(map(str, ms))}" \
+        if ms else " constant"
+    return f"{recipe.get('epochs')} epochs, lr {recipe.get('lr'):g}{decay}, augmentation {recipe.get('augment')}"
 
 
 train.__doc__ = f"""Train a standard or defective model and save it in the workspace.
@@ -116,6 +133,7 @@ def models(workspace: Path = WORKSPACE) -> None:
                   f"with `robench import`")
         return
     cols = {"name": "name", "arch": "arch", "width": "width", "keep": "keep", "placement": "placement",
-            "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs", "clean_accuracy": "clean acc"}
+            "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs", "augment": "augment",
+            "clean_accuracy": "clean acc"}
     shown = df[list(cols)].rename(columns=cols)
     out.print(table(shown, title=f"models in {workspace or 'robench-workspace'}"))

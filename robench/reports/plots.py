@@ -120,6 +120,26 @@ def tradeoff_plot(df: pd.DataFrame, path: str | Path, title: str | None = None) 
     return save(fig, path)
 
 
+def folder_plot(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Accuracy on a test-only folder beside clean accuracy, one pair of bars per model (frame of
+    ``folder_scores``)."""
+    if df.empty:
+        raise RobenchError("nothing to plot: the folder score table is empty")
+    fig = _figure(max(5.0, 0.9 * len(df) + 2), 4)
+    ax = fig.subplots()
+    x = range(len(df))
+    folder = Path(str(df["folder"].iloc[0])).name if "folder" in df else "folder"
+    ax.bar([i - 0.2 for i in x], df["clean_accuracy"].astype(float) * 100, 0.4, label="own test split")
+    ax.bar([i + 0.2 for i in x], df["accuracy"] * 100, 0.4, label=folder)
+    ax.set_xticks(list(x), [str(m) for m in df["model"]], rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"accuracy on {folder}", fontsize=9)
+    return save(fig, path)
+
+
 def _show(ax, image: torch.Tensor, title: str) -> None:
     """Draw one (C, H, W) image in [0,1]: grayscale for one channel."""
     img = image.detach().float().clamp(0, 1).cpu()

@@ -215,8 +215,9 @@ class Scorer:
 
     def __init__(self, workspace: str | os.PathLike | None = None, device: str | None = None,
                  data_dir: str | os.PathLike | None = None, batch_size: int = 512, use_cache: bool = True,
-                 precision: str = "fp32") -> None:
+                 *, precision: str = "fp32", workers: int | None = None) -> None:
         self.workspace, self.data_dir, self.batch_size, self.use_cache = workspace, data_dir, batch_size, use_cache
+        self.workers = workers
         self.device = pick_device(device)
         self.precision = check_precision(precision)
         self.records: dict[str, ModelRecord] = {}
@@ -239,7 +240,7 @@ class Scorer:
         """The dataset a reference records, resolved once per run (see ``robench.data.resolve_dataset``)."""
         key = (ref.name, ref.fingerprint or ref.root, tuple(sorted(ref.options.items())))
         if key not in self.datasets:
-            self.datasets[key] = resolve_dataset(ref, self.data_dir)
+            self.datasets[key] = resolve_dataset(ref, self.data_dir, workers=self.workers)
         return self.datasets[key]
 
     def dataset(self, name: str) -> DatasetInfo:
@@ -290,8 +291,14 @@ class Scorer:
         return {**preds, "cached": False}
 
     def _clean_from_test(self, name: str, advset: store.AdvSet) -> torch.Tensor | None:
-        """The set's clean predictions taken from the test-split predictions, when its clean images are test images."""
+        """The set's clean predictions taken from the test-split predictions, when its clean images are test images.
+
+        Only for test splits held in memory: checking a streamed split would decode more than predicting the
+        set's own clean images costs.
+        """
         data = self.dataset(name)
+        if not data.test.in_memory:
+            return None
         key = (advset.record.sha256, data.fingerprint)
         if key not in self.subset:
             idx = advset.indices.long()
@@ -330,6 +337,7 @@ def matrix(
     use_cache: bool = True,
     shard: tuple[int, int] | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Score every target model on every adversarial set: one tidy row per (target, set).
 
@@ -339,12 +347,16 @@ def matrix(
     ``callback(kind, payload)`` receives 'start', 'cell' and 'skip' events. ``shard=(i, n)`` scores only
     every n-th target (sorted by name) from the i-th, so n machines can split a matrix; see :func:`merge`.
     ``precision`` (fp32, bf16, fp16) is the autocast dtype of the targets' predictions, recorded in each row.
+    ``workers``: DataLoader workers that decode a streamed folder's test images (default: from the core count).
     """
     check_precision(precision)
     model_names = shard_of(select(store.list_model_names(workspace), targets, "model", workspace), shard)
     set_names = select(store.list_set_names(workspace), sets, "set", workspace)
-    scorer = Scorer(workspace, device, data_dir, batch_size, use_cache, precision)
+    scorer = Scorer(workspace, device, data_dir, batch_size, use_cache, precision=precision, workers=workers)
     set_records = [store.read_set(s, workspace) for s in set_names]
+    for name in model_names:  # find every target's data first: a missing dataset fails before any progress
+        if any(mismatch(scorer.record(name), srec) is None for srec in set_records):
+            scorer.dataset(name)
     notify = callback or (lambda kind, payload: None)
     notify("start", {"targets": model_names, "sets": set_names, "total": len(model_names) * len(set_names)})
     rows, skipped, done = [], [], 0

@@ -21,7 +21,6 @@ from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
 from robench.errors import RobenchError
 from robench.records import SetRecord
-from robench.runtime import batches
 from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
 
 log = logging.getLogger(__name__)
@@ -70,14 +69,16 @@ def _samples(scorer: Scorer, names: list[str], n: int | None, common: bool, seed
     return idx
 
 
-def _accuracy_rows(scorer: Scorer, names: list[str], images: torch.Tensor, labels: torch.Tensor,
-                   **extra: Any) -> list[dict]:
-    rows = []
-    for name in names:
-        correct = int((scorer.predict(name, images) == labels).sum())
-        rows.append({"model": name, **extra, "accuracy": correct / len(labels), "n": len(labels),
-                     "precision": scorer.precision})
-    return rows
+STREAM_CHUNK = 1024  # test images of a streamed split decoded at a time by the probes
+
+
+def _images(split, idx: torch.Tensor, chunk: int | None = None):
+    """(images (n, C, H, W) in [0,1], labels (n,)) of test positions ``idx``, in order: in one piece for a split
+    held in memory, in chunks of ``chunk`` (default :data:`STREAM_CHUNK`) images for a streamed one."""
+    size = max(1, chunk or (len(idx) if split.in_memory else STREAM_CHUNK))
+    for start in range(0, len(idx), size):
+        part = idx[start:start + size]
+        yield split.floats(part), split.labels[part]
 
 
 def _model_columns(scorer: Scorer, name: str) -> dict:
@@ -93,22 +94,30 @@ Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 
 def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
                       n: int | None, common: bool, seed: int, device: str | None,
-                      data_dir, callback: Callback | None, precision: str = "fp32") -> pd.DataFrame:
+                      data_dir, callback: Callback | None, precision: str = "fp32",
+                      workers: int | None = None) -> pd.DataFrame:
     """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
 
     The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
-    sees the same corrupted images (one generator seeded with ``seed`` per value). Predictions run under autocast
-    to ``precision``. Columns: model, column, accuracy, n, precision.
+    sees the same corrupted images (one generator seeded with ``seed`` per value). A streamed test split is
+    decoded and corrupted a chunk at a time, so memory stays bounded whatever the number of images. Predictions
+    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision.
     """
-    scorer = Scorer(workspace, device, data_dir, precision=precision)
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
     idx = _samples(scorer, names, n, common, seed)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
+    generators = {value: torch.Generator().manual_seed(seed) for value in values}
+    correct = {(name, value): 0 for value in values for name in names}
+    for images, labels in _images(data.test, idx):
+        for value in values:
+            corrupted = corrupt(images, value, generators[value])
+            for name in names:
+                correct[name, value] += int((scorer.predict(name, corrupted) == labels).sum())
     rows = []
     for value in values:
-        corrupted = corrupt(images, value, torch.Generator().manual_seed(seed))
-        rows += _accuracy_rows(scorer, names, corrupted, labels, **{column: value})
+        rows += [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
+                  "precision": scorer.precision} for name in names]
         _notify(callback, "step", **{column: value})
     return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
 
@@ -125,6 +134,7 @@ def noise_curve(
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
 
@@ -140,7 +150,7 @@ def noise_curve(
 
     values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
     return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback,
-                             precision)
+                             precision, workers)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -173,6 +183,7 @@ def shuffle_curve(
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
 
@@ -180,7 +191,7 @@ def shuffle_curve(
     precision.
     """
     return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
-                             data_dir, callback, precision)
+                             data_dir, callback, precision, workers)
 
 
 # ---------------------------------------------------------------- Boundary score
@@ -223,18 +234,19 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict)
         raise RobenchError("the Boundary attack is not available in this install (robench.attacks is missing); "
                            "make a boundary set with `robench attack` and use --mode sets") from None
     idx = _samples(scorer, [name], n, True, seed)
-    data = scorer.dataset(name)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
     model = scorer.model(name)
-    outs = [perturb_output(model, images[sl], labels[sl], "boundary", seed=seed, precision=scorer.precision,
-                           **params)
-            for sl in batches(len(images), scorer.batch_size)]
-    adv = torch.cat([o.adv.cpu() for o in outs])
-    l2_trace = torch.cat([o.extra["l2_trace"].cpu() for o in outs])
-    fooled = scorer.predict(name, adv) != labels
     resolved = resolve_params(method_spec("boundary"), **params)
-    tr = trace(l2_trace[fooled], checkpoints(resolved["steps"]), images[0].numel(), resolved["tolerance"])
-    return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1), tr
+    norms, traces, pixels = [], [], None
+    for images, labels in _images(scorer.dataset(name).test, idx, scorer.batch_size):
+        out = perturb_output(model, images, labels, "boundary", seed=seed, precision=scorer.precision, **params)
+        adv = out.adv.cpu()
+        fooled = scorer.predict(name, adv) != labels
+        norms.append((adv[fooled] - images[fooled]).flatten(1).norm(dim=1))
+        traces.append(out.extra["l2_trace"].cpu()[fooled])
+        pixels = images[0].numel()
+    l2_trace = torch.cat(traces) if traces else torch.empty(0, len(checkpoints(resolved["steps"])))
+    tr = trace(l2_trace, checkpoints(resolved["steps"]), pixels or 1, resolved["tolerance"])
+    return (torch.cat(norms) if norms else torch.empty(0)), tr
 
 
 def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
@@ -256,6 +268,7 @@ def boundary_scores(
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Boundary-attack score per model: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1].
 
@@ -273,7 +286,7 @@ def boundary_scores(
         raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
     params = dict(params or {})
     resolve_params(method_spec("boundary"), **params)  # bad --steps / --tolerance fail before any work
-    scorer = Scorer(workspace, device, data_dir, precision=precision)
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows, traces = [], []
     for name in names:
@@ -339,6 +352,7 @@ def tradeoff(
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Defense rate against one set and clean accuracy, against keep, for models that differ only in keep.
 
@@ -347,7 +361,7 @@ def tradeoff(
     names = select(store.list_model_names(workspace), models, "model", workspace)
     check_family({n: store.read_model(n, workspace).config for n in names})
     df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback,
-                precision=precision)
+                precision=precision, workers=workers)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
         raise RobenchError(f"no model could score set '{set_name}': {reasons}")

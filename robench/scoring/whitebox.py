@@ -61,20 +61,22 @@ def autoattack_scores(
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     precision: str = "fp32",
+    workers: int | None = None,
     **attack_params: Any,
 ) -> pd.DataFrame:
     """Robust accuracy of every model under AutoAttack (standard version; eps 8/255 Linf unless given).
 
     ``attack_params`` are the ``autoattack`` method's other parameters: ``attacks`` (a subset of
     apgd-ce,apgd-t,fab-t,square), ``steps`` (100) and ``queries`` (5000); anything but the defaults is no longer
-    the standard version. ``precision``: the autocast dtype of every forward pass (attack and predictions).
+    the standard version. ``precision``: the autocast dtype of every forward pass (attack and predictions);
+    ``workers``: DataLoader workers that decode a streamed folder's test images.
     Columns: see ``COLUMNS`` (accuracies are fractions of the n images).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RobenchError(f"--n must be a positive number of test images, got {n}")
     params = resolve_params(method_spec("autoattack"), eps=eps, norm=norm, **attack_params)
     params = {k: v for k, v in params.items() if k != "targeted"}
-    scorer = Scorer(workspace, device, data_dir, precision=precision)
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows = []
     with torch.random.fork_rng(devices=[scorer.device] if scorer.device.type == "cuda" else []):
