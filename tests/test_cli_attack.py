@@ -89,6 +89,7 @@ def test_empty_sets(ws):
     (["--method", "cw", "--eps", "0.1"], "cw takes no --eps"),
     (["--sigma", "0.1"], "pgd takes no --sigma"),
     (["--param", "steps"], "KEY=VALUE"),
+    (["--param", "step=0.1"], "step has its own option, use --step instead"),
     (["--n", "0"], "--n must be a positive"),
     (["--target", "10"], "--target 10 is out of range: the source's dataset has classes 0 to 9"),
     (["--method", "noise", "--target", "random"], "noise is untargeted only"),

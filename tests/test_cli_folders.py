@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import write_digits_tree
 from PIL import Image, ImageOps
 from test_cli_matrix import one_line_error, run
 
-from robench import store
+from robench import load_model, store
+from robench.data import resolve_dataset
 
 TINY = ["--preset", "quick", "--epochs", "1", "--batch-size", "16", "--width", "4", "--device", "cpu"]
 
@@ -140,6 +142,21 @@ def test_the_streamed_path_end_to_end(tmp_path, monkeypatch):
        tmp_path / "n.csv")
     noise = pd.read_csv(tmp_path / "n.csv")
     assert (noise[noise.sigma == 0].accuracy == 1.0).all()  # common-correct images, streamed in chunks
+    ok("scores", "autoattack", "--models", "tiny", "--n", "12", "--batch-size", "5", "--steps", "2", "--queries",
+       "10", "--workspace", ws, "--device", "cpu", "--workers", "1", "--out", tmp_path / "aa.csv")
+    aa = pd.read_csv(tmp_path / "aa.csv").iloc[0]  # 12 images read in streamed batches of 5: 5, 5, then 2 of 5
+    test = resolve_dataset(record.dataset).test
+    model = load_model("tiny", ws)
+    with torch.no_grad():
+        clean = (model(test.floats(slice(0, 12))).argmax(1) == test.labels[:12]).double().mean().item()
+    assert aa.n == 12 and aa.clean_accuracy == pytest.approx(clean) and 0 <= aa.robust_accuracy <= clean
+    with torch.no_grad():  # a targeted set toward the class this barely trained model predicts most (reachable)
+        aim = int(model(test.floats(slice(0, 12))).argmax(1).mode().values)
+    ok("attack", "--source", "tiny", "--method", "pgd", "--eps", "0.5", "--steps", "5", "--step", "0.1", "--target",
+       str(aim), "--n", "10", "--name", "aim", "--workspace", ws, "--device", "cpu", "--workers", "1")
+    aimed = store.load_set("aim", ws)  # correct images picked from streamed batches, those of class aim skipped
+    with torch.no_grad():
+        assert len(aimed) > 0 and (aimed.labels != aim).all() and (model(aimed.adv).argmax(1) == aim).all()
     ok("scores", "folder", "--data-dir", tree / "test", "--workspace", ws, "--device", "cpu", "--out",
        tmp_path / "f.csv")
     own = pd.read_csv(tmp_path / "f.csv")  # the same evaluation transform as the model's own test split

@@ -45,13 +45,21 @@ def _methods_help() -> str:
     return "\n\n".join(lines)
 
 
+# attack()'s keywords that have their own option: --param cannot set them (it would pass them twice)
+_OWN_OPTIONS = ("eps", "step", "steps", "n", "seed", "name", "backend", "workspace", "data_dir", "overwrite", "device",
+                "batch_size", "precision", "compile", "workers", "callback", "target")
+
+
 def _extra(params: list[str] | None) -> dict[str, str]:
     extra = {}
     for item in params or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
-        extra[key.strip().replace("-", "_")] = value.strip()
+        key = key.strip().replace("-", "_")
+        if key in _OWN_OPTIONS:
+            raise RobenchError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
+        extra[key] = value.strip()
     return extra
 
 

@@ -19,7 +19,6 @@ from robench import store
 from robench.attacks import method_spec, perturb
 from robench.attacks.registry import resolve_params
 from robench.errors import RobenchError
-from robench.runtime import batches
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
 
 log = logging.getLogger(__name__)
@@ -29,23 +28,28 @@ COLUMNS = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "at
 
 
 def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int) -> tuple[float, float, int]:
-    """(clean accuracy, robust accuracy, images) of model ``name`` on the first ``n`` test images."""
+    """(clean accuracy, robust accuracy, images) of model ``name`` on the first ``n`` test images.
+
+    The test split is read in batches of ``batch_size`` (a streamed folder is decoded only that far, one batch in
+    memory at a time); each batch's correctly classified images are attacked together."""
     data = scorer.dataset(name)
     count = min(n, len(data.test))
-    images, labels = data.test.floats(slice(0, count)), data.test.labels[:count]
-    correct = scorer.predict(name, images) == labels
-    robust = correct.clone()
-    model, index = scorer.model(name), correct.nonzero().flatten()
-    for sl in batches(len(index), batch_size):
-        idx = index[sl]
-        adv = perturb(model, images[idx], labels[idx], "autoattack", seed=seed, precision=scorer.precision,
-                      **params).cpu()
-        delta = (adv - images[idx]).flatten(1)
+    model, correct, robust = scorer.model(name), 0, 0
+    for sl, x, y in data.test.batches(batch_size):
+        if sl.start >= count:
+            break
+        x, y = x[:count - sl.start], y[:count - sl.start]
+        hit = (scorer.predict(name, x) == y).nonzero().flatten()
+        correct += len(hit)
+        if not len(hit):
+            continue
+        adv = perturb(model, x[hit], y[hit], "autoattack", seed=seed, precision=scorer.precision, **params).cpu()
+        delta = (adv - x[hit]).flatten(1)
         size = delta.abs().amax(1) if params["norm"] == "linf" else delta.norm(dim=1)
         if (size > params["eps"] + 1e-5).any():
             raise RobenchError(f"AutoAttack returned perturbations larger than eps on {name}; please report this")
-        robust[idx] = scorer.predict(name, adv) == labels[idx]
-    return float(correct.double().mean()), float(robust.double().mean()), count
+        robust += int((scorer.predict(name, adv) == y[hit]).sum())
+    return correct / count, robust / count, count
 
 
 def autoattack_scores(
