@@ -70,10 +70,25 @@ def _frozen(model: nn.Module) -> Iterator[nn.Module]:
         model.train(training)
 
 
-def _seed(seed: int) -> None:
-    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy for ART)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Seed the global RNGs the backends draw from (torch: Foolbox and noise; numpy: ART) for the block only.
+
+    The caller's torch (CPU, and ``device`` when it is a GPU) and numpy states are restored afterwards, so
+    attacking never changes a notebook's random state. ``seed=None`` leaves the RNGs alone.
+    """
+    if seed is None:
+        yield
+        return
+    devices = [device] if device is not None and device.type == "cuda" else []
+    state = np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
 
 
 def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -97,10 +112,9 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
-    if seed is not None:
-        _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
+    with seeded(seed, device):
+        return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
 
 
 @torch.inference_mode()
@@ -206,8 +220,8 @@ def attack(
         data = resolve_dataset(records[0].dataset, data_dir)
         total = min(n, len(data.test))
         emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
-        _seed(seed)
-        attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
+        with seeded(seed, dev):
+            attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")

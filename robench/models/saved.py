@@ -59,7 +59,8 @@ def load_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | N
     """
     record = store.read_model(name_or_path, workspace)
     state = store.read_weights(record)
-    model = build(record)
+    with torch.random.fork_rng(devices=[]):  # the throw-away initial weights do not draw from the caller's RNG
+        model = build(record)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
