@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 import torch
 
 from robench import store
 from robench.errors import RobenchError
 from robench.models import load_model
-from robench.reports.plots import examples_grid
+from robench.reports.plots import DPI, Target, examples_grid
 from robench.runtime import pick_device, predict
 
 
-def set_examples(set_name: str, path: str | Path, *, workspace: str | os.PathLike | None = None,
-                 model: str | None = None, n: int = 8, seed: int = 0, device: str | None = None) -> Path:
+def set_examples(set_name: str, path: Target, *, workspace: str | os.PathLike | None = None,
+                 model: str | None = None, n: int = 8, seed: int = 0, device: str | None = None,
+                 fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:
     """An examples grid of ``n`` seeded picks from a saved set, with the predictions of ``model``
     (default: the source's stored predictions on the adversarial images); class names where the data has them."""
     advset = store.load_set(set_name, workspace)
@@ -30,4 +32,4 @@ def set_examples(set_name: str, path: str | Path, *, workspace: str | os.PathLik
         clean_pred, adv_pred, who = None, advset.source_pred[pick], "source"
     classes = list(advset.record.dataset.classes) if advset.record.dataset.classes else None
     title = f"{set_name} ({advset.record.method}); predictions of {who}"
-    return examples_grid(clean, adv, labels, adv_pred, path, clean_pred, title, classes)
+    return examples_grid(clean, adv, labels, adv_pred, path, clean_pred, title, classes, fmt=fmt, dpi=dpi)

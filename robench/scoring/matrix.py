@@ -32,6 +32,7 @@ from robench.data import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.models import load_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
+from robench.reports.labels import param_text
 from robench.runtime import amp_dtype, pick_device, predict, prepare
 
 log = logging.getLogger(__name__)
@@ -149,15 +150,6 @@ def cell_scores(labels: torch.Tensor, source_pred: torch.Tensor, clean_pred: tor
     return {"n": n, "defense_rate": defended / n, "agreement": agreed / n}
 
 
-def _param(key: str, value: Any) -> str:
-    pixels = value * 255 if isinstance(value, float) and key in ("eps", "step") else 0.0
-    if pixels >= 0.5 and abs(pixels - round(pixels)) < 1e-4:
-        return f"{round(value * 255)}/255"  # pixel units, as the papers write them
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def _fixed_params(method: str) -> dict:
     """Settings the attack registry records with every set of ``method`` but that are not tunable."""
     try:
@@ -172,7 +164,7 @@ def attack_label(method: str, params: dict) -> str:
     """'pgd eps=16/255 step=1/255 steps=20': one attack configuration (tunable params), for grouping and titles."""
     fixed = _fixed_params(method)
     shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)}
-    return " ".join([method, *(f"{k}={_param(k, v)}" for k, v in sorted(shown.items()))])
+    return " ".join([method, *(f"{k}={param_text(k, v)}" for k, v in sorted(shown.items()))])
 
 
 def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:

@@ -1,0 +1,52 @@
+"""Human-readable labels of attack settings: pixel fractions ('16/255'), table labels and short figure titles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PIXEL_KEYS = ("eps", "step")
+METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "cw": "C&W", "boundary": "Boundary",
+                "noise": "Gaussian noise"}
+SYMBOLS = {"eps": "ε", "sigma": "σ"}
+
+
+def param_text(key: str, value: Any) -> str:
+    """One parameter's value as the papers write it: pixel quantities as k/255 where they are whole pixels."""
+    pixels = value * 255 if isinstance(value, float) and key in PIXEL_KEYS else 0.0
+    if pixels >= 0.5 and abs(pixels - round(pixels)) < 1e-4:
+        return f"{round(value * 255)}/255"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _term(key: str, value: Any) -> str:
+    if key == "steps":
+        return f"{value} steps"
+    if isinstance(value, bool):
+        return key.replace("_", " ") if value else "no " + key.replace("_", " ")
+    return f"{SYMBOLS.get(key, key)}={param_text(key, value)}"
+
+
+def short_titles(configs: list[tuple[str, dict]], always: tuple[str, ...] = ("eps", "sigma", "steps")) -> list[str]:
+    """Short titles of attack configurations (method, params): 'PGD ε=16/255, 20 steps'.
+
+    Shows the budget and the step count, plus any other parameter that differs between configurations of the
+    same method, so no two different configurations get the same title.
+    """
+    varying: dict[str, set[str]] = {}
+    for method, params in configs:
+        for other, other_params in configs:
+            if other == method:
+                varying.setdefault(method, set()).update(
+                    k for k in set(params) | set(other_params) if params.get(k) != other_params.get(k))
+    titles = []
+    for method, params in configs:
+        keys = [k for k in always if params.get(k) is not None]
+        keys += sorted(k for k in varying.get(method, ()) if k not in always and params.get(k) is not None)
+        name = METHOD_NAMES.get(method, method.upper())
+        titles.append(" ".join([name, ", ".join(_term(k, params[k]) for k in keys)]).strip())
+    return titles
