@@ -151,6 +151,7 @@ def test_heatmap(tmp_path, fmt):
     check_figure(plots.heatmap(tidy(), tmp_path / f"heat.{fmt}"), fmt)
 
 
+@pytest.mark.filterwarnings("ignore:constrained_layout not applied")  # the squeezed figure, on purpose
 def test_figures_fit_their_labels_and_titles():
     df = tidy()
     df["target"] = df["target"].replace({"def": "densenet121-keep0.3-bottom-keep0.7-top-channel-x2-seed3"})
