@@ -48,6 +48,7 @@ import pandas as pd
 
 from robench import store
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.files import atomic_path
 
 if sys.version_info >= (3, 11):
@@ -225,7 +226,6 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
     return out.stat().st_mtime >= newest
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
 
 def run_step(suite: Suite, step: Step, callback: Callback | None = None, device: str | None = None) -> Any:

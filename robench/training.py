@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from robench.data import AugmentedSplit, DatasetInfo, Split, train_transform
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.runtime import amp_dtype, autocast, predict, prepare, to_device
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
@@ -75,7 +76,6 @@ def preset(name: str, dataset: str) -> Recipe:
     return Recipe()
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,8 @@ def fit(
     adversary = _madry_pgd(recipe) if recipe.adv_train else None
     batch_size = max(recipe.batch_size // dist.world, 1)
     steps_per_epoch = math.ceil(len(dataset) / dist.world / batch_size)
-    emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch})
+    emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch,
+                   "total": recipe.epochs * steps_per_epoch, "done": start * steps_per_epoch})
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(seed, epoch) + dist.rank)
@@ -208,7 +209,7 @@ def fit(
         if dist.main:
             save_checkpoint(checkpoint, model, opt, sched, scaler, state)
         dist.barrier()
-        emit("epoch", stats)
+        emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
     test_acc = evaluate(model, data.test, device)
     return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc,
             "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
@@ -247,7 +248,8 @@ def _run_epoch(model, loader, opt, scaler, loss_fn, device, adversary, epoch, em
         seen += len(y)
         correct += int((out.argmax(1) == y).sum())
         total_loss += float(loss.detach()) * len(y)
-        emit("batch", {"epoch": epoch, "step": step + 1, "loss": total_loss / seen, "accuracy": correct / seen,
+        emit("batch", {"epoch": epoch, "step": step + 1, "done": epoch * len(loader) + step + 1,
+                       "loss": total_loss / seen, "accuracy": correct / seen,
                        "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)})
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}

@@ -114,7 +114,7 @@ def test_csv_and_json_hold_the_same_tidy_rows():
     df = tidy()
     df["eps"] = [16 / 255, 0.1 + 0.2, math.nan, 1 / 3]
     from_csv = pd.read_csv(io.StringIO(tables.render(df, "csv")))
-    from_json = pd.read_json(io.StringIO(tables.render(df, "json")), orient="records", precise_float=True)
+    from_json = pd.read_json(io.StringIO(tables.render(df, "json")), orient="records", dtype=False, precise_float=True)
     pd.testing.assert_frame_equal(from_json, from_csv, check_exact=True)
     records = json.loads(tables.render(df, "json"))
     assert len(records) == len(df) and {"n", "relation", "defense_rate"} <= set(records[0])

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,13 +32,13 @@ from robench.attacks.registry import (
 )
 from robench.data import Split, resolve_dataset
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
 from robench.runtime import amp_dtype, autocast, environment, frozen, pick_device, prepare, to_device
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[str, dict[str, Any]], None]
 DEFAULT_N = 5000
 
 
@@ -219,7 +219,8 @@ def attack(
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
         data = resolve_dataset(records[0].dataset, data_dir)
         total = min(n, len(data.test))
-        emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
+        emit("start", {"name": name, "label": name, "total": total, "done": 0, "method": spec.name,
+                       "backend": chosen.name})
         with seeded(seed, dev):
             attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
         if attempted == 0:
@@ -235,7 +236,7 @@ def attack(
         record = writer.finish(record)
     log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
              100 * record.success_rate)
-    emit("end", {"attempted": record.attempted, "n": record.n, "name": record.name})
+    emit("end", {"attempted": record.attempted, "done": record.attempted, "n": record.n, "name": record.name})
     return record
 
 
@@ -253,7 +254,7 @@ def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
                     **{k: v[fooled] for k, v in out.extra.items()}})
         attempted += len(y)
-        emit("batch", {"attempted": attempted, "kept": writer.count,
+        emit("batch", {"attempted": attempted, "done": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
     return attempted
 

@@ -4,30 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from robench import attacks
-from robench.attacks.generate import DEFAULT_N
-from robench.cli.render import cli_errors, err, out, progress, table
+from robench.cli import names
+from robench.cli.options import DATA_DIR, DEVICE, FORMAT, OUT, WORKSPACE, Backend, Format, Method, value
+from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
 from robench.errors import RobenchError
-from robench.records import SetRecord
 
-WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
-                         help="Workspace folder (default: ./robench-workspace).")
+DEFAULT_N = 5000  # robench.attacks.generate.DEFAULT_N (checked by tests/test_cli_conventions.py)
 
 
-def _defaults(value: object, key: str, spec: attacks.MethodSpec) -> str:
-    if key in spec.pixel_params:
-        return f"{round(value * 255, 2):g}/255"
+def _pixels(value: float) -> str:
+    return f"{round(value * 255, 2):g}/255"
+
+
+def _defaults(value: object, key: str, pixel_params: tuple[str, ...]) -> str:
+    if key in pixel_params:
+        return _pixels(value)
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 
 def _methods_help() -> str:
     lines = []
-    for name in attacks.list_methods():
-        spec = attacks.method_spec(name)
-        defaults = ", ".join(f"{k}={_defaults(v, k, spec)}" for k, v in spec.defaults.items())
+    for name in names.METHODS:
+        spec = names.method_spec(name)
+        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in spec.defaults.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
         lines.append(f"{name}: {spec.summary}. Defaults: {defaults}. Backends: {backends}.")
     return "\n\n".join(lines)
@@ -36,16 +37,18 @@ def _methods_help() -> str:
 def _extra(params: list[str] | None) -> dict[str, str]:
     extra = {}
     for item in params or []:
-        key, sep, value = item.partition("=")
+        key, sep, val = item.partition("=")
         if not sep or not key.strip():
             raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
-        extra[key.strip().replace("-", "_")] = value.strip()
+        extra[key.strip().replace("-", "_")] = val.strip()
     return extra
 
 
-def _params_text(record: SetRecord) -> str:
-    spec = attacks.method_spec(record.method)
-    return " ".join(f"{k}={_defaults(v, k, spec)}" for k, v in record.params.items() if k in spec.defaults)
+def _attack_info(kind: str, p: dict) -> str | None:
+    if kind == "batch":
+        rate = p["kept"] / max(p["attempted"], 1)
+        return f"fooled {p['kept']} ({rate:.0%}) {p['images_per_s']:.1f} img/s"
+    return None
 
 
 @cli_errors
@@ -53,9 +56,8 @@ def attack(
     source: list[str] = typer.Option(..., "--source", "-s",
                                      help="Source model name (or folder); repeat it for an ensemble source "
                                           "(logits averaged)."),
-    method: str = typer.Option("pgd", "--method", "-m", help=f"One of {', '.join(attacks.list_methods())}."),
-    backend: str = typer.Option(None, help=f"One of {', '.join(attacks.list_backends())} (default: the method's "
-                                           f"fastest; see below)."),
+    method: Method = typer.Option("pgd", "--method", "-m", help="Attack method (see below)."),
+    backend: Backend = typer.Option(None, help="Attack library (default: the method's fastest; see below)."),
     eps: str = typer.Option(None, help="Linf budget in pixel units: 16/255 or 0.0627 (fgsm, pgd, mifgsm)."),
     step: str = typer.Option(None, help="Step size in pixel units: 1/255 or 0.0039 (cw: the learning rate)."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
@@ -72,40 +74,30 @@ def attack(
     name: str = typer.Option(None, help="Set name (default: sources-method-eps, e.g. densenet121-pgd-eps16)."),
     batch_size: int = typer.Option(256, help="Images attacked together."),
     workspace: Path = WORKSPACE,
-    data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data)."),
+    data_dir: Path = DATA_DIR,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing set of the same name."),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
+    device: str = DEVICE,
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
-    bar = progress()
-    task: dict = {}
+    import pandas as pd
 
-    def on_event(kind: str, p: dict) -> None:
-        if kind == "start":
-            bar.start()
-            task["id"] = bar.add_task(p["name"], total=p["total"], info="")
-        elif kind == "batch":
-            rate = p["kept"] / max(p["attempted"], 1)
-            bar.update(task["id"], completed=p["attempted"],
-                       info=f"fooled {p['kept']} ({rate:.0%}) {p['images_per_s']:.1f} img/s")
-        elif kind == "end":
-            bar.update(task["id"], total=p["attempted"], completed=p["attempted"])
+    from robench import attacks
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
                                        "decay": decay, **_extra(param)}.items() if v is not None}
-    try:
+    with Bars(info=_attack_info) as bars:
         record = attacks.attack(
-            source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
-            workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            callback=on_event, **method_params,
+            source, value(method), backend=value(backend), eps=eps, step=step, steps=steps, n=n, seed=seed,
+            name=name, workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device,
+            batch_size=batch_size, callback=bars, **method_params,
         )
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    spec = names.method_spec(record.method)
+    params = " ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in record.params.items()
+                      if k in spec.defaults)
     row = pd.DataFrame([{
-        "name": record.name, "method": record.method, "backend": record.backend,
-        "params": _params_text(record), "attempted": record.attempted, "kept": record.n,
-        "success_rate": record.success_rate, "wall_time_s": record.wall_time_s,
+        "name": record.name, "method": record.method, "backend": record.backend, "params": params,
+        "attempted": record.attempted, "kept": record.n, "success_rate": record.success_rate,
+        "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
     err.print(f"saved [bold]{record.name}[/] to {record.path}")
@@ -119,17 +111,34 @@ turns into adversarial examples fooling the source (float32 in [0, 1], never qua
 {_methods_help()}
 """
 
+SET_COLUMNS = ["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted", "n", "success_rate"]
+
 
 @cli_errors
-def sets(workspace: Path = WORKSPACE) -> None:
-    """List the adversarial sets in the workspace."""
+def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT) -> None:
+    """List the adversarial sets in the workspace.
+
+    --format csv|json writes every recorded column (eps as a fraction); markdown|latex the table as shown.
+    """
+    import pandas as pd
+
+    from robench import attacks
+    from robench.reports import tables
+
+    check_out(out_path)
     df = attacks.list_sets(workspace)
-    if df.empty:
-        err.print(f"no sets in {workspace or 'robench-workspace'}; make one with `robench attack`")
-        return
-    df["eps"] = [None if pd.isna(e) else f"{round(e * 255, 2):g}/255" for e in df["eps"]]
-    cols = ["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted", "n", "success_rate"]
-    out.print(table(df, title=f"sets in {workspace or 'robench-workspace'}", columns=cols))
+    where = workspace or "robench-workspace"
+    shown = df[SET_COLUMNS].assign(eps=[None if pd.isna(e) else _pixels(e) for e in df["eps"]])
+    title = f"sets in {where}"
+
+    def show() -> None:
+        if df.empty:
+            err.print(f"no sets in {where}; make one with `robench attack`")
+        else:
+            out.print(table(shown, title=title, right=["eps"]))
+
+    output(value(fmt), out_path, show, lambda f: tables.tidy_text(df, f) if f in ("csv", "json")
+           else tables.display_text(shown, f, title))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from torch import nn
 from robench import store
 from robench.data import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
+from robench.events import Callback, emitter
 from robench.models import load_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.reports.labels import param_text
@@ -37,7 +39,6 @@ from robench.runtime import amp_dtype, pick_device, predict, prepare
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[str, dict[str, Any]], None]
 Patterns = str | Sequence[str]
 
 WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
@@ -301,7 +302,7 @@ class Scorer:
 
 def matrix(
     workspace: str | os.PathLike | None = None,
-    targets: Patterns = "*",
+    models: Patterns = "*",
     sets: Patterns = "*",
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -310,21 +311,27 @@ def matrix(
     batch_size: int = 512,
     use_cache: bool = True,
     shard: tuple[int, int] | None = None,
+    targets: Patterns | None = None,
 ) -> pd.DataFrame:
     """Score every target model on every adversarial set: one tidy row per (target, set).
 
-    ``targets`` and ``sets`` are glob patterns (a comma-separated string or a list). Columns:
+    ``models`` (the targets; ``targets=`` is its old name) and ``sets`` are glob patterns (a comma-separated
+    string or a list). Columns:
     see ``COLUMNS``; rates are fractions in [0, 1] (NaN when n == 0). Cells that cannot be scored (another
     dataset or input shape) are left out and listed in ``df.attrs["skipped"]`` as dicts (target, set, reason).
     ``callback(kind, payload)`` receives 'start', 'cell' and 'skip' events. ``shard=(i, n)`` scores only
     every n-th target (sorted by name) from the i-th, so n machines can split a matrix; see :func:`merge`.
     """
-    model_names = shard_of(select(store.list_model_names(workspace), targets, "model", workspace), shard)
+    if targets is not None:
+        warnings.warn("matrix(targets=...) is now matrix(models=...)", DeprecationWarning, stacklevel=2)
+        models = targets
+    model_names = shard_of(select(store.list_model_names(workspace), models, "model", workspace), shard)
     set_names = select(store.list_set_names(workspace), sets, "set", workspace)
     scorer = Scorer(workspace, device, data_dir, batch_size, use_cache)
     set_records = [store.read_set(s, workspace) for s in set_names]
-    notify = callback or (lambda kind, payload: None)
-    notify("start", {"targets": model_names, "sets": set_names, "total": len(model_names) * len(set_names)})
+    notify = emitter(callback)
+    notify("start", {"label": "matrix", "targets": model_names, "sets": set_names, "done": 0,
+                     "total": len(model_names) * len(set_names)})
     rows, skipped, done = [], [], 0
     for srec in set_records:
         loaded: list[store.AdvSet] = []
@@ -340,11 +347,12 @@ def matrix(
             if reason:
                 log.info("skipped %s on %s: %s", name, srec.name, reason)
                 skipped.append({"target": name, "set": srec.name, "reason": reason})
-                notify("skip", {**skipped[-1], "done": done})
+                notify("skip", {**skipped[-1], "done": done, "info": f"skipped {name} on {srec.name}"})
                 continue
             preds = scorer.set_predictions(name, srec, load)
             rows.append(_row(scorer, name, srec, preds))
-            notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done})
+            notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done,
+                            "info": f"{name} on {srec.name}" + (" (cached)" if preds["cached"] else "")})
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["skipped"] = skipped
     return df

@@ -18,6 +18,7 @@ import torch
 from robench import store
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.errors import RobenchError
+from robench.events import emitter
 from robench.records import SetRecord
 from robench.runtime import batches
 from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
@@ -30,11 +31,6 @@ BOUNDARY_MODES = ("auto", "sets", "attack")
 
 
 # ---------------------------------------------------------------- shared
-
-
-def _notify(callback: Callback | None, kind: str, **payload: Any) -> None:
-    if callback:
-        callback(kind, payload)
 
 
 def _one_dataset(scorer: Scorer, names: list[str]) -> str:
@@ -100,13 +96,21 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     scorer = Scorer(workspace, device, data_dir)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
+    emit = emitter(callback)
+    emit("start", {"label": f"{column} curve", "total": len(names) * (1 + len(values)), "done": 0})
+    for done, name in enumerate(names, 1):  # clean test predictions (cached on disk), to pick the samples
+        scorer.clean_predictions(name)
+        emit("step", {"done": done, "model": name, "info": f"{name} clean"})
     idx = _samples(scorer, names, n, common, seed)
     images, labels = data.test.floats(idx), data.test.labels[idx]
     rows = []
     for value in values:
         corrupted = corrupt(images, value, torch.Generator().manual_seed(seed))
-        rows += _accuracy_rows(scorer, names, corrupted, labels, **{column: value})
-        _notify(callback, "step", **{column: value})
+        for name in names:
+            rows += _accuracy_rows(scorer, [name], corrupted, labels, **{column: value})
+            emit("step", {"done": len(names) + len(rows), "model": name, column: value,
+                          "info": f"{name} {column}={value:g}"})
+    emit("end", {"done": len(names) * (1 + len(values))})
     return pd.DataFrame(rows, columns=["model", column, "accuracy", "n"])
 
 
@@ -206,8 +210,11 @@ def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> SetRe
     return max(found, key=lambda r: r.created, default=None)
 
 
-def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> torch.Tensor:
-    """Run the Boundary attack on up to n test images the model gets right; L2 norms (k,) of the successes."""
+def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
+                     tick: Callable[[float, str], None]) -> torch.Tensor:
+    """Run the Boundary attack on up to n test images the model gets right; L2 norms (k,) of the successes.
+
+    ``tick(fraction, info)`` reports the fraction of the batches done."""
     try:
         from robench.attacks import perturb
     except ImportError:
@@ -217,8 +224,12 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict)
     data = scorer.dataset(name)
     images, labels = data.test.floats(idx), data.test.labels[idx]
     model = scorer.model(name)
-    adv = torch.cat([perturb(model, images[sl], labels[sl], "boundary", seed=seed, **params).cpu()
-                     for sl in batches(len(images), scorer.batch_size)])
+    slices = list(batches(len(images), scorer.batch_size))
+    advs = []
+    for i, sl in enumerate(slices):
+        tick(i / len(slices), f"{name}: Boundary attack on images {sl.start + 1}-{sl.stop} of {len(images)}")
+        advs.append(perturb(model, images[sl], labels[sl], "boundary", seed=seed, **params).cpu())
+    adv = torch.cat(advs)
     fooled = scorer.predict(name, adv) != labels
     return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1)
 
@@ -247,8 +258,10 @@ def boundary_scores(
         raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
     scorer = Scorer(workspace, device, data_dir)
     names = select(store.list_model_names(workspace), models, "model", workspace)
+    emit = emitter(callback)
+    emit("start", {"label": "boundary score", "total": len(names), "done": 0})
     rows = []
-    for name in names:
+    for i, name in enumerate(names):
         set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
         if set_record is not None:
             l2, origin = store.load_set(set_record.path).l2, f"set {set_record.name}"
@@ -256,14 +269,17 @@ def boundary_scores(
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
         else:
-            l2, origin = _boundary_attack(scorer, name, n, seed, params or {}), "attack"
+            def tick(fraction: float, info: str, i: int = i) -> None:
+                emit("batch", {"done": i + fraction, "info": info})
+
+            l2, origin = _boundary_attack(scorer, name, n, seed, params or {}, tick), "attack"
         c, h, w = scorer.record(name).dataset.shape
         pixels = c * h * w
         values = l2.double().pow(2) / pixels
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
                      **_model_columns(scorer, name)})
-        _notify(callback, "step", model=name, origin=origin)
+        emit("step", {"done": i + 1, "model": name, "origin": origin, "info": f"{name}: {origin}"})
     return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement"])
 
 
@@ -305,7 +321,7 @@ def tradeoff(
     """
     names = select(store.list_model_names(workspace), models, "model", workspace)
     check_family({n: store.read_model(n, workspace).config for n in names})
-    df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
+    df = matrix(workspace, models=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
         raise RobenchError(f"no model could score set '{set_name}': {reasons}")

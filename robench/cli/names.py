@@ -1,0 +1,23 @@
+"""The value choices the CLI offers, gathered where ``robench --help`` can read them.
+
+Architectures and attack methods come from their registries. Datasets, presets and augmentations are mirrored
+here from ``robench.data`` and ``robench.training`` (tests/test_cli_conventions.py checks they agree).
+"""
+
+from __future__ import annotations
+
+from robench.attacks.registry import BACKENDS as _BACKENDS
+from robench.attacks.registry import list_methods, method_spec
+from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models, model_entry
+
+ARCHITECTURES = tuple(list_models())
+METHODS = tuple(list_methods())
+BACKENDS = tuple(sorted(_BACKENDS))
+DATASETS = ("cifar10", "cifar100", "digits", "fashion-mnist", "folder", "mnist", "tiny-imagenet")
+PRESETS = ("paper", "quick")
+AUGMENTS = ("default", "none", "flip", "crop-flip")
+BOUNDARY_MODES = ("auto", "sets", "attack")
+FIGURE_FORMATS = ("png", "svg", "pdf", "eps")
+PLACEMENT_HELP = tuple((n, model_entry(n).bottom, model_entry(n).top) for n in ARCHITECTURES)
+__all__ = ["ARCHITECTURES", "AUGMENTS", "BACKENDS", "BOUNDARY_MODES", "DATASETS", "FIGURE_FORMATS", "MASK_MODES",
+           "METHODS", "PLACEMENTS", "PLACEMENT_HELP", "PRESETS", "REGULARIZERS", "method_spec"]

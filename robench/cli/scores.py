@@ -1,0 +1,184 @@
+"""`robench scores ...`: the papers' other scores (boundary, noise, shuffle, tradeoff)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from robench.cli.matrix import draw
+from robench.cli.options import (
+    DATA_DIR,
+    DEVICE,
+    DPI,
+    FORMAT,
+    MODELS,
+    OUT,
+    PLOT,
+    SEED,
+    SETS,
+    WORKSPACE,
+    BoundaryMode,
+    Format,
+    value,
+)
+from robench.cli.render import Bars, check_out, cli_errors, out, output, table
+from robench.errors import RobenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CIFAR10C_SIGMAS = (0.04, 0.06, 0.08, 0.09, 0.10)  # robench.attacks.noise.CIFAR10C_SIGMAS (checked by a test)
+N = typer.Option(None, "--n", "-n", help="Evaluate at most N test images (seeded random subset).")
+ALL_IMAGES = typer.Option(False, "--all-images", help="Use every test image, not only those every model gets right.")
+
+scores_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+                         help="The papers' other scores: boundary, noise, shuffle, tradeoff.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(scores_app, name="scores")
+
+
+def floats(text: str | None, default: tuple[float, ...]) -> list[float]:
+    if not text:
+        return list(default)
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise RobenchError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def put(df: pd.DataFrame, fmt: Format | None, out_path: Path | None, title: str,
+        display: pd.DataFrame | None = None) -> None:
+    """A score frame: the rich table on stdout, csv/json of its tidy rows, or markdown/latex of the table shown."""
+    from robench.reports import tables
+
+    shown = df if display is None else display
+    output(value(fmt), out_path, lambda: out.print(table(shown, title=title)),
+           lambda f: tables.tidy_text(df, f) if f in ("csv", "json") else tables.display_text(shown, f, title))
+
+
+def curve_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A tidy (model, severity, accuracy) frame as models x severities, in %."""
+    wide = (df.pivot(index="model", columns=column, values="accuracy") * 100).round(2)
+    wide.columns = [f"{column}={c:g}" for c in wide.columns]
+    return wide.reset_index()
+
+
+@scores_app.command("boundary")
+@cli_errors
+def boundary_cmd(
+    models: str = MODELS,
+    mode: BoundaryMode = typer.Option("auto", help="sets: read a boundary set made against each model; attack: "
+                                                   "run the Boundary attack; auto: a set when there is one, else "
+                                                   "attack."),
+    sets: str = SETS,
+    n: int = typer.Option(100, "--n", "-n", help="Test images to attack per model (mode attack)."),
+    steps: int = typer.Option(None, help="Boundary-attack iterations (default: the attack's)."),
+    seed: int = SEED,
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
+
+    Paper (CIFAR-10, 500 samples): standard 7.3e-06, defective 3.5e-05.
+    """
+    from robench.scoring import boundary_scores
+
+    check_out(out_path)
+    params = {"steps": steps} if steps is not None else {}
+    with Bars() as bars:
+        df = boundary_scores(models, workspace, mode=value(mode), sets=sets, n=n, seed=seed, params=params,
+                             device=device, data_dir=data_dir, callback=bars)
+    put(df, fmt, out_path, "Boundary-attack score (median ||delta||^2 / pixels)")
+
+
+@scores_app.command("noise")
+@cli_errors
+def noise_cmd(
+    models: str = MODELS,
+    sigmas: str = typer.Option(None, help=f"Comma-separated sigmas (default: 0 and CIFAR-10-C's "
+                                          f"{', '.join(map(str, CIFAR10C_SIGMAS))})."),
+    n: int = N,
+    all_images: bool = ALL_IMAGES,
+    seed: int = SEED,
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    plot: Path = PLOT,
+    dpi: int = DPI,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
+
+    On the test images every compared model classifies correctly, unless --all-images.
+    """
+    from robench.reports import plots
+    from robench.scoring import noise_curve
+
+    check_out(out_path, plot)
+    with Bars() as bars:
+        df = noise_curve(models, workspace, sigmas=floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
+                         common=not all_images, seed=seed, device=device, data_dir=data_dir, callback=bars)
+    put(df, fmt, out_path, f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "sigma"))
+    draw(plot, lambda p: plots.noise_plot(df, p, dpi=dpi))
+
+
+@scores_app.command("shuffle")
+@cli_errors
+def shuffle_cmd(
+    models: str = MODELS,
+    k: str = typer.Option("2,4,8", "--k", help="Grid sizes: each image is cut into k x k patches, then permuted."),
+    n: int = N,
+    all_images: bool = ALL_IMAGES,
+    seed: int = SEED,
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    plot: Path = PLOT,
+    dpi: int = DPI,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
+    from robench.reports import plots
+    from robench.scoring import shuffle_curve
+
+    check_out(out_path, plot)
+    ks = [int(v) for v in floats(k, ())]
+    with Bars() as bars:
+        df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
+                           data_dir=data_dir, callback=bars)
+    put(df, fmt, out_path, f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "k"))
+    draw(plot, lambda p: plots.shuffle_plot(df, p, dpi=dpi))
+
+
+@scores_app.command("tradeoff")
+@cli_errors
+def tradeoff_cmd(
+    set_name: str = typer.Option(..., "--set", help="The adversarial set to defend against."),
+    models: str = MODELS,
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    plot: Path = PLOT,
+    dpi: int = DPI,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
+    from robench.reports import plots
+    from robench.scoring import tradeoff
+
+    check_out(out_path, plot)
+    with Bars() as bars:
+        df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, callback=bars)
+    title = f"keep trade-off against {set_name}"
+    put(df, fmt, out_path, title)
+    draw(plot, lambda p: plots.tradeoff_plot(df, p, title, dpi=dpi))
