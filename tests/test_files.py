@@ -122,7 +122,7 @@ def test_every_artifact_honours_the_umask(tmp_path):
     """Models, checkpoints, sets (folders and shards), caches, CSVs and plots: 0644 files, 0755 folders."""
     import robench
     from robench.reports import plots
-    from robench.suites import write_csv
+    from robench.suites import write_result
 
     ws = tmp_path / "ws"
 
@@ -140,7 +140,7 @@ def test_every_artifact_honours_the_umask(tmp_path):
         robench.train("tiny", epochs=1, **common)
         robench.attack("tiny", "fgsm", n=16, workspace=ws, device="cpu")
         df = robench.matrix(ws, device="cpu")
-        write_csv(df, ws / "results" / "m.csv")
+        write_result(df, ws / "results" / "m.csv")
         plots.heatmap(df, ws / "results" / "m.svg")
     found = modes(ws)
     assert "models/interrupted/checkpoint.safetensors" in found
