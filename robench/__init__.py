@@ -1,10 +1,12 @@
 """robench: benchmark how well image classifiers resist adversarial examples.
 
-Everything the CLI does is available from Python::
+Everything the CLI does is available from Python, with the same keyword names (a CPU-sized study)::
 
     import robench
-    record = robench.train("resnet18", dataset="digits", width=16, keep=0.1, preset="quick")
-    model = robench.load_model(record.name)
+    record = robench.train("tiny", dataset="digits", keep=0.3, preset="quick")   # a robench.ModelRecord
+    model = robench.load_model(record.name)                                       # an nn.Module, eval mode
+    adv_set = robench.attack(record.name, "pgd", eps="16/255", n=100)             # a robench.SetRecord
+    df = robench.matrix(models="*", sets=adv_set.name)                            # one tidy row per cell
 """
 
 from robench._version import __version__

@@ -231,3 +231,22 @@ def test_every_score_shows_progress_with_a_total(cli_ws, tmp_path, args, label):
     bar = next((line for line in r.stderr.splitlines() if line.startswith(label)), r.stderr)
     done, total = re.search(r" (\d+)/(\d+) ", bar).groups()
     assert int(done) == int(total) > 0, bar
+
+
+def test_examples_show_class_names_from_the_record(cli_ws, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from test_matrix import DIGITS, random_set
+
+    from robench.reports import plots
+    from robench.scoring import set_examples
+
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    record = store.read_model("tiny", cli_ws)
+    random_set(cli_ws, "named", [source_entry(record)], n=4, dataset=replace(DIGITS, classes=words))
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, *a, **k: drawn.append(fig) or tmp_path / "x.png")
+    set_examples("named", tmp_path / "x.png", workspace=cli_ws, n=4)
+    titles = " ".join(ax.get_title() for ax in drawn[0].axes)
+    assert "true " in titles and any(f"true {w}" in titles for w in words) and "adv pred " in titles
+    assert not any(f"true {d}" in titles for d in "0123456789")

@@ -46,13 +46,14 @@ def resolve(dotted: str):
 
 
 def test_package_docstring_example_runs(tmp_path, monkeypatch):
-    """Run as written (in a fresh folder), one epoch at width 4 so the test stays short."""
+    """Run as written (in a fresh folder), with one epoch so the test stays short."""
     monkeypatch.chdir(tmp_path)
     real = robench.train
-    monkeypatch.setattr(robench, "train", lambda *a, **k: real(*a, **{**k, "epochs": 1, "width": 4, "device": "cpu"}))
+    monkeypatch.setattr(robench, "train", lambda *a, **k: real(*a, **{**k, "epochs": 1, "device": "cpu"}))
     scope: dict = {}
     exec(docstring_code(robench.__doc__), scope)  # noqa: S102
-    assert scope["record"].name == "resnet18-keep0.1-bottom" and scope["model"].robench_record == scope["record"]
+    assert scope["record"].name == "tiny-keep0.3-bottom" and scope["model"].robench_record == scope["record"]
+    assert list(scope["df"]["target"]) == ["tiny-keep0.3-bottom"] and scope["df"]["relation"].iloc[0] == "white-box"
 
 
 CALLS = [(dotted, node) for block in python_blocks(README) for dotted, node in robench_calls(block)]
