@@ -69,9 +69,13 @@ def command_lines(text: str) -> list[list[str]]:
     """The argument lists of every `robench ...` command line in the text (comments dropped)."""
     found = []
     for line in text.splitlines():
-        match = re.match(r"\s*(?:\$ )?robench (.*)", line)
+        match = re.match(r"(?:\s{2,}|\$ )robench (.*)", line)  # in code blocks: indented or after a prompt
         if match:
-            found.append(shlex.split(match.group(1), comments=True))
+            lexer = shlex.shlex(match.group(1), posix=True, punctuation_chars="|><;&")
+            lexer.commenters = "#"
+            tokens = list(lexer)
+            stop = next((i for i, t in enumerate(tokens) if set(t) <= set("|><;&")), len(tokens))
+            found.append(tokens[:stop])  # up to a pipe or a redirection
     return found
 
 

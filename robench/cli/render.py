@@ -175,7 +175,7 @@ def show_matrix(df: pd.DataFrame, value: str = "defense_rate", min_n: int | None
         frame = frame.reset_index()
         out.print(table(frame, title=f"{attack}: {value.replace('_', ' ')} (%)", right=list(frame.columns[1:])),
                   markup=False)
-    err.print(tables.legend(min_n, value), markup=False, highlight=False)
+    err.print(tables.legend(min_n, value), markup=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- data output
