@@ -10,7 +10,7 @@ Everything the CLI does is available from Python, with the same keyword names (a
 """
 
 from robench._version import __version__
-from robench.api import list_workspace_models, load_model, load_set, train
+from robench.api import import_model, list_workspace_models, load_model, load_set, train
 from robench.attacks import attack, list_sets
 from robench.errors import RobenchError
 from robench.models import create_model, list_models, register_model
@@ -19,6 +19,6 @@ from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve,
 
 __all__ = [
     "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "boundary_scores",
-    "create_model", "list_models", "list_sets", "list_workspace_models", "load_model", "load_set", "matrix",
-    "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
+    "create_model", "import_model", "list_models", "list_sets", "list_workspace_models", "load_model", "load_set",
+    "matrix", "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
 ]

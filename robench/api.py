@@ -17,6 +17,7 @@ import torch
 from robench import store
 from robench.data import load_dataset, resolve_dataset
 from robench.errors import RobenchError
+from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
 from robench.records import ModelRecord
 from robench.runtime import environment, pick_device
@@ -35,7 +36,8 @@ from robench.training import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["default_model_name", "list_workspace_models", "load_model", "load_set", "planned_model_name", "train"]
+__all__ = ["default_model_name", "import_model", "list_workspace_models", "load_model", "load_set",
+           "planned_model_name", "train"]
 
 load_set = store.load_set
 

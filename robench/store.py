@@ -174,6 +174,18 @@ def set_dir(name: str, workspace: str | os.PathLike | None = None) -> Path:
     return workspace_dir(workspace) / "sets" / check_name(name)
 
 
+def staging_dir(directory: Path) -> Path:
+    """A new hidden folder beside ``directory`` (usual permissions), to fill and then rename into place."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders
+    except OSError as err:
+        raise RobenchError(f"cannot write to {directory.parent} ({err.strerror}); choose a writable --workspace") \
+            from None
+    return tmp
+
+
 class SetWriter:
     """Streams an adversarial set to disk batch by batch, so memory stays flat in the set's size.
 
@@ -188,13 +200,7 @@ class SetWriter:
         if self.directory.exists() and not overwrite:
             raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent}; "
                                f"pass --overwrite to replace it or --name for a new one")
-        try:
-            self.directory.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", dir=self.directory.parent))
-            os.chmod(self.tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders; sets get the usual permissions
-        except OSError as err:
-            raise RobenchError(f"cannot write to {self.directory.parent} ({err.strerror}); "
-                               f"choose a writable --workspace") from None
+        self.tmp = staging_dir(self.directory)
         self.shards: list[str] = []
         self.keys: tuple[str, ...] | None = None
         self.count = 0

@@ -16,6 +16,10 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     arch = ["resnet18", "vgg19"]
     keep = [1.0, 0.5, 0.3]
 
+    [[imports]]                   # models robench did not train (`robench import`): name, from, its options
+    name = "tv-resnet18"
+    from = "torchvision:resnet18"
+
     [attack]                      # defaults for every [[attacks]] entry
     n = 500
 
@@ -106,6 +110,7 @@ class Suite:
     attacks: list[dict[str, Any]]
     matrix: dict[str, Any] | None
     scores: list[dict[str, Any]]
+    imports: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -179,14 +184,30 @@ def _method_fields() -> dict[str, Any]:
     return fields
 
 
+def _arch_fields() -> dict[str, Any]:
+    """The options of a robench architecture (``create_model``'s and the defect spec's), for imported weights."""
+    import dataclasses
+    import typing
+
+    from robench.models import DefectSpec, create_model
+
+    fields = {k: v for k, v in signature_fields(create_model).items()
+              if k not in ("name", "num_classes", "in_channels", "input_size")}
+    hints, choices = typing.get_type_hints(DefectSpec), _choices()
+    fields.update({f.name: choices.get(f.name, hints[f.name]) for f in dataclasses.fields(DefectSpec)})
+    return fields
+
+
 @functools.cache
 def sections() -> dict[str, Section]:
     """The schema: every section a suite file may have. New sections and score kinds go here."""
     from robench import scoring
-    from robench.api import train
+    from robench.api import import_model, train
     from robench.attacks import attack
 
     model = signature_fields(train)
+    imports = {**signature_fields(import_model, rename={"spec": "from"}), **_arch_fields(),
+               "arch": str | None}  # a robench architecture, or torchvision:NAME / timm:NAME
     sets = {**_method_fields(), **signature_fields(attack, rename={"sources": "source"}),
             "ensemble": list[str]}
     study = {"name": str, "description": str, "dataset": _choices()["dataset"], "workspace": str, "data_dir": str}
@@ -194,6 +215,7 @@ def sections() -> dict[str, Section]:
               "value": _choices()["value"]}
     return {
         "study": Section(study), "train": Section(model, grid=True), "models": Section(model, True, True),
+        "imports": Section(imports, many=True, required=("name", "from")),
         "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
         "scores": Section({"kind": str}, many=True, required=("kind",)),
     }
@@ -320,13 +342,16 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         dataset=study.get("dataset", "cifar10"), data_dir=str(data_dir or study.get("data_dir") or "") or None,
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
-        matrix=raw.get("matrix"), scores=scores, source=source,
+        matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
     )
 
 
 def plan(suite: Suite) -> list[Step]:
     """Every step of the suite, in order, each marked done or not."""
     steps = []
+    for i, entry in enumerate(suite.imports):
+        with _located(suite, "imports", i):
+            steps.append(_import_step(suite, entry))
     for i, entry in enumerate(suite.models):
         with _located(suite, "models", i):
             steps += [_train_step(suite, e) for e in grid({**suite.train_defaults, **entry})]
@@ -334,7 +359,7 @@ def plan(suite: Suite) -> list[Step]:
         with _located(suite, "attacks", i):
             steps += [_attack_step(suite, e) for e in _attack_entries({**suite.attack_defaults, **entry})]
     _check_unique(steps)
-    inputs = [s for s in steps if s.kind in ("train", "attack")]
+    inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     results = ([("matrix", suite.matrix, f"{suite.name}-matrix.csv")] if suite.matrix is not None else [])
     results += [(f"score:{s['kind']}", s, f"{suite.name}-{s['kind']}-{i}.csv") for i, s in enumerate(suite.scores)]
     for kind, entry, default in results:
@@ -370,6 +395,15 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
     done = (directory / store.MODEL_META).exists() and not (directory / store.CHECKPOINT).exists()
     return Step("train", name, {"arch": arch, **args, "name": name}, done=done,
                 resume=(directory / store.CHECKPOINT).exists())
+
+
+def _import_step(suite: Suite, entry: dict[str, Any]) -> Step:
+    args = {"dataset": suite.dataset, **entry}
+    if not args.get("name") or not args.get("from"):
+        raise RobenchError(f"{suite.source}: every [[imports]] entry needs a name and a from (a SPEC, as in "
+                           f"`robench import NAME --from SPEC`)")
+    name = store.check_name(args["name"])
+    return Step("import", name, args, done=(store.model_dir(name, suite.workspace) / store.MODEL_META).exists())
 
 
 def _attack_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -424,7 +458,8 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
     """An output is up to date when it exists, every input step is done, and it is newer than them."""
     if not out.exists() or not all(s.done for s in inputs):
         return False
-    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs if s.kind == "train"]
+    metas = [store.model_dir(s.name, suite.workspace) / store.MODEL_META for s in inputs
+             if s.kind in ("import", "train")]
     metas += [store.set_dir(s.name, suite.workspace) / store.SET_META for s in inputs if s.kind == "attack"]
     newest = max((p.stat().st_mtime for p in metas if p.exists()), default=0.0)
     return out.stat().st_mtime >= newest
@@ -435,7 +470,7 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
 def run_step(suite: Suite, step: Step, callback: Callback | None = None, device: str | None = None) -> Any:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
     from robench import scoring
-    from robench.api import train
+    from robench.api import import_model, train
     from robench.attacks import attack
     from robench.scoring import matrix
 
@@ -443,6 +478,10 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     if step.kind == "train":
         args = dict(step.args)
         return train(args.pop("arch"), **args, resume=step.resume, **common)
+    if step.kind == "import":
+        args = dict(step.args)
+        return import_model(args.pop("name"), args.pop("from"), **args, workspace=suite.workspace,
+                            data_dir=suite.data_dir, device=device)
     if step.kind == "attack":
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
@@ -506,8 +545,8 @@ def plan_frame(steps: list[Step]) -> pd.DataFrame:
     """The plan as a table: step number, kind, name, status, and the step's main settings."""
     rows = []
     for i, s in enumerate(steps, 1):
-        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "sources", "callback")}
-        what = s.args.get("arch") or ", ".join(s.args.get("sources", [])) or ""
+        shown = {k: v for k, v in s.args.items() if k not in ("name", "arch", "from", "sources", "callback")}
+        what = s.args.get("arch") or s.args.get("from") or ", ".join(s.args.get("sources", [])) or ""
         status = "done" if s.done else "resume" if s.resume else "todo"
         rows.append({"#": i, "step": s.kind, "name": s.name, "of": what, "status": status,
                      "settings": ", ".join(f"{k}={v}" for k, v in shown.items())})

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from robench._version import __version__
 from robench.cli import attack as attack_cmd
+from robench.cli import imports as import_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import plot as plot_cmd
 from robench.cli import scores as scores_cmd
@@ -102,6 +103,7 @@ def _root(
 
 app.command("train")(train_cmd.train)
 app.command("models")(train_cmd.models)
+app.command("import")(import_cmd.import_cmd)
 attack_cmd.register(app)
 matrix_cmd.register(app)
 scores_cmd.register(app)

@@ -97,7 +97,8 @@ train.__doc__ = "\n\n".join([
 ])
 
 MODEL_COLUMNS = {"name": "name", "arch": "arch", "width": "width", "keep": "keep", "placement": "placement",
-                 "mask": "mask", "dataset": "data", "epochs": "epochs", "clean_accuracy": "clean acc"}
+                 "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs",
+                 "clean_accuracy": "clean acc"}
 
 
 @cli_errors
@@ -117,7 +118,7 @@ def models(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = O
 
     def show() -> None:
         if df.empty:
-            err.print(f"no models in {where}; train one with `robench train`")
+            err.print(f"no models in {where}; train one with `robench train` or import one with `robench import`")
         else:
             out.print(table(shown, title=title))
 

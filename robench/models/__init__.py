@@ -1,6 +1,6 @@
 """Models: the registry, the defective layer and one file per architecture family."""
 
-from robench.models import densenet, resnet, small, vgg, wrn  # noqa: F401  (registration)
+from robench.models import densenet, external, resnet, small, vgg, wrn  # noqa: F401  (registration)
 from robench.models.defective import MASK_MODES, PLACEMENTS, REGULARIZERS, DefectSpec, Slot, slots
 from robench.models.registry import (
     EnsembleNet,
