@@ -1,7 +1,8 @@
 """The value choices the CLI offers, gathered where ``robench --help`` can read them.
 
-Architectures and attack methods come from their registries. Datasets, presets and augmentations are mirrored
-here from ``robench.data`` and ``robench.training`` (tests/test_cli_conventions.py checks they agree).
+Architectures and attack methods come from their registries. Datasets, presets, augmentations and the
+``robench import`` SPEC forms are mirrored here from ``robench.data``, ``robench.training`` and
+``robench.importing`` (tests/test_cli_conventions.py checks they agree).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ PRESETS = ("paper", "quick")
 AUGMENTS = ("default", "none", "flip", "crop-flip")
 BOUNDARY_MODES = ("auto", "sets", "attack")
 FIGURE_FORMATS = ("png", "svg", "pdf", "eps")
+IMPORT_FORMS = ("torchvision:NAME[:WEIGHTS]", "timm:NAME[:pretrained]", "robustbench:NAME",
+                "state-dict:FILE (with --arch ARCH)", "torchscript:FILE", "exported:FILE", "python:MODULE:FUNCTION")
 PLACEMENT_HELP = tuple((n, model_entry(n).bottom, model_entry(n).top) for n in ARCHITECTURES)
-__all__ = ["ARCHITECTURES", "AUGMENTS", "BACKENDS", "BOUNDARY_MODES", "DATASETS", "FIGURE_FORMATS", "MASK_MODES",
-           "METHODS", "PLACEMENTS", "PLACEMENT_HELP", "PRESETS", "REGULARIZERS", "method_spec"]
+__all__ = ["ARCHITECTURES", "AUGMENTS", "BACKENDS", "BOUNDARY_MODES", "DATASETS", "FIGURE_FORMATS", "IMPORT_FORMS",
+           "MASK_MODES", "METHODS", "PLACEMENTS", "PLACEMENT_HELP", "PRESETS", "REGULARIZERS", "method_spec"]
