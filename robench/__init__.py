@@ -9,16 +9,44 @@ Everything the CLI does is available from Python, with the same keyword names (a
     df = robench.matrix(models="*", sets=adv_set.name)                            # one tidy row per cell
 """
 
-from robench._version import __version__
-from robench.api import import_model, list_workspace_models, load_model, load_set, train
-from robench.attacks import attack, list_sets
-from robench.errors import RobenchError
-from robench.models import create_model, list_models, register_model
-from robench.records import DatasetRef, ModelRecord, SetRecord
-from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from robench._version import __version__
+from robench.errors import RobenchError
+
+# The API is imported on first use (PEP 562): `import robench` and `robench --help` need no torch.
+_EXPORTS = {
+    "import_model": "api", "list_workspace_models": "api", "load_model": "api", "load_set": "api", "train": "api",
+    "attack": "attacks", "list_sets": "attacks",
+    "create_model": "models", "list_models": "models", "register_model": "models",
+    "DatasetRef": "records", "ModelRecord": "records", "SetRecord": "records",
+    "boundary_scores": "scoring", "matrix": "scoring", "noise_curve": "scoring", "shuffle_curve": "scoring",
+    "tradeoff": "scoring",
+}
 __all__ = [
     "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "boundary_scores",
     "create_model", "import_model", "list_models", "list_sets", "list_workspace_models", "load_model", "load_set",
     "matrix", "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
 ]
+
+if TYPE_CHECKING:
+    from robench.api import import_model, list_workspace_models, load_model, load_set, train
+    from robench.attacks import attack, list_sets
+    from robench.models import create_model, list_models, register_model
+    from robench.records import DatasetRef, ModelRecord, SetRecord
+    from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"robench.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'robench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,8 @@ import io
 import os
 import re
 import stat
+import subprocess
+import sys
 from enum import Enum
 
 import pandas as pd
@@ -253,3 +255,23 @@ def test_examples_show_class_names_from_the_record(cli_ws, monkeypatch, tmp_path
     titles = " ".join(ax.get_title() for ax in drawn[0].axes)
     assert "true " in titles and any(f"true {w}" in titles for w in words) and "adv pred " in titles
     assert not any(f"true {d}" in titles for d in "0123456789")
+
+
+HEAVY = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "art", "foolbox", "sklearn", "safetensors", "PIL")
+
+
+def test_help_and_usage_errors_import_no_heavy_library():
+    """`robench --help`, every command's help and bad-argument errors import neither torch nor the attack or data
+    libraries (they are imported by the commands that need them); the CPU time is in benchmarks/bench_cli.py."""
+    code = "\n".join([
+        "import sys", "import robench", "from typer.testing import CliRunner", "from robench.cli.app import app",
+        "from typer.main import get_command",
+        "paths = [[]] + [[n] for n in get_command(app).commands] + [['scores', 'noise'], ['plot', 'heatmap']]",
+        "codes = [CliRunner().invoke(app, [*p, '--help']).exit_code for p in paths]",
+        "codes += [CliRunner().invoke(app, a).exit_code for a in (['attack', '-s', 'x', '-m', 'pgdd'],",
+        "          ['train', 'resnet19'], ['matrix', '--nope'], ['scores', 'noise', '--n', 'x'])]",
+        f"print(codes, sorted(m for m in {HEAVY!r} if m in sys.modules))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    codes, heavy = result.stdout.strip().split("] [")
+    assert set(codes.strip("[").split(", ")) >= {"0", "2"} and heavy == "]", result.stdout

@@ -2,23 +2,24 @@
 
 Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
 units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
-(``art_backend``, ``foolbox_backend``, and the built-in ``robench`` one for Gaussian noise); each
-exposes ``run(builder, model, images, labels, params) -> adversarial images``.
+(``art_backend``, ``foolbox_backend``, and ``native_backend`` for Gaussian noise); each exposes
+``version()`` and ``run(builder, model, images, labels, params) -> adversarial images``. The registry itself
+imports neither torch nor an attack library: builders are named, and resolved when an attack runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from robench.attacks import art_backend, foolbox_backend
-from robench.attacks.noise import gaussian_noise
 from robench.errors import RobenchError, unknown_name
+
+if TYPE_CHECKING:  # the registry is read without torch (``robench --help`` lists methods and their defaults)
+    import torch
+    from torch import nn
 
 
 @dataclass
@@ -30,34 +31,38 @@ class AttackOutput:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-Runner = Callable[[Any, nn.Module, torch.Tensor, torch.Tensor, dict], "torch.Tensor | AttackOutput"]
+Builder = Callable[..., Any] | str  # a callable, or the name of a function in the backend's adapter module
 
 
 @dataclass(frozen=True)
 class Backend:
-    """An attack library behind one adapter: ``run(builder, model, images, labels, params)``."""
+    """An attack library behind one adapter module, imported on first use. The module offers ``version()`` and
+    ``run(builder, model, images, labels, params) -> images (N, C, H, W) or AttackOutput``."""
 
     name: str
-    version: Callable[[], str]
-    run: Runner
+    module: str
     description: str = ""
 
+    @property
+    def adapter(self) -> Any:
+        return importlib.import_module(self.module)
 
-def _robench_version() -> str:
-    from robench._version import __version__
+    def version(self) -> str:
+        return self.adapter.version()
 
-    return __version__
+    def builder(self, builder: Builder) -> Callable[..., Any]:
+        """A method's builder for this backend: a callable as it is, a name looked up in the adapter module."""
+        return getattr(self.adapter, builder) if isinstance(builder, str) else builder
 
-
-def _run_native(builder: Callable, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                params: dict) -> torch.Tensor:
-    return builder(model, images, labels, params)
+    def run(self, builder: Builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+            params: dict) -> torch.Tensor | AttackOutput:
+        return self.adapter.run(self.builder(builder), model, images, labels, params)
 
 
 BACKENDS: dict[str, Backend] = {
-    "art": Backend("art", art_backend.version, art_backend.run, "Adversarial Robustness Toolbox"),
-    "foolbox": Backend("foolbox", foolbox_backend.version, foolbox_backend.run, "Foolbox 3 (eagerpy, PyTorch)"),
-    "robench": Backend("robench", _robench_version, _run_native, "built-in (no attack library needed)"),
+    "art": Backend("art", "robench.attacks.art_backend", "Adversarial Robustness Toolbox"),
+    "foolbox": Backend("foolbox", "robench.attacks.foolbox_backend", "Foolbox 3 (eagerpy, PyTorch)"),
+    "robench": Backend("robench", "robench.attacks.native_backend", "built-in (no attack library needed)"),
 }
 
 
@@ -67,14 +72,15 @@ class MethodSpec:
 
     ``defaults`` lists every tunable parameter (floats in [0, 1] pixel units where they are pixel
     quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
-    backend name to that adapter's builder; ``refused`` explains backends deliberately left out.
+    backend name to that adapter's builder (a callable, or the name of a function in the backend's adapter
+    module, imported only when the attack runs); ``refused`` explains backends deliberately left out.
     """
 
     name: str
     summary: str
     norm: str
     defaults: dict[str, Any]
-    builders: dict[str, Any]
+    builders: dict[str, Builder]
     default_backend: str
     fixed: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
@@ -233,44 +239,39 @@ def name_suffix(spec: MethodSpec, params: dict[str, Any]) -> str:
 _LINF = {"norm": "linf", "targeted": False}
 
 
-def _noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Gaussian noise ignores the model; the global torch RNG (seeded per run) draws it."""
-    return gaussian_noise(images, params["sigma"])
-
-
 register_method(MethodSpec(
     "fgsm", "Fast gradient sign method (one signed-gradient step of size eps)", "linf",
     defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",),
-    builders={"foolbox": foolbox_backend.fgsm, "art": art_backend.fgsm}, default_backend="foolbox",
+    builders={"foolbox": "fgsm", "art": "fgsm"}, default_backend="foolbox",
 ))
 register_method(MethodSpec(
     "pgd", "Basic iterative method / PGD, Linf; no random start unless --random-start", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
     pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"foolbox": foolbox_backend.pgd, "art": art_backend.pgd}, default_backend="foolbox",
+    builders={"foolbox": "pgd", "art": "pgd"}, default_backend="foolbox",
 ))
 register_method(MethodSpec(
     "mifgsm", "Momentum iterative FGSM (Dong et al.), Linf; --decay is the momentum", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "decay": 1.0}, fixed=_LINF,
     pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"art": art_backend.mifgsm, "foolbox": foolbox_backend.mifgsm}, default_backend="art",
+    builders={"art": "mifgsm", "foolbox": "mifgsm"}, default_backend="art",
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
     defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
     fixed={"norm": "l2", "targeted": False},
-    builders={"foolbox": foolbox_backend.cw, "art": art_backend.cw}, default_backend="foolbox",
+    builders={"foolbox": "cw", "art": "cw"}, default_backend="foolbox",
 ))
 register_method(MethodSpec(
     "boundary", "Boundary attack (decision-based), started from blended uniform noise", "l2",
     defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
-    builders={"foolbox": foolbox_backend.boundary}, default_backend="foolbox",
+    builders={"foolbox": "boundary"}, default_backend="foolbox",
     refused={"art": "ART's BoundaryAttack runs one sample at a time"},
 ))
 register_method(MethodSpec(
     "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",
     defaults={"sigma": 0.08}, fixed={"distribution": "gaussian", "clip": [0.0, 1.0]}, name_params=("sigma",),
-    builders={"robench": _noise}, default_backend="robench",
+    builders={"robench": "noise"}, default_backend="robench",
     refused={"art": "noise is not an attack-library method", "foolbox": "noise is not an attack-library method"},
 ))

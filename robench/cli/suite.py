@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from robench import suites
 from robench.cli.render import Bars, cli_errors, err, out, show_matrix, table
+
+if TYPE_CHECKING:
+    from robench import suites
 
 
 def register(app: typer.Typer) -> None:
@@ -30,10 +33,14 @@ class StepProgress(Bars):
 
 
 def _show_plan(suite: suites.Suite) -> None:
+    from robench import suites
+
     out.print(table(suites.plan_frame(suites.plan(suite)), title=f"plan: {suite.name} (workspace {suite.workspace})"))
 
 
 def _execute(suite: suites.Suite, device: str | None) -> dict:
+    from robench import suites
+
     _show_plan(suite)
     with StepProgress() as tracker:
         return suites.run(suite, callback=tracker, device=device, on_step=tracker.on_step)
@@ -52,6 +59,8 @@ def run_cmd(
 
     Finished steps (models, sets, scores) are skipped, so running it again resumes it.
     """
+    from robench import suites
+
     suite = suites.load_suite(suite_file, workspace, data_dir)
     if dry_run:
         _show_plan(suite)
@@ -71,6 +80,8 @@ def demo_cmd(
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
 ) -> None:
     """The whole study in one command, offline on the built-in digits data (a few minutes on a CPU)."""
+    from robench import suites
+
     started = time.time()
     suite = suites.demo_suite(workspace, epochs=epochs, n=n)
     results = _execute(suite, device)
