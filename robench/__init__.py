@@ -11,9 +11,9 @@ Everything the CLI does is available from Python, with the same keyword names (a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from robench._lazy import lazy_exports
 from robench._version import __version__
 from robench.errors import RobenchError
 
@@ -40,13 +40,4 @@ if TYPE_CHECKING:
     from robench.scoring import boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"robench.{_EXPORTS[name]}"), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'robench' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -15,27 +15,14 @@ from enum import Enum
 import pandas as pd
 import pytest
 import torch
+from test_cli_matrix import one_line_error, run
 from test_files import FifoReader
 from test_matrix import copy_models, fgsm_set, source_entry, write_set
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from robench import store
 from robench.cli import names
 from robench.cli.app import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(r, *needles, code=None):
-    assert r.exit_code != 0 and (code is None or r.exit_code == code), r.output
-    assert "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    for needle in needles:
-        assert needle in r.stderr, r.stderr
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def one_line_error(r, *needles):
-    assert r.exit_code != 0, r.output
+def one_line_error(r, *needles, code=None):
+    """A failed run with one line on stderr (holding every needle), no traceback, and exit code ``code``."""
+    assert r.exit_code != 0 and (code is None or r.exit_code == code), r.output
     assert "Traceback" not in r.output
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     for needle in needles:

@@ -9,8 +9,9 @@ Names are imported on first use (PEP 562), so the registry can be read without t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from robench._lazy import lazy_exports
 
 _EXPORTS = {
     "attack": "generate", "default_set_name": "generate", "list_sets": "generate", "perturb": "generate",
@@ -35,11 +36,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"robench.attacks.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'robench.attacks' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

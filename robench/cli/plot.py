@@ -87,59 +87,41 @@ def plot_heatmap(
                                                                     min_n=min_n, show_n=show_n))
 
 
-def _curve(kind: str, source_file: Path | None, **kwargs):
-    from robench import scoring
+def _curve_command(kind: str, doc: str):
+    """`robench plot noise` / `plot shuffle`: one command per corruption curve, drawn from a file or computed."""
 
-    if source_file:
-        return read_frame(source_file, ["model", {"noise": "sigma", "shuffle": "k"}[kind], "accuracy"])
-    with Bars() as bars:
-        return getattr(scoring, f"{kind}_curve")(**kwargs, callback=bars)
+    @cli_errors
+    def command(
+        source_file: Path = FROM,
+        models: str = MODELS,
+        n: int = N,
+        seed: int = SEED,
+        out_path: Path = FIGURE_OUT,
+        fmt: FigureFormat = FIGURE_FORMAT,
+        dpi: int = DPI,
+        workspace: Path = WORKSPACE,
+        device: str = DEVICE,
+        data_dir: Path = DATA_DIR,
+    ) -> None:
+        from robench import scoring
+        from robench.reports import plots
+
+        target = _target(out_path, fmt, kind)
+        if source_file:
+            df = read_frame(source_file, ["model", {"noise": "sigma", "shuffle": "k"}[kind], "accuracy"])
+        else:
+            with Bars() as bars:
+                df = getattr(scoring, f"{kind}_curve")(models=models, workspace=workspace, n=n, seed=seed,
+                                                       device=device, data_dir=data_dir, callback=bars)
+        _draw(target, fmt, lambda where, f: getattr(plots, f"{kind}_plot")(df, where, fmt=f, dpi=dpi))
+
+    command.__doc__ = doc
+    plot_app.command(kind)(command)
+    return command
 
 
-@plot_app.command("noise")
-@cli_errors
-def plot_noise(
-    source_file: Path = FROM,
-    models: str = MODELS,
-    n: int = N,
-    seed: int = SEED,
-    out_path: Path = FIGURE_OUT,
-    fmt: FigureFormat = FIGURE_FORMAT,
-    dpi: int = DPI,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-) -> None:
-    """Accuracy against Gaussian-noise sigma, one line per model."""
-    from robench.reports import plots
-
-    target = _target(out_path, fmt, "noise")
-    df = _curve("noise", source_file, models=models, workspace=workspace, n=n, seed=seed, device=device,
-                data_dir=data_dir)
-    _draw(target, fmt, lambda where, f: plots.noise_plot(df, where, fmt=f, dpi=dpi))
-
-
-@plot_app.command("shuffle")
-@cli_errors
-def plot_shuffle(
-    source_file: Path = FROM,
-    models: str = MODELS,
-    n: int = N,
-    seed: int = SEED,
-    out_path: Path = FIGURE_OUT,
-    fmt: FigureFormat = FIGURE_FORMAT,
-    dpi: int = DPI,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-) -> None:
-    """Accuracy against patch-grid size k, one line per model."""
-    from robench.reports import plots
-
-    target = _target(out_path, fmt, "shuffle")
-    df = _curve("shuffle", source_file, models=models, workspace=workspace, n=n, seed=seed, device=device,
-                data_dir=data_dir)
-    _draw(target, fmt, lambda where, f: plots.shuffle_plot(df, where, fmt=f, dpi=dpi))
+plot_noise = _curve_command("noise", "Accuracy against Gaussian-noise sigma, one line per model.")
+plot_shuffle = _curve_command("shuffle", "Accuracy against patch-grid size k, one line per model.")
 
 
 @plot_app.command("tradeoff")

@@ -5,8 +5,9 @@ Names are imported on first use (PEP 562): the registry's names and choices are 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from robench._lazy import lazy_exports
 
 _EXPORTS = {
     "MASK_MODES": "registry", "PLACEMENTS": "registry", "REGULARIZERS": "registry", "list_models": "registry",
@@ -25,11 +26,4 @@ if TYPE_CHECKING:
     from robench.models.saved import build, load_model, register_builder
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"robench.models.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'robench.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
