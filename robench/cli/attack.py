@@ -133,7 +133,7 @@ def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT
 
     def show() -> None:
         if df.empty:
-            err.print(f"no sets in {where}; make one with `robench attack`")
+            err.print(f"no sets in {where}; make one with `robench attack`", soft_wrap=True)
         else:
             out.print(table(shown, title=title, right=["eps"]))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -142,19 +141,13 @@ class Bars:
 # ---------------------------------------------------------------- tables
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def table(df: pd.DataFrame, title: str | None = None, columns: list[str] | None = None,
           right: list[str] | None = None) -> Table:
     """A rich table of a DataFrame's rows (pivot before calling for wide layouts); numbers right-aligned."""
     import pandas as pd
     from rich.table import Table
+
+    from robench.reports.tables import cell_text
 
     t = Table(title=title, header_style="bold")
     cols = columns or list(df.columns)
@@ -162,7 +155,7 @@ def table(df: pd.DataFrame, title: str | None = None, columns: list[str] | None 
         numeric = pd.api.types.is_numeric_dtype(df[c]) or c in (right or [])
         t.add_column(str(c), justify="right" if numeric else "left", overflow="fold", no_wrap=c == cols[0])
     for _, row in df.iterrows():
-        t.add_row(*[fmt(row[c]) for c in cols])
+        t.add_row(*[cell_text(row[c]) for c in cols])
     return t
 
 

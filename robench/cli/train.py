@@ -118,7 +118,8 @@ def models(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = O
 
     def show() -> None:
         if df.empty:
-            err.print(f"no models in {where}; train one with `robench train` or import one with `robench import`")
+            err.print(f"no models in {where}; train one with `robench train` or import one with `robench import`",
+                      soft_wrap=True)
         else:
             out.print(table(shown, title=title))
 

@@ -69,6 +69,18 @@ def tidy_text(df: pd.DataFrame, fmt: str) -> str:
 # ---------------------------------------------------------------- display tables
 
 
+def cell_text(value: Any, digits: int = 4, missing: str = "n/a") -> str:
+    """One value as a table shows it: whole numbers without decimals, others to ``digits`` places (tiny ones in
+    ``digits`` significant figures), NaN/None as ``missing``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
 def latex_escape(text: str) -> str:
     """``text`` with LaTeX's special characters escaped (for captions; cells are escaped by pandas)."""
     special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -77,11 +89,11 @@ def latex_escape(text: str) -> str:
 
 
 def _numeric_like(column: pd.Series) -> bool:
-    """Numbers, or numbers as text with markers ('78.23 [w]', 'n/a'): right-aligned."""
+    """Numbers, or numbers as text with markers ('78.23 [w]', '16/255', 'n/a'): right-aligned."""
     if pd.api.types.is_numeric_dtype(column):
         return True
     text = column.dropna().astype(str)
-    return bool(len(text)) and text.str.match(r"^\s*(n/a|[-+]?\d[\d.eE+-]*)?(\s|$)").all()
+    return bool(len(text)) and text.str.match(r"^\s*(n/a|[-+]?\d[\d.eE+-]*(/\d+)?)?(\s|$)").all()
 
 
 def markdown(frame: pd.DataFrame, index: bool = True) -> str:
@@ -98,7 +110,14 @@ def latex(frame: pd.DataFrame, caption: str, index: bool = True) -> str:
 
 
 def display_text(frame: pd.DataFrame, fmt: str, title: str, index: bool = False) -> str:
-    """One displayed table (already pivoted or formatted) as markdown (with a heading) or latex (captioned)."""
+    """One displayed table (already pivoted or formatted) as markdown (with a heading) or latex (captioned).
+
+    Numbers are written as the terminal's table shows them (:func:`cell_text`; missing values left blank).
+    """
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    frame = frame.astype({c: object for c in numeric})
+    for c in numeric:
+        frame[c] = frame[c].map(lambda v: cell_text(v, missing=""))
     if fmt == "markdown":
         return f"### {title}\n\n{markdown(frame, index)}\n"
     if fmt == "latex":
