@@ -115,7 +115,9 @@ def test_csv_and_json_hold_the_same_tidy_rows():
     df["eps"] = [16 / 255, 0.1 + 0.2, math.nan, 1 / 3]
     from_csv = pd.read_csv(io.StringIO(tables.render(df, "csv")))
     from_json = pd.read_json(io.StringIO(tables.render(df, "json")), orient="records", dtype=False, precise_float=True)
-    pd.testing.assert_frame_equal(from_json, from_csv, check_exact=True)
+    pd.testing.assert_frame_equal(from_json, from_csv, check_exact=True, check_dtype=False)
+    known = [c for c in from_csv.columns if from_csv[c].notna().any()]  # an all-empty column has no dtype in JSON
+    assert from_json[known].dtypes.equals(from_csv[known].dtypes)
     records = json.loads(tables.render(df, "json"))
     assert len(records) == len(df) and {"n", "relation", "defense_rate"} <= set(records[0])
     assert records[3]["defense_rate"] is None  # NaN is null
