@@ -234,7 +234,9 @@ class SetRecord:
     """A saved adversarial set: its sources, data, attack and outcome.
 
     ``stats`` holds method-specific results (e.g. a convergence trace, query counts); ``shards`` the
-    tensor files in order; ``sha256`` hashes their contents.
+    tensor files in order; ``sha256`` hashes their contents. ``target`` is the target mode of a targeted set
+    ('random', 'least-likely' or a class label such as '3'; the per-example targets are in the shards), None
+    for an untargeted one.
     """
 
     name: str
@@ -257,6 +259,7 @@ class SetRecord:
     wall_time_s: float | None = None
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
     path: Path | None = field(default=None, compare=False)

@@ -33,7 +33,7 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     plot = "matrix.pdf"           # the heatmap (.png .svg .pdf .eps)
 
     [[scores]]
-    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff
+    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack
     set = "densenet121-seed1-pgd-eps16"
     models = "resnet18*"
 
@@ -72,9 +72,11 @@ log = logging.getLogger(__name__)
 
 # Keys whose value is a list by nature, so a list there is not a grid axis.
 _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
-# score kind -> (function in robench.scoring, its figure in robench.reports.plots or None)
-SCORES = {"boundary": ("boundary_scores", None), "noise": ("noise_curve", "noise_plot"),
-          "shuffle": ("shuffle_curve", "shuffle_plot"), "tradeoff": ("tradeoff", "tradeoff_plot")}
+# score kind -> (function in robench.scoring, its figure in robench.reports.plots or None, the attack method whose
+# parameters its **keywords take or None)
+SCORES = {"boundary": ("boundary_scores", None, None), "noise": ("noise_curve", "noise_plot", None),
+          "shuffle": ("shuffle_curve", "shuffle_plot", None), "tradeoff": ("tradeoff", "tradeoff_plot", None),
+          "autoattack": ("autoattack_scores", None, "autoattack")}
 SCORE_KINDS = tuple(SCORES)
 
 
@@ -144,6 +146,7 @@ def _choices() -> dict[str, Any]:
     from typing import Literal
 
     from robench.attacks import list_backends, list_methods
+    from robench.attacks.registry import NORMS
     from robench.data import AUGMENTS, list_datasets
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
     from robench.scoring.probes import BOUNDARY_MODES
@@ -151,7 +154,8 @@ def _choices() -> dict[str, Any]:
 
     names = {"arch": list_models(), "dataset": list_datasets(), "preset": PRESETS, "placement": PLACEMENTS,
              "mask": MASK_MODES, "regularizer": REGULARIZERS, "augment": AUGMENTS, "method": list_methods(),
-             "backend": list_backends(), "mode": BOUNDARY_MODES, "value": ("defense_rate", "agreement")}
+             "backend": list_backends(), "mode": BOUNDARY_MODES, "norm": NORMS,
+             "value": ("defense_rate", "agreement", "target_hit_rate")}
     return {k: Literal[tuple(v)] for k, v in names.items()}
 
 
@@ -172,14 +176,16 @@ def signature_fields(fn: Callable, rename: dict[str, str] | None = None) -> dict
     return fields
 
 
-def _method_fields() -> dict[str, Any]:
-    """Every attack method's parameters (from the registry), typed by their defaults; pixel values may be text."""
+def _method_fields(methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The parameters of attack ``methods`` (default: every registered one), typed by their defaults: whole
+    numbers, true/false, text for text, a number or a fraction ('16/255') for the rest."""
     from robench.attacks import list_methods, method_spec
 
     fields: dict[str, Any] = {}
-    for method in list_methods():
+    for method in methods or list_methods():
         for key, default in method_spec(method).defaults.items():
-            kind = bool if isinstance(default, bool) else int if isinstance(default, int) else float | str
+            kind = (bool if isinstance(default, bool) else int if isinstance(default, int)
+                    else str if isinstance(default, str) else float | str)
             fields[key] = fields.get(key, kind) if fields.get(key, kind) == kind else float | str
     return fields
 
@@ -209,7 +215,7 @@ def sections() -> dict[str, Section]:
     imports = {**signature_fields(import_model, rename={"spec": "from"}), **_arch_fields(),
                "arch": str | None}  # a robench architecture, or torchvision:NAME / timm:NAME
     sets = {**_method_fields(), **signature_fields(attack, rename={"sources": "source"}),
-            "ensemble": list[str]}
+            "ensemble": list[str], "norm": _choices()["norm"]}
     study = {"name": str, "description": str, "dataset": _choices()["dataset"], "workspace": str, "data_dir": str}
     matrix = {**signature_fields(scoring.matrix), **OUTPUT_KEYS, "min_n": int, "show_n": bool,
               "value": _choices()["value"]}
@@ -226,8 +232,10 @@ def score_fields(kind: str) -> dict[str, Any]:
     """The keys a ``[[scores]]`` entry of ``kind`` takes: its function's arguments, out, and plot if it draws."""
     from robench import scoring
 
-    function, figure = SCORES[kind]
+    function, figure, method = SCORES[kind]
     keys = {"kind": str, **signature_fields(getattr(scoring, function), rename={"set_name": "set"}), "out": str}
+    if method:
+        keys.update({k: v for k, v in _method_fields((method,)).items() if k not in keys})
     return {**keys, **({"plot": str, "dpi": int} if figure else {})}
 
 
@@ -433,10 +441,11 @@ def _attack_step(suite: Suite, entry: dict[str, Any]) -> Step:
     spec = method_spec(method)
     backend = resolve_backend(spec, args.get("backend"))
     given = {k: v for k, v in args.items() if k not in ("sources", "method", "backend", "n", "seed", "name",
-                                                         "batch_size")}
+                                                         "batch_size", "target")}
     params = resolve_params(spec, **given)
+    target = str(args["target"]).strip().lower() if args.get("target") is not None else None
     name = args.get("name") or default_set_name(sources, spec, params, backend.name, args.get("seed", 0),
-                                                 args.get("n", 5000))
+                                                 args.get("n", 5000), target)
     done = (store.set_dir(name, suite.workspace) / store.SET_META).exists()
     return Step("attack", name, {**args, "sources": sources, "method": method, "name": name}, done=done)
 

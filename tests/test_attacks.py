@@ -11,12 +11,17 @@ import torch
 
 import robench
 from robench.attacks import list_methods, method_spec, parse_number, perturb, register_method
+from robench.attacks.generate import pick_targets
 from robench.data import load_dataset
 from robench.errors import RobenchError
 
 # small settings per method so the whole file runs in seconds; methods not listed use their defaults
 SMALL = {"pgd": {"steps": 5}, "mifgsm": {"steps": 5}, "cw": {"steps": 10, "binary_search_steps": 1},
-         "boundary": {"steps": 20, "init_directions": 20}}
+         "boundary": {"steps": 20, "init_directions": 20}, "difgsm": {"steps": 5}, "tifgsm": {"steps": 5},
+         "mdti": {"steps": 5}, "vmifgsm": {"steps": 3, "samples": 2}, "apgd": {"steps": 5},
+         "autoattack": {"steps": 2, "queries": 20}}
+# torchattacks' TI kernel is hard-wired to 3 channels: on the 1-channel digits these pairs are one-line errors
+THREE_CHANNELS = {("tifgsm", "torchattacks"), ("mdti", "torchattacks")}
 PAIRS = [(m, b) for m in list_methods() for b in method_spec(m).backends]
 
 
@@ -56,6 +61,10 @@ def check_set(s, model_dirs: list[str], digits, eps: float | None) -> None:
 @pytest.mark.parametrize("method,backend", PAIRS, ids=[f"{m}-{b}" for m, b in PAIRS])
 def test_every_method_and_backend(trained_ws, ws, digits, method, backend):
     model = src(trained_ws)
+    if (method, backend) in THREE_CHANNELS:
+        with pytest.raises(RobenchError, match="torchattacks's .* takes 3-channel images only.*--backend robench"):
+            robench.attack(model, method, backend=backend, n=8, workspace=ws, **SMALL.get(method, {}))
+        return
     rec = robench.attack(model, method, backend=backend, n=32, workspace=ws, **SMALL.get(method, {}))
     assert rec.method == method and rec.backend == backend and rec.backend_version and rec.versions["torch"]
     assert rec.attempted == 32 and rec.success_rate == rec.n / 32 and len(rec.shards) >= (rec.n > 0)
@@ -102,7 +111,9 @@ def test_first_n_correct_in_order(trained_ws, ws, digits):
     assert s.indices.tolist() == sorted(s.indices.tolist())
 
 
-@pytest.mark.parametrize("method,params", [("pgd", {"random_start": True, "steps": 3}), ("noise", {"sigma": 0.3})])
+@pytest.mark.parametrize("method,params", [("pgd", {"random_start": True, "steps": 3}), ("noise", {"sigma": 0.3}),
+                                           ("difgsm", {"steps": 3, "eps": "4/255"}),
+                                           ("vmifgsm", {"steps": 2, "samples": 2, "eps": "4/255"})])
 def test_same_seed_same_set(trained_ws, ws, method, params):
     sets = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
@@ -169,6 +180,16 @@ def test_sources_of_different_datasets(trained_ws, ws):
     ({"method": "cw", "eps": 0.1}, "takes no --eps"),
     ({"steps": 0}, "--steps must be in"),
     ({"n": 0}, "--n must be a positive"),
+    ({"method": "mifgsm", "norm": "l2"}, "mifgsm does not support --norm l2: use --norm linf"),
+    ({"norm": "l1"}, "pgd does not support --norm l1"),
+    ({"target": 10}, "--target 10 is out of range: the source's dataset has classes 0 to 9"),
+    ({"target": "-1"}, "--target -1 is out of range"),
+    ({"target": "likely"}, "--target must be random, least-likely or a class label"),
+    ({"method": "boundary", "target": "random"}, "boundary is untargeted only"),
+    ({"method": "apgd", "loss": "hinge"}, "--loss of apgd must be among ce, dlr"),
+    ({"method": "autoattack", "attacks": "apgd-ce,fgsm"}, "--attacks of autoattack must be among"),
+    ({"method": "tifgsm", "kernel": 4}, "--kernel must be an odd size"),
+    ({"norm": "l2", "eps": -1}, "an L2 norm in [0, 1] image units"),
     ({"sources": "nosuch"}, "no model 'nosuch'"),
 ])
 def test_bad_input(trained_ws, ws, kwargs, message):
@@ -180,7 +201,153 @@ def test_bad_input(trained_ws, ws, kwargs, message):
 
 
 def test_registry():
-    assert set(list_methods()) >= {"fgsm", "pgd", "mifgsm", "cw", "boundary", "noise"}
+    assert set(list_methods()) >= {"fgsm", "pgd", "mifgsm", "cw", "boundary", "noise", "difgsm", "tifgsm", "vmifgsm",
+                                   "mdti", "apgd", "autoattack"}
+    for m in list_methods():  # every parameter has a pixel-unit-checked default and every default backend exists
+        spec = method_spec(m)
+        assert spec.default_backend in spec.backends and spec.norm in spec.supported_norms
     with pytest.raises(ValueError, match="already registered"):
         register_method(method_spec("pgd"))
     assert parse_number("16/255") == pytest.approx(0.0627, abs=1e-4) and parse_number("0.0627") == 0.0627
+
+
+# ---------------------------------------------------------------- L2, targets
+
+
+def digits_batch(trained_ws: str, digits, n: int = 48) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The tiny source and the first n test images it classifies correctly."""
+    model = robench.load_model(src(trained_ws)).eval()
+    x, y = digits.test.floats(slice(0, 4 * n)), digits.test.labels[: 4 * n]
+    with torch.no_grad():
+        right = (model(x).argmax(1) == y).nonzero().flatten()[:n]
+    return model, x[right], y[right]
+
+
+@pytest.mark.parametrize("method,backend", [(m, b) for m in ("fgsm", "pgd") for b in method_spec(m).backends]
+                         + [("apgd", "torchattacks")])
+def test_l2_sets_stay_in_the_l2_ball(trained_ws, ws, digits, method, backend):
+    rec = robench.attack(src(trained_ws), method, backend=backend, norm="l2", eps=1.5, n=24, workspace=ws,
+                         **({"steps": 5} if method != "fgsm" else {}))
+    assert rec.params["norm"] == "l2" and rec.params["eps"] == 1.5 and "-l2-eps1.5" in rec.name
+    s = robench.load_set(rec.name, ws)
+    check_set(s, [src(trained_ws)], digits, None)
+    assert len(s) > 0 and (s.l2 <= 1.5 + 1e-5).all()
+
+
+@pytest.mark.parametrize("method,backend,target", [
+    ("pgd", "robench", "random"), ("pgd", "foolbox", "least-likely"), ("pgd", "art", "3"),
+    ("mifgsm", "robench", "least-likely"), ("difgsm", "torchattacks", "random"), ("tifgsm", "robench", "7"),
+])
+def test_targeted_sets_keep_target_hits(trained_ws, ws, digits, method, backend, target):
+    model = src(trained_ws)
+    rec = robench.attack(model, method, backend=backend, target=target, n=32, workspace=ws, eps="32/255",
+                         steps=10)
+    assert rec.target == target and rec.params["targeted"] is True and rec.params["target"] == target
+    assert rec.name.endswith(f"-targeted-{target}-{backend}-n32" if backend != "robench"
+                             else f"-targeted-{target}-n32")
+    s = robench.load_set(rec.name, ws)
+    assert len(s) > 0 and set(s.extra) == {"targets"}
+    targets = s.extra["targets"]
+    pred = plain_logits([model], s.adv).argmax(1)
+    assert torch.equal(pred, targets) and torch.equal(s.source_pred, targets)  # every kept example hits its target
+    assert (targets != s.labels).all() and (s.linf <= 32 / 255 + 1e-6).all()
+    if target == "least-likely":
+        assert torch.equal(targets, plain_logits([model], s.clean).argmin(1))
+    elif target != "random":
+        assert (targets == int(target)).all()
+        assert rec.attempted == int((digits.test.labels[:200] != int(target)).sum()) or rec.attempted <= 32
+
+
+def test_random_targets_are_seeded_and_uniform_over_the_other_classes(trained_ws, ws):
+    a = robench.attack(src(trained_ws), "pgd", target="random", eps="64/255", steps=5, step="16/255", n=32, seed=5,
+                       name="a", workspace=ws)
+    b = robench.attack(src(trained_ws), "pgd", target="random", eps="64/255", steps=5, step="16/255", n=32, seed=5,
+                       name="b", workspace=ws)
+    sa, sb = robench.load_set("a", ws), robench.load_set("b", ws)
+    assert len(sa) > 0 and a.sha256 == b.sha256 and torch.equal(sa.extra["targets"], sb.extra["targets"])
+    labels = torch.arange(10).repeat(2000)
+    targets = pick_targets("random", None, None, labels, 10, torch.Generator().manual_seed(0))
+    assert (targets != labels).all()
+    for c in range(10):  # given its label, each of the 9 other classes is drawn 1/9 of the time
+        counts = torch.bincount(targets[labels == c], minlength=10).float() / 2000
+        assert counts[c] == 0
+        assert ((counts[torch.arange(10) != c] - 1 / 9).abs() < 0.03).all()
+
+
+# ---------------------------------------------------------------- the native backend against the libraries
+
+
+def test_native_fgsm_and_pgd_match_foolbox_and_art(trained_ws, digits):
+    model, x, y = digits_batch(trained_ws, digits)
+    for method, params in (("fgsm", {"eps": "8/255"}), ("fgsm", {"eps": 1.0, "norm": "l2"}),
+                           ("pgd", {"steps": 10}), ("mifgsm", {"steps": 10})):
+        native = perturb(model, x, y, method, backend="robench", **params)
+        for backend in ("foolbox", "art"):
+            if method == "mifgsm" and backend == "foolbox":
+                continue  # Foolbox accumulates sign(gradient), not Dong et al.'s L1-normalised gradient
+            other = perturb(model, x, y, method, backend=backend, **params)
+            differ = (native - other).abs() > 1e-6
+            if method == "fgsm" and params.get("norm") != "l2":
+                assert torch.equal(native, other), backend  # FGSM: the same images, bit for bit
+            else:  # the libraries' own CE can flip the sign of a near-zero gradient, which then carries on
+                assert differ.float().mean() < 0.02, (method, backend)
+
+
+def _hand_written_ti(model, x, y, eps, step, steps, size, nsig):
+    """TI-FGSM (Dong et al. 2019) from the paper, independently of robench: Gaussian-smoothed signed steps."""
+    import numpy as np
+    from scipy.stats import norm
+
+    k1 = norm.pdf(np.linspace(-nsig, nsig, size))
+    k2 = np.outer(k1, k1)
+    kernel = torch.tensor(k2 / k2.sum(), dtype=torch.float32).expand(x.shape[1], 1, size, size)
+    adv = x.clone()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(adv), y)
+        (g,) = torch.autograd.grad(loss, adv)
+        g = torch.nn.functional.conv2d(g, kernel, padding=size // 2, groups=x.shape[1])
+        adv = (x + (adv.detach() + step * g.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    return adv
+
+
+def test_tifgsm_matches_a_hand_written_reference_and_torchattacks(trained_ws, digits):
+    model, x, y = digits_batch(trained_ws, digits)
+    ours = perturb(model, x, y, "tifgsm", steps=6, kernel=5)
+    ref = _hand_written_ti(model, x, y, 16 / 255, 1 / 255, 6, 5, 3.0)
+    assert ((ours - ref).abs() > 1e-6).float().mean() < 0.01
+    # torchattacks' TI-FGSM (3 channels only) against ours on an RGB model: the same images
+    torch.manual_seed(0)
+    rgb = robench.create_model("tiny", in_channels=3, width=4).eval()
+    xr, yr = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    a = perturb(rgb, xr, yr, "tifgsm", backend="robench", steps=5, decay=1.0)
+    b = perturb(rgb, xr, yr, "tifgsm", backend="torchattacks", steps=5, decay=1.0)
+    assert ((a - b).abs() > 1e-6).float().mean() < 0.01
+
+
+def _fooled(model, x, y, adv) -> float:
+    with torch.no_grad():
+        return float((model(adv).argmax(1) != y).float().mean())
+
+
+@pytest.mark.parametrize("method,params,tolerance", [
+    ("difgsm", {"steps": 5, "eps": "4/255"}, 0.15), ("vmifgsm", {"steps": 3, "samples": 4, "eps": "4/255"}, 0.15),
+    ("apgd", {"steps": 10, "eps": "4/255"}, 0.15), ("apgd", {"steps": 10, "eps": "4/255", "loss": "dlr"}, 0.15),
+])
+def test_two_backends_agree_on_success_rate(trained_ws, digits, method, params, tolerance):
+    """Where two libraries implement a method, their success rates on the same model and images differ by at most
+    ``tolerance`` (their random draws differ, so the images do not match one for one)."""
+    model, x, y = digits_batch(trained_ws, digits)
+    rates = [_fooled(model, x, y, perturb(model, x, y, method, backend=b, seed=0, **params))
+             for b in method_spec(method).backends]
+    assert 0 < max(rates) and max(rates) - min(rates) <= tolerance, rates
+
+
+def test_torchattacks_nan_on_zero_gradient_becomes_the_clean_image():
+    """A model whose gradient is exactly zero: torchattacks' mean-abs normalisation divides by zero (NaN)."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    torch.nn.init.zeros_(model[1].weight)
+    x, y = torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
+    for backend in ("robench", "torchattacks"):
+        adv = perturb(model, x, y, "difgsm", backend=backend, steps=2)
+        assert torch.isfinite(adv).all() and torch.equal(adv, x)

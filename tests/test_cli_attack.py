@@ -50,6 +50,22 @@ def test_ensemble_and_method_params(trained_ws, ws):
     assert len(rec.sources) == 2
 
 
+def test_targeted_l2_and_transfer_options(trained_ws, ws):
+    r = run("attack", "-s", src(trained_ws), "-m", "pgd", "--norm", "l2", "--eps", "1.5", "--steps", "3",
+            "--target", "least-likely", "--n", "16", "-w", ws)
+    assert r.exit_code == 0, r.output
+    name = "tiny-pgd-l2-eps1.5-steps3-targeted-least-likely-n16"
+    rec = robench.load_set(name, ws).record
+    assert rec.params["norm"] == "l2" and rec.target == "least-likely" and "norm=l2" in r.stdout
+    r = run("attack", "-s", src(trained_ws), "-m", "mdti", "--kernel", "5", "--diversity", "1", "--steps", "3",
+            "--n", "16", "-w", ws)
+    assert r.exit_code == 0, r.output
+    rec = robench.load_set("tiny-mdti-eps16-steps3-diversity1-kernel5-n16", ws).record
+    assert rec.params["kernel"] == 5 and rec.params["diversity"] == 1.0 and rec.backend == "robench"
+    r = run("sets", "-w", ws)
+    assert "1.5 (L2)" in r.stdout and "least-likely" in r.stdout
+
+
 def test_help_comes_from_the_registry():
     r = run("attack", "--help")
     assert r.exit_code == 0
@@ -74,6 +90,10 @@ def test_empty_sets(ws):
     (["--sigma", "0.1"], "pgd takes no --sigma"),
     (["--param", "steps"], "KEY=VALUE"),
     (["--n", "0"], "--n must be a positive"),
+    (["--target", "10"], "--target 10 is out of range: the source's dataset has classes 0 to 9"),
+    (["--method", "noise", "--target", "random"], "noise is untargeted only"),
+    (["--method", "mifgsm", "--norm", "l2"], "mifgsm does not support --norm l2"),
+    (["--method", "tifgsm", "--backend", "torchattacks", "--n", "4"], "takes 3-channel images only"),
 ])
 def test_bad_input_is_one_line_no_traceback(trained_ws, ws, args, message):
     r = run("attack", "--source", src(trained_ws), *args, "--workspace", ws)

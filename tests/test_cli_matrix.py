@@ -121,3 +121,14 @@ def test_sets_made_by_the_attack_layer(cli_ws, tmp_path):
     df = pd.read_csv(tmp_path / "r.csv")
     assert set(df.set) == {rec.name} and df.set_index("target").relation["tiny"] == "white-box"
     assert df.set_index("target").defense_rate["tiny"] == 0.0
+
+
+def test_scores_autoattack_writes_the_tidy_csv(cli_ws, tmp_path):
+    out = tmp_path / "aa.csv"
+    r = run("scores", "autoattack", "-w", cli_ws, "--models", "tiny", "--n", "16", "--steps", "2", "--queries", "10",
+            "--attacks", "apgd-ce,square", "--out", out)
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out)
+    assert list(df.model) == ["tiny"] and df.n[0] == 16 and df.robust_accuracy[0] <= df.clean_accuracy[0]
+    assert "8/255" in r.stdout and "robust_accuracy" in r.stdout
+    one_line_error(run("scores", "autoattack", "-w", cli_ws, "--attacks", "apgd-x"), "--attacks of autoattack")

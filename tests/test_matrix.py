@@ -12,6 +12,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -284,3 +285,31 @@ def test_sets_of_another_dataset_or_shape_are_skipped_with_a_reason(ws):
 
 def test_api_export():
     assert robench.matrix is matrix
+
+
+# ---------------------------------------------------------------- targeted sets
+
+
+def test_target_hit_rate_of_a_targeted_set_recomputed(trained_ws, tmp_path):
+    """A targeted set's matrix rows carry the target hit rate beside the defense rate; untargeted rows have NaN."""
+    ws = copy_models(trained_ws, tmp_path)
+    robench.attack("tiny", "pgd", target="least-likely", eps="32/255", steps=10, n=48, name="tgt", workspace=ws)
+    fgsm_set(ws, "tiny", "plain", eps=0.1)
+    df = matrix(ws, device="cpu")
+    assert list(df.columns) == COLUMNS and len(df) == 4
+    assert df[df.set == "plain"].target_hit_rate.isna().all()
+    s = store.load_set("tgt", ws)
+    targets = s.extra["targets"]
+    for row in df[df.set == "tgt"].itertuples():
+        model = robench.load_model(row.target, ws)
+        with torch.no_grad():
+            clean, adv = model(s.clean).argmax(1), model(s.adv).argmax(1)
+        ok = clean == s.labels
+        assert row.n == int(ok.sum()) > 0
+        assert row.target_hit_rate == int((adv[ok] == targets[ok]).sum()) / row.n
+        assert row.defense_rate == int((adv[ok] == s.labels[ok]).sum()) / row.n
+        assert "target=least-likely" in row.attack and "targeted" not in row.attack
+    white = df[(df.set == "tgt") & (df.target == "tiny")].iloc[0]
+    assert white.relation == "white-box" and white.target_hit_rate == 1.0  # every kept example hits its target
+    again = matrix(ws, device="cpu")  # from the prediction cache: the same numbers
+    pd.testing.assert_frame_equal(df, again)

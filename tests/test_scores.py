@@ -188,3 +188,26 @@ def test_tradeoff_needs_one_family(probe_ws, tmp_path):
     save_untrained(ws, "tiny-w8", width=8)
     with pytest.raises(RobenchError, match=r"differ in more than keep \(width: 16 vs 8\)"):
         tradeoff("fgsm-tiny", "*", ws, device="cpu")
+
+
+# ---------------------------------------------------------------- AutoAttack (white-box reference)
+
+
+def test_autoattack_robust_accuracy_as_robustbench_reports_it(probe_ws):
+    """Reduced AutoAttack (2 iterations, 30 Square queries) on the first 40 test images: clean accuracy recomputed
+    independently, robust <= clean, and a zero budget leaves exactly the clean-correct images robust."""
+    from robench.scoring import autoattack_scores
+
+    small = {"steps": 2, "queries": 30}
+    df = autoattack_scores("tiny", probe_ws, n=40, batch_size=16, **small)
+    data = load_dataset("digits")
+    model = robench.load_model("tiny", probe_ws)
+    row = df.iloc[0]
+    assert list(df.model) == ["tiny"] and row.n == 40 and row.eps == 8 / 255 and row.norm == "linf"
+    assert row.attacks == "apgd-ce,apgd-t,fab-t,square" and row.steps == 2 and row.queries == 30
+    assert row.clean_accuracy == accuracy(model, data.test.floats(slice(0, 40)), data.test.labels[:40])
+    assert 0 <= row.robust_accuracy < row.clean_accuracy  # the white-box attack fools a standard tiny CNN
+    zero = autoattack_scores("tiny", probe_ws, n=40, eps=0.0, attacks="apgd-ce", **small).iloc[0]
+    assert zero.robust_accuracy == zero.clean_accuracy == row.clean_accuracy
+    with pytest.raises(RobenchError, match="does not support --norm l1"):
+        autoattack_scores("tiny", probe_ws, n=8, norm="l1")

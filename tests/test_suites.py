@@ -46,6 +46,13 @@ method = "pgd"
 eps = "16/255"
 steps = 3
 
+[[attacks]]
+source = "tiny-seed1"
+method = "pgd"
+eps = "32/255"
+steps = 5
+target = "random"
+
 [matrix]
 out = "m.csv"
 plot = "m.pdf"
@@ -54,6 +61,13 @@ plot = "m.pdf"
 kind = "shuffle"
 ks = [2, 4]
 out = "shuffle.csv"
+
+[[scores]]
+kind = "autoattack"
+n = 16
+steps = 2
+attacks = "apgd-ce"
+out = "aa.csv"
 """
 
 
@@ -140,13 +154,18 @@ def test_suite_runs_then_resumes_by_skipping_finished_steps(tmp_path):
     suite = suites.load_suite(path, workspace=tmp_path / "ws")
     ran = suites.run(suite)
     assert sorted(store.list_model_names(suite.workspace)) == ["tiny", "tiny-keep0.3-bottom", "tiny-seed1"]
-    assert len(store.list_set_names(suite.workspace)) == 2
+    assert "tiny-seed1-pgd-eps32-steps5-targeted-random-n48" in store.list_set_names(suite.workspace)
+    assert len(store.list_set_names(suite.workspace)) == 3
     df = pd.read_csv(suite.workspace / "results" / "m.csv")
     assert set(df["target"]) >= {"tiny", "tiny-keep0.3-bottom"} and (df["n"] > 0).all()
     assert df["defense_rate"].between(0, 1).all()
+    assert df[df.set.str.contains("targeted")].target_hit_rate.between(0, 1).all()
+    assert df[~df.set.str.contains("targeted")].target_hit_rate.isna().all()
     assert set(pd.read_csv(suite.workspace / "results" / "shuffle.csv")["k"]) == {2, 4}
     assert (suite.workspace / "results" / "m.pdf").read_bytes().startswith(b"%PDF-")  # [matrix] plot
-    assert len(ran) == 7
+    aa = pd.read_csv(suite.workspace / "results" / "aa.csv")
+    assert len(aa) == 3 and (aa.robust_accuracy <= aa.clean_accuracy).all() and (aa.n == 16).all()
+    assert len(ran) == 9
     again = suites.plan(suites.load_suite(path, workspace=tmp_path / "ws"))
     assert all(s.done for s in again)
     assert suites.run(suites.load_suite(path, workspace=tmp_path / "ws")) == {}

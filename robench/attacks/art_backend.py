@@ -19,33 +19,53 @@ def version() -> str:
     return art.__version__
 
 
+def _norm(params: dict) -> float:
+    return 2 if params.get("norm") == "l2" else np.inf
+
+
+def _targeted(params: dict) -> bool:
+    return bool(params.get("targeted", False))
+
+
 def fgsm(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import FastGradientMethod
 
-    return FastGradientMethod(classifier, norm=np.inf, eps=params["eps"], eps_step=params["eps"], targeted=False,
-                              num_random_init=0, batch_size=batch_size)
+    return FastGradientMethod(classifier, norm=_norm(params), eps=params["eps"], eps_step=params["eps"],
+                              targeted=_targeted(params), num_random_init=0, batch_size=batch_size)
 
 
 def pgd(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import ProjectedGradientDescentPyTorch
 
     return ProjectedGradientDescentPyTorch(
-        classifier, norm=np.inf, eps=params["eps"], eps_step=params["step"], max_iter=params["steps"],
-        targeted=False, num_random_init=int(params["random_start"]), batch_size=batch_size, verbose=False)
+        classifier, norm=_norm(params), eps=params["eps"], eps_step=params["step"], max_iter=params["steps"],
+        targeted=_targeted(params), num_random_init=int(params["random_start"]), batch_size=batch_size,
+        verbose=False)
 
 
 def mifgsm(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import MomentumIterativeMethod
 
     return MomentumIterativeMethod(classifier, norm=np.inf, eps=params["eps"], eps_step=params["step"],
-                                   decay=params["decay"], max_iter=params["steps"], targeted=False,
+                                   decay=params["decay"], max_iter=params["steps"], targeted=_targeted(params),
                                    batch_size=batch_size, verbose=False)
+
+
+def apgd(classifier: Any, params: dict, batch_size: int) -> Any:
+    """ART's Auto-PGD; its first step size is set to 2 * eps as in the original (ART's default is 0.1)."""
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    loss = {"ce": "cross_entropy", "dlr": "difference_logits_ratio"}[params["loss"]]
+    return AutoProjectedGradientDescent(classifier, norm=_norm(params), eps=params["eps"], eps_step=2 * params["eps"],
+                                        max_iter=params["steps"], targeted=False, nb_random_init=params["restarts"],
+                                        batch_size=batch_size, loss_type=loss, verbose=False)
 
 
 def cw(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import CarliniL2Method
 
-    return CarliniL2Method(classifier, confidence=params["confidence"], targeted=False, learning_rate=params["step"],
+    return CarliniL2Method(classifier, confidence=params["confidence"], targeted=_targeted(params),
+                           learning_rate=params["step"],
                            binary_search_steps=params["binary_search_steps"], max_iter=params["steps"],
                            initial_const=params["initial_const"], batch_size=batch_size, verbose=False)
 

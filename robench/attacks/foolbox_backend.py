@@ -26,14 +26,15 @@ def version() -> str:
 def fgsm(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
-    return fb.attacks.LinfFastGradientAttack(random_start=False), {"epsilon": params["eps"]}
+    cls = fb.attacks.L2FastGradientAttack if params.get("norm") == "l2" else fb.attacks.LinfFastGradientAttack
+    return cls(random_start=False), {"epsilon": params["eps"]}
 
 
 def pgd(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
-    attack = fb.attacks.LinfPGD(abs_stepsize=params["step"], steps=params["steps"],
-                                random_start=params["random_start"])
+    cls = fb.attacks.L2PGD if params.get("norm") == "l2" else fb.attacks.LinfPGD
+    attack = cls(abs_stepsize=params["step"], steps=params["steps"], random_start=params["random_start"])
     return attack, {"epsilon": params["eps"]}
 
 
@@ -91,10 +92,12 @@ def boundary(params: dict) -> tuple[Any, dict]:
 
 
 def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,)."""
+    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,) (the target labels
+    when ``params["targeted"]``)."""
     import foolbox as fb
 
     attack, kwargs = builder(params)
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=images.device)
-    criterion = fb.criteria.Misclassification(labels)
+    targeted = params.get("targeted", False)
+    criterion = (fb.criteria.TargetedMisclassification if targeted else fb.criteria.Misclassification)(labels)
     return attack.run(fmodel, images, criterion, **kwargs).detach()

@@ -25,6 +25,7 @@ from robench.attacks.registry import (
     AttackOutput,
     Backend,
     MethodSpec,
+    check_channels,
     method_spec,
     name_suffix,
     resolve_backend,
@@ -40,6 +41,7 @@ from robench.runtime import amp_dtype, autocast, environment, frozen, pick_devic
 log = logging.getLogger(__name__)
 
 DEFAULT_N = 5000
+TARGET_MODES = ("random", "least-likely")
 
 
 # ---------------------------------------------------------------- one batch
@@ -103,18 +105,63 @@ def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Ten
 
 
 def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str, backend: str | None = None,
-            *, seed: int | None = None, **params: Any) -> torch.Tensor:
+            *, seed: int | None = None, targets: torch.Tensor | None = None, **params: Any) -> torch.Tensor:
     """Attack one batch: adversarial images (N, C, H, W) float32 in [0,1], no filtering.
 
     ``images`` (N, C, H, W) in [0,1] and ``labels`` (N,) int64 go to the model's device;
-    ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units).
+    ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units); ``targets`` (N,)
+    makes the attack targeted (towards those labels).
     """
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
+    if targets is not None:
+        _check_targeted(spec)
+        resolved["targeted"], labels = True, targets
     device = next(model.parameters()).device
     with seeded(seed, device):
         return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _check_targeted(spec: MethodSpec) -> None:
+    if not spec.targeted:
+        from robench.attacks.registry import list_methods
+
+        able = [m for m in list_methods() if method_spec(m).targeted]
+        raise RobenchError(f"{spec.name} is untargeted only; --target works with {', '.join(able)}")
+
+
+def parse_target(target: str | int | None, spec: MethodSpec, num_classes: int) -> str | None:
+    """The target mode: None (untargeted), 'random', 'least-likely', or a class label as a string ('3')."""
+    if target is None or (isinstance(target, str) and not target.strip()):
+        return None
+    _check_targeted(spec)
+    text = str(target).strip().lower()
+    if text in TARGET_MODES:
+        return text
+    try:
+        label = int(text)
+    except ValueError:
+        raise RobenchError(f"--target must be random, least-likely or a class label, got '{target}'") from None
+    if not 0 <= label < num_classes:
+        raise RobenchError(f"--target {label} is out of range: the source's dataset has classes 0 to {num_classes - 1}")
+    return str(label)
+
+
+@torch.no_grad()
+def pick_targets(mode: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Target labels (N,) for images (N, C, H, W) with true labels (N,): 'random' draws uniformly among the other
+    classes (from ``generator``), 'least-likely' takes the source's lowest logit, a label string that label."""
+    if mode == "random":
+        draw = torch.randint(0, num_classes - 1, (len(labels),), generator=generator).to(labels.device)
+        return draw + (draw >= labels).long()
+    if mode == "least-likely":
+        return model(images).argmin(1)
+    return torch.full_like(labels, int(mode))
 
 
 @torch.inference_mode()
@@ -162,9 +209,12 @@ def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
 # ---------------------------------------------------------------- sets
 
 
-def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int) -> str:
-    """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended."""
+def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int,
+                     target: str | None = None) -> str:
+    """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended
+    (``-targeted-random`` for a targeted set)."""
     parts = ["+".join(source_names), name_suffix(spec, params)]
+    parts += [f"targeted-{target}"] if target else []
     parts += [backend] if backend != spec.default_backend else []
     parts += [f"seed{seed}"] if seed else []
     parts += [f"n{n}"] if n != DEFAULT_N else []
@@ -199,30 +249,42 @@ def attack(
     device: str | None = None,
     batch_size: int = 256,
     callback: Callback | None = None,
+    target: str | int | None = None,
     **method_params: Any,
 ) -> SetRecord:
     """Generate an adversarial set from the source model(s) and save it in the workspace.
 
     Attacks the first ``n`` test images the source classifies correctly and keeps those that fool
-    it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``). Several sources make
-    an ensemble source (logits averaged). Returns the set's record (see ``robench.load_set``).
+    it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``; L2 norms under ``norm="l2"``).
+    Several sources make an ensemble source (logits averaged). ``target`` ('random', 'least-likely' or a
+    class label) makes a targeted set: it keeps the examples the source classifies as their target and stores
+    the targets (``AdvSet.extra["targets"]``); with a label, test images of that class are skipped. Returns the
+    set's record (see ``robench.load_set``).
     """
     started = time.time()
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     params = resolve_params(spec, eps=eps, step=step, steps=steps, **method_params)
     _check_n(n, batch_size)
+    if target is not None:
+        _check_targeted(spec)
     dev = pick_device(device)
     model, records = load_sources(sources, workspace, dev)
-    name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n))
+    check_channels(spec, chosen, records[0].dataset.in_channels)
+    mode = parse_target(target, spec, records[0].dataset.num_classes)
+    if mode:
+        params.update(targeted=True, target=mode)
+    name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n,
+                                                     mode))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
         data = resolve_dataset(records[0].dataset, data_dir)
         total = min(n, len(data.test))
         emit("start", {"name": name, "label": name, "total": total, "done": 0, "method": spec.name,
                        "backend": chosen.name})
+        aim = _Aim(mode, data.ref.num_classes, seed) if mode else None
         with seeded(seed, dev):
-            attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit)
+            attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit, aim)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
@@ -230,6 +292,7 @@ def attack(
             name=name, sources=[SourceRef.of(r) for r in records], dataset=data.ref, method=spec.name,
             backend=chosen.name, backend_version=chosen.version(), params=params, seed=seed, n_requested=n,
             attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
+            target=mode,
             wall_time_s=round(time.time() - started, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
         )
@@ -240,19 +303,43 @@ def attack(
     return record
 
 
+class _Aim:
+    """The targets of a targeted set: the mode, the number of classes and a seeded generator for 'random'."""
+
+    def __init__(self, mode: str, num_classes: int, seed: int) -> None:
+        self.mode, self.num_classes = mode, num_classes
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batch(self, model: nn.Module, idx: torch.Tensor, x: torch.Tensor,
+              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(indices, images, labels, targets) of a batch, without the images already of a fixed target class."""
+        if self.mode not in TARGET_MODES:
+            other = y != int(self.mode)
+            idx, x, y = idx[other], x[other], y[other]
+        return idx, x, y, pick_targets(self.mode, model, x, y, self.num_classes, self.generator)
+
+
 def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
-              writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback) -> int:
-    """Attack batch after batch and write the successes; returns how many images were attempted."""
+              writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback,
+              aim: _Aim | None = None) -> int:
+    """Attack batch after batch and write the successes (for a targeted set: the examples that reach their
+    target); returns how many images were attempted."""
     attempted, t0 = 0, time.perf_counter()
     for idx, x, y in correct_batches(model, split, n, batch_size, device):
-        out = _run(backend, spec, model, x, y, params)
+        targets = None
+        if aim is not None:
+            idx, x, y, targets = aim.batch(model, idx, x, y)
+            if not len(y):
+                continue
+        out = _run(backend, spec, model, x, y if targets is None else targets, params)
         adv = out.adv
         pred = _labels(model, adv)
-        fooled = pred != y
+        fooled = pred != y if targets is None else pred == targets
+        extra = {**out.extra, **({"targets": targets} if targets is not None else {})}
         delta = (adv - x)[fooled].flatten(1)
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
-                    **{k: v[fooled] for k, v in out.extra.items()}})
+                    **{k: v[fooled] for k, v in extra.items()}})
         attempted += len(y)
         emit("batch", {"attempted": attempted, "done": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
@@ -260,17 +347,20 @@ def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend
 
 
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per saved set: name, sources, method, backend, eps, steps, dataset, counts, success rate."""
+    """One row per saved set: name, sources, method, backend, eps, norm, steps, target mode, dataset, counts,
+    success rate."""
     rows = []
     for rec in store.list_set_records(workspace):
         rows.append({
             "name": rec.name, "sources": rec.source_label, "method": rec.method, "backend": rec.backend,
-            "eps": rec.params.get("eps"), "steps": rec.params.get("steps"), "dataset": rec.dataset.label,
+            "eps": rec.params.get("eps"), "norm": rec.params.get("norm"), "steps": rec.params.get("steps"),
+            "target": rec.target, "dataset": rec.dataset.label,
             "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
             "wall_time_s": rec.wall_time_s, "created": rec.created, "path": str(rec.path),
         })
-    return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted",
-                                       "n", "success_rate", "wall_time_s", "created", "path"])
+    return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "norm", "steps", "target",
+                                       "dataset", "attempted", "n", "success_rate", "wall_time_s", "created", "path"])
 
 
-__all__ = ["BACKENDS", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources", "perturb"]
+__all__ = ["BACKENDS", "TARGET_MODES", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources",
+           "parse_target", "perturb", "pick_targets"]

@@ -2,9 +2,11 @@
 
 Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
 units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
-(``art_backend``, ``foolbox_backend``, and ``native_backend`` for Gaussian noise); each exposes
-``version()`` and ``run(builder, model, images, labels, params) -> adversarial images``. The registry itself
-imports neither torch nor an attack library: builders are named, and resolved when an attack runs.
+(``art_backend``, ``foolbox_backend``, ``torchattacks_backend``, and ``robench``: the native torch loop of
+``torch_backend`` plus Gaussian noise); each exposes ``version()`` and ``run(builder, model, images, labels,
+params) -> adversarial images``. A targeted attack gets the target labels as ``labels`` and
+``params["targeted"] = True``. The registry itself imports neither torch nor an attack library: builders are
+named, and resolved in the backend's module when an attack runs.
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "art": Backend("art", "robench.attacks.art_backend", "Adversarial Robustness Toolbox"),
     "foolbox": Backend("foolbox", "robench.attacks.foolbox_backend", "Foolbox 3 (eagerpy, PyTorch)"),
-    "robench": Backend("robench", "robench.attacks.native_backend", "built-in (no attack library needed)"),
+    "robench": Backend("robench", "robench.attacks.torch_backend", "built-in torch loop (no attack library needed)"),
+    "torchattacks": Backend("torchattacks", "robench.attacks.torchattacks_backend", "torchattacks"),
 }
+NORMS = ("linf", "l2")
+AUTOATTACK_PARTS = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard AutoAttack's attacks, in order
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ class MethodSpec:
     quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
     backend name to that adapter's builder (a callable, or the name of a function in the backend's adapter
     module, imported only when the attack runs); ``refused`` explains backends deliberately left out.
+    ``norms`` lists the norms ``--norm`` may pick (the first, ``norm``, is the default); ``l2_defaults``
+    replace defaults under ``--norm l2`` (there eps and step are L2 norms of the whole perturbation, in [0, 1]
+    image units, not per-pixel amounts); ``choices`` the allowed values of string parameters; ``targeted``
+    says whether ``--target`` works; ``rgb_only`` names backends that take 3-channel images only.
     """
 
     name: str
@@ -86,10 +95,19 @@ class MethodSpec:
     refused: dict[str, str] = field(default_factory=dict)
     pixel_params: tuple[str, ...] = ()
     name_params: tuple[str, ...] = ()
+    norms: tuple[str, ...] = ()
+    l2_defaults: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    targeted: bool = False
+    rgb_only: tuple[str, ...] = ()
 
     @property
     def backends(self) -> tuple[str, ...]:
         return tuple(sorted(self.builders))
+
+    @property
+    def supported_norms(self) -> tuple[str, ...]:
+        return self.norms or (self.norm,)
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -133,6 +151,14 @@ def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
                            f"use --backend {' or '.join(spec.backends)}")
     return BACKENDS[backend]
+
+
+def check_channels(spec: MethodSpec, backend: Backend, channels: int) -> None:
+    """A one-line error when ``backend`` cannot run ``spec`` on images with ``channels`` channels."""
+    if backend.name in spec.rgb_only and channels != 3:
+        others = [b for b in spec.backends if b not in spec.rgb_only]
+        raise RobenchError(f"{backend.name}'s {spec.name} takes 3-channel images only, the source's have {channels}; "
+                           f"use --backend {' or '.join(others)}")
 
 
 # ---------------------------------------------------------------- parameters
@@ -182,21 +208,41 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "steps": (1, 100_000, True), "init_directions": (1, 100_000, True), "binary_search_steps": (1, 100, True),
     "initial_const": (0.0, math.inf, False),
     "spherical_step": (0.0, 1.0, False), "source_step": (0.0, 1.0, False),
+    "diversity": (0.0, 1.0, True), "resize": (0.0, 1.0, False), "kernel": (1, 63, True), "nsig": (0.0, 10.0, False),
+    "samples": (1, 1000, True), "beta": (0.0, 100.0, False), "restarts": (1, 100, True), "queries": (1, 10**7, True),
 }
 
 
-def _check_range(key: str, value: float, spec: MethodSpec) -> None:
+def _check_range(key: str, value: float, spec: MethodSpec, norm: str = "linf") -> None:
     low, high, inclusive = _RANGES.get(key, (0.0, math.inf, True))
+    l2 = norm == "l2" and key in spec.pixel_params
+    if l2:
+        low, high = 0.0, 1e4
     ok = math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high
+    if key == "kernel" and ok and int(value) % 2 == 0:
+        raise RobenchError(f"--kernel must be an odd size (e.g. 5 or 7) for {spec.name}, got {value:g}")
     if not ok:
         left = "[" if inclusive else "("
         unit = " (pixel units: e.g. 16/255 or 0.0627)" if key in spec.pixel_params else ""
+        unit = " (an L2 norm in [0, 1] image units, e.g. 0.5)" if l2 else unit
         raise RobenchError(f"--{_opt(key)} must be in {left}{low:g}, {high:g}] for {spec.name}{unit}, got {value:g}")
 
 
+def _norm(spec: MethodSpec, value: Any) -> str:
+    norm = spec.norm if value is None else str(value).strip().lower()
+    if norm not in spec.supported_norms:
+        raise RobenchError(f"{spec.name} does not support --norm {norm}: "
+                           f"use --norm {' or '.join(spec.supported_norms)}")
+    return norm
+
+
 def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
-    """Every parameter of ``spec``: the given ones (None = default), converted and checked."""
-    params = dict(spec.defaults)
+    """Every parameter of ``spec``: the given ones (None = default), converted and checked.
+
+    ``norm`` picks one of ``spec.supported_norms`` (under ``l2``, ``spec.l2_defaults`` replace the defaults).
+    """
+    norm = _norm(spec, given.pop("norm", None))
+    params = {**spec.defaults, **(spec.l2_defaults if norm == "l2" else {})}
     for key, value in given.items():
         if value is None:
             continue
@@ -207,16 +253,36 @@ def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
         if isinstance(default, bool):
             params[key] = _as_bool(value, key)
             continue
+        if isinstance(default, str):
+            params[key] = _as_choice(spec, key, value)
+            continue
         number = _as_int(value, key) if isinstance(default, int) else parse_number(value, key)
-        _check_range(key, number, spec)
+        _check_range(key, number, spec, norm)
         params[key] = number
-    return {**params, **spec.fixed}
+    fixed = {**spec.fixed, "norm": norm} if spec.norm != "none" else dict(spec.fixed)
+    return {**params, **fixed}
 
 
-def _fmt(key: str, value: Any, spec: MethodSpec) -> str:
+def _as_choice(spec: MethodSpec, key: str, value: Any) -> str:
+    """A string parameter: one of ``spec.choices[key]``, or a comma-separated subset when the default is a list."""
+    text = str(value).strip().lower()
+    allowed = spec.choices.get(key)
+    if allowed is None:
+        return text
+    items = [t.strip() for t in text.split(",")] if "," in spec.defaults[key] else [text]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        several = " (comma-separated)" if "," in spec.defaults[key] else ""
+        raise RobenchError(f"--{_opt(key)} of {spec.name} must be among {', '.join(allowed)}{several}, got '{value}'")
+    return ",".join(items)
+
+
+def _fmt(key: str, value: Any, spec: MethodSpec, linf: bool = True) -> str:
     if isinstance(value, bool):
         return "" if value else "no"
-    if key in spec.pixel_params:
+    if isinstance(value, str):
+        return value.replace(",", "+")
+    if key in spec.pixel_params and linf:
         return f"{round(value * 255, 2):g}"
     return f"{value:g}"
 
@@ -226,41 +292,107 @@ _SHORT = {"random_start": "rs", "confidence": "conf", "binary_search_steps": "bs
 
 
 def name_suffix(spec: MethodSpec, params: dict[str, Any]) -> str:
-    """``method-eps16`` plus the parameters that differ from their defaults, for default set names."""
-    parts = [spec.name] + [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec)}" for k in spec.name_params]
-    for key, default in spec.defaults.items():
+    """``method-eps16`` plus the parameters that differ from their defaults, for default set names.
+
+    Under ``--norm l2`` the name says so and eps is the L2 norm itself: ``pgd-l2-eps0.5``.
+    """
+    norm = params.get("norm", spec.norm)
+    linf = norm != "l2"
+    defaults = {**spec.defaults, **(spec.l2_defaults if not linf else {})}
+    parts = [spec.name] + ([] if linf or spec.norm == "l2" else ["l2"])
+    parts += [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec, linf)}" for k in spec.name_params]
+    for key, default in defaults.items():
         if key not in spec.name_params and params[key] != default:
-            parts.append(f"{_SHORT.get(key, key)}{_fmt(key, params[key], spec)}")
+            parts.append(f"{_SHORT.get(key, key)}{_fmt(key, params[key], spec, linf)}")
     return "-".join(parts)
 
 
 # ---------------------------------------------------------------- the methods
 
 _LINF = {"norm": "linf", "targeted": False}
+_TRANSFER = {"eps": 16 / 255, "step": 1 / 255, "steps": 20}
+_DI = {"diversity": 0.5, "resize": 0.9}
+_TI = {"kernel": 7, "nsig": 3.0}
+_L2 = {"eps": 0.5, "step": 0.05}  # RobustBench's CIFAR-10 L2 budget; eps and step are L2 norms in image units
 
 
 register_method(MethodSpec(
-    "fgsm", "Fast gradient sign method (one signed-gradient step of size eps)", "linf",
-    defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",),
-    builders={"foolbox": "fgsm", "art": "fgsm"}, default_backend="foolbox",
+    "fgsm", "Fast gradient sign method (one signed-gradient step of size eps); --norm l2 gives FGM "
+            "(one L2-normalised step)", "linf",
+    defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS,
+    l2_defaults={"eps": 0.5}, targeted=True,
+    builders={"foolbox": "fgsm", "art": "fgsm", "robench": "fgsm"},
+    default_backend="robench",
 ))
 register_method(MethodSpec(
-    "pgd", "Basic iterative method / PGD, Linf; no random start unless --random-start", "linf",
+    "pgd", "Basic iterative method / PGD (Linf, or --norm l2); no random start unless --random-start", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
-    pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"foolbox": "pgd", "art": "pgd"}, default_backend="foolbox",
+    pixel_params=("eps", "step"), name_params=("eps",), norms=NORMS, l2_defaults=_L2, targeted=True,
+    builders={"foolbox": "pgd", "art": "pgd", "robench": "pgd"},
+    default_backend="robench",
 ))
 register_method(MethodSpec(
-    "mifgsm", "Momentum iterative FGSM (Dong et al.), Linf; --decay is the momentum", "linf",
-    defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "decay": 1.0}, fixed=_LINF,
-    pixel_params=("eps", "step"), name_params=("eps",),
-    builders={"art": "mifgsm", "foolbox": "mifgsm"}, default_backend="art",
+    "mifgsm", "Momentum iterative FGSM (Dong et al.: L1-normalised gradients accumulated), Linf; --decay is "
+              "the momentum", "linf",
+    defaults={**_TRANSFER, "decay": 1.0}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
+    targeted=True,
+    builders={"art": "mifgsm", "foolbox": "mifgsm", "robench": "mifgsm"},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "difgsm", "Input diversity (DI2-FGSM, Xie et al.): each step's gradient through a randomly shrunk and padded "
+              "copy (probability --diversity, size in [--resize, 1) of the image); --decay 1 gives M-DI2-FGSM",
+    "linf", defaults={**_TRANSFER, "decay": 0.0, **_DI}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": "difgsm", "torchattacks": "difgsm"},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "tifgsm", "Translation-invariant FGSM (Dong et al. 2019): each step's gradient smoothed with a --kernel x "
+              "--kernel Gaussian (over +-nsig sigmas)", "linf",
+    defaults={**_TRANSFER, "decay": 0.0, **_TI}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
+    targeted=True,
+    builders={"robench": "tifgsm", "torchattacks": "tifgsm"},
+    default_backend="robench", rgb_only=("torchattacks",),
+))
+register_method(MethodSpec(
+    "vmifgsm", "Variance-tuned MI-FGSM (Wang & He): the gradient corrected by the mean gradient of --samples "
+               "neighbours within --beta * eps", "linf",
+    defaults={**_TRANSFER, "decay": 1.0, "samples": 20, "beta": 1.5}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": "vmifgsm", "torchattacks": "vmifgsm"},
+    default_backend="robench",
+))
+register_method(MethodSpec(
+    "mdti", "The usual combination M-DI2-TI-FGSM: momentum, input diversity and translation invariance together",
+    "linf", defaults={**_TRANSFER, "decay": 1.0, **_DI, **_TI}, fixed=_LINF, pixel_params=("eps", "step"),
+    name_params=("eps",), targeted=True,
+    builders={"robench": "mdti", "torchattacks": "mdti"},
+    default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
     defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
-    fixed={"norm": "l2", "targeted": False},
+    fixed={"norm": "l2", "targeted": False}, targeted=True,
     builders={"foolbox": "cw", "art": "cw"}, default_backend="foolbox",
+))
+register_method(MethodSpec(
+    "apgd", "Auto-PGD (Croce & Hein): step size adapted per example, --loss ce (APGD-CE) or dlr (APGD-DLR); "
+            "Linf or --norm l2", "linf",
+    defaults={"eps": 8 / 255, "steps": 100, "loss": "ce", "restarts": 1}, fixed=_LINF, pixel_params=("eps",),
+    name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5}, choices={"loss": ("ce", "dlr")},
+    builders={"torchattacks": "apgd", "art": "apgd"}, default_backend="torchattacks",
+))
+register_method(MethodSpec(
+    "autoattack", "AutoAttack, standard version (RobustBench): APGD-CE, APGD-T, FAB-T and Square, each on the "
+                  "inputs the earlier ones left; --attacks picks a subset, --steps and --queries shorten it", "linf",
+    defaults={"eps": 8 / 255, "steps": 100, "queries": 5000,
+              "attacks": ",".join(AUTOATTACK_PARTS)},
+    fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5},
+    choices={"attacks": AUTOATTACK_PARTS},
+    builders={"torchattacks": "autoattack"}, default_backend="torchattacks",
+    refused={"art": "ART's AutoAttack is not the standard version (no APGD-T or FAB-T)",
+             "foolbox": "Foolbox has no AutoAttack"},
 ))
 register_method(MethodSpec(
     "boundary", "Boundary attack (decision-based), started from blended uniform noise", "l2",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from robench.cli import names
-from robench.cli.options import DATA_DIR, DEVICE, FORMAT, OUT, WORKSPACE, Backend, Format, Method, value
+from robench.cli.options import DATA_DIR, DEVICE, FORMAT, OUT, WORKSPACE, Backend, Format, Loss, Method, Norm, value
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
 from robench.errors import RobenchError
 
@@ -18,8 +18,10 @@ def _pixels(value: float) -> str:
     return f"{round(value * 255, 2):g}/255"
 
 
-def _defaults(value: object, key: str, pixel_params: tuple[str, ...]) -> str:
-    if key in pixel_params:
+def _defaults(value: object, key: str, pixel_params: tuple[str, ...], linf: bool = True) -> str:
+    if isinstance(value, str):
+        return value
+    if key in pixel_params and linf:
         return _pixels(value)
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
@@ -30,7 +32,12 @@ def _methods_help() -> str:
         spec = names.method_spec(name)
         defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in spec.defaults.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
-        lines.append(f"{name}: {spec.summary}. Defaults: {defaults}. Backends: {backends}.")
+        norms = " or ".join(spec.supported_norms)
+        l2 = ", ".join(f"{k}={v:g}" for k, v in spec.l2_defaults.items())
+        extra = f" Under --norm l2: {l2} (L2 norms)." if l2 else ""
+        targeted = " Targeted: yes." if spec.targeted else ""
+        lines.append(f"{name}: {spec.summary}. Norm: {norms}. Defaults: {defaults}.{extra} "
+                     f"Backends: {backends}.{targeted}")
     return "\n\n".join(lines)
 
 
@@ -42,6 +49,17 @@ def _extra(params: list[str] | None) -> dict[str, str]:
             raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
         extra[key.strip().replace("-", "_")] = val.strip()
     return extra
+
+
+def _params_text(record) -> str:
+    """A set's parameters as the papers write them (pixel fractions for Linf), its norm and target."""
+    spec = names.method_spec(record.method)
+    linf = record.params.get("norm") != "l2"
+    shown = [f"{k}={_defaults(v, k, spec.pixel_params, linf)}" for k, v in record.params.items()
+             if k in spec.defaults]
+    shown += [f"norm={record.params['norm']}"] if not linf and spec.norm != "l2" else []
+    shown += [f"target={record.target}"] if record.target else []
+    return " ".join(shown)
 
 
 def _attack_info(kind: str, p: dict) -> str | None:
@@ -58,14 +76,22 @@ def attack(
                                           "(logits averaged)."),
     method: Method = typer.Option("pgd", "--method", "-m", help="Attack method (see below)."),
     backend: Backend = typer.Option(None, help="Attack library (default: the method's fastest; see below)."),
-    eps: str = typer.Option(None, help="Linf budget in pixel units: 16/255 or 0.0627 (fgsm, pgd, mifgsm)."),
-    step: str = typer.Option(None, help="Step size in pixel units: 1/255 or 0.0039 (cw: the learning rate)."),
+    eps: str = typer.Option(None, help="Budget: per pixel for Linf, 16/255 or 0.0627; under --norm l2 the L2 norm "
+                                       "of the whole perturbation in [0, 1] image units, e.g. 0.5."),
+    step: str = typer.Option(None, help="Step size, in eps's units: 1/255 or 0.0039 (cw: the learning rate)."),
+    norm: Norm = typer.Option(None, help="fgsm: l2 gives FGM; pgd, apgd, autoattack (default: the method's)."),
+    target: str = typer.Option(None, help="Targeted attack: random, least-likely or a class label; keeps the "
+                                          "examples the source classifies as their target."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
     random_start: bool = typer.Option(None, "--random-start/--no-random-start",
                                       help="pgd: start from a random point in the eps ball (default: no)."),
     confidence: float = typer.Option(None, help="cw: confidence margin kappa (default 0)."),
     sigma: str = typer.Option(None, help="noise: standard deviation in pixel units, e.g. 0.08 or 20/255."),
-    decay: float = typer.Option(None, help="mifgsm: momentum decay (default 1.0)."),
+    decay: float = typer.Option(None, help="mifgsm, difgsm, tifgsm, vmifgsm, mdti: momentum decay."),
+    diversity: float = typer.Option(None, help="difgsm, mdti: probability of input diversity per step (0.5)."),
+    kernel: int = typer.Option(None, help="tifgsm, mdti: odd size of the Gaussian smoothing kernel in pixels (7)."),
+    samples: int = typer.Option(None, help="vmifgsm: neighbours sampled for the variance (20)."),
+    loss: Loss = typer.Option(None, help="apgd: the loss."),
     param: list[str] = typer.Option(None, "--param", "-p",
                                     help="Any other method parameter as KEY=VALUE, e.g. binary_search_steps=3."),
     n: int = typer.Option(DEFAULT_N, "--n", "-n",
@@ -84,18 +110,17 @@ def attack(
     from robench import attacks
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
-                                       "decay": decay, **_extra(param)}.items() if v is not None}
+                                       "decay": decay, "diversity": diversity, "kernel": kernel, "samples": samples,
+                                       "loss": value(loss), "norm": value(norm), **_extra(param)}.items()
+                     if v is not None}
     with Bars(info=_attack_info) as bars:
         record = attacks.attack(
             source, value(method), backend=value(backend), eps=eps, step=step, steps=steps, n=n, seed=seed,
             name=name, workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device,
-            batch_size=batch_size, callback=bars, **method_params,
+            batch_size=batch_size, callback=bars, target=target, **method_params,
         )
-    spec = names.method_spec(record.method)
-    params = " ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in record.params.items()
-                      if k in spec.defaults)
     row = pd.DataFrame([{
-        "name": record.name, "method": record.method, "backend": record.backend, "params": params,
+        "name": record.name, "method": record.method, "backend": record.backend, "params": _params_text(record),
         "attempted": record.attempted, "kept": record.n, "success_rate": record.success_rate,
         "wall_time_s": record.wall_time_s,
     }])
@@ -111,14 +136,15 @@ turns into adversarial examples fooling the source (float32 in [0, 1], never qua
 {_methods_help()}
 """
 
-SET_COLUMNS = ["name", "sources", "method", "backend", "eps", "steps", "dataset", "attempted", "n", "success_rate"]
+SET_COLUMNS = ["name", "sources", "method", "backend", "eps", "steps", "target", "dataset", "attempted", "n",
+               "success_rate"]
 
 
 @cli_errors
 def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT) -> None:
     """List the adversarial sets in the workspace.
 
-    --format csv|json writes every recorded column (eps as a fraction); markdown|latex the table as shown.
+    --format csv|json writes every recorded column (eps as a number); markdown|latex the table as shown.
     """
     import pandas as pd
 
@@ -128,7 +154,8 @@ def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT
     check_out(out_path)
     df = attacks.list_sets(workspace)
     where = workspace or "robench-workspace"
-    shown = df[SET_COLUMNS].assign(eps=[None if pd.isna(e) else _pixels(e) for e in df["eps"]])
+    shown = df[SET_COLUMNS].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)
+                                        for e, norm in zip(df["eps"], df["norm"], strict=True)])
     title = f"sets in {where}"
 
     def show() -> None:

@@ -98,8 +98,13 @@ def put_matrix(df: pd.DataFrame, fmt: str | None, out_path: os.PathLike | None, 
     """The matrix as tables on stdout, or csv/json (tidy rows) / markdown/latex (paper layout) to --out."""
     from robench.reports import tables
 
-    output(fmt, out_path, lambda: show_matrix(df, cell, min_n, show_n),
-           lambda f: tables.render(df, f, cell, min_n=min_n, show_n=show_n))
+    def show() -> None:
+        show_matrix(df, cell, min_n, show_n)
+        targeted = df[df["target_hit_rate"].notna()] if "target_hit_rate" in df else df.iloc[:0]
+        if cell == "defense_rate" and not targeted.empty:  # targeted sets: how often the target was hit, beside
+            show_matrix(targeted, "target_hit_rate", min_n, show_n)
+
+    output(fmt, out_path, show, lambda f: tables.render(df, f, cell, min_n=min_n, show_n=show_n))
 
 
 # ---------------------------------------------------------------- commands
@@ -129,8 +134,9 @@ def matrix_cmd(
 
     Defense rate: among a set's examples whose clean original the target classifies correctly (n), the
     fraction whose adversarial version it classifies as the true label. Agreement: over the same n, the
-    fraction where it outputs the source's adversarial label. Table cells: % with [w] white-box, [g] gray-box;
-    a cell resting on fewer than --min-n images shows its n.
+    fraction where it outputs the source's adversarial label. Target hit rate (targeted sets): over the same n,
+    the fraction where it outputs the example's target, shown in a second table beside the defense rate.
+    Table cells: % with [w] white-box, [g] gray-box; a cell resting on fewer than --min-n images shows its n.
 
     --format csv|json writes the tidy rows (one per target and set, with n and the relation); markdown|latex
     the tables as shown. `--shard I/N` scores a slice of the models on one machine; `robench matrix merge`

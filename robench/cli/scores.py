@@ -21,6 +21,7 @@ from robench.cli.options import (
     WORKSPACE,
     BoundaryMode,
     Format,
+    Norm,
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, out, output, table
@@ -34,7 +35,8 @@ N = typer.Option(None, "--n", "-n", help="Evaluate at most N test images (seeded
 ALL_IMAGES = typer.Option(False, "--all-images", help="Use every test image, not only those every model gets right.")
 
 scores_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                         help="The papers' other scores: boundary, noise, shuffle, tradeoff.")
+                         help="The papers' other scores: boundary, noise, shuffle, tradeoff; and the white-box "
+                              "reference, autoattack.")
 
 
 def register(app: typer.Typer) -> None:
@@ -182,3 +184,40 @@ def tradeoff_cmd(
     title = f"keep trade-off against {set_name}"
     put(df, fmt, out_path, title)
     draw(plot, lambda p: plots.tradeoff_plot(df, p, title, dpi=dpi))
+
+
+@scores_app.command("autoattack")
+@cli_errors
+def autoattack_cmd(
+    models: str = MODELS,
+    n: int = typer.Option(1000, "--n", "-n", help="Evaluate on the first N test images (RobustBench: the first N)."),
+    eps: str = typer.Option(None, help="Budget: 8/255 per pixel (Linf, default); under --norm l2 an L2 norm, 0.5."),
+    norm: Norm = typer.Option("linf", help="The threat model's norm."),
+    attacks: str = typer.Option(None, help="A subset of apgd-ce,apgd-t,fab-t,square (default: all four, the "
+                                           "standard version)."),
+    steps: int = typer.Option(None, help="APGD/FAB iterations (default 100, the standard version)."),
+    queries: int = typer.Option(None, help="Square's query budget (default 5000, the standard version)."),
+    batch_size: int = typer.Option(256, help="Images attacked together."),
+    seed: int = SEED,
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """White-box robust accuracy under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), per model.
+
+    As RobustBench reports it: on the first N test images, the fraction classified correctly after the attack
+    (images misclassified when clean count as not robust).
+    """
+    from robench.scoring import autoattack_scores
+
+    check_out(out_path)
+    extra = {k: v for k, v in {"attacks": attacks, "steps": steps, "queries": queries}.items() if v is not None}
+    with Bars() as bars:
+        df = autoattack_scores(models, workspace, n=n, eps=eps, norm=value(norm), seed=seed, batch_size=batch_size,
+                               device=device, data_dir=data_dir, callback=bars, **extra)
+    shown = df.assign(eps=[f"{e:g}" if nm == "l2" else f"{round(e * 255, 2):g}/255"
+                           for e, nm in zip(df["eps"], df["norm"], strict=True)])
+    columns = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "attacks", "arch", "keep"]
+    put(df, fmt, out_path, "AutoAttack robust accuracy", shown[columns])

@@ -11,9 +11,10 @@ METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "cw": "C&W", 
 SYMBOLS = {"eps": "ε", "sigma": "σ"}
 
 
-def param_text(key: str, value: Any) -> str:
-    """One parameter's value as the papers write it: pixel quantities as k/255 where they are whole pixels."""
-    pixels = value * 255 if isinstance(value, float) and key in PIXEL_KEYS else 0.0
+def param_text(key: str, value: Any, linf: bool = True) -> str:
+    """One parameter's value as the papers write it: Linf pixel quantities as k/255 where they are whole pixels
+    (under an L2 budget, ``linf=False``, eps and step are norms and stay numbers)."""
+    pixels = value * 255 if isinstance(value, float) and key in PIXEL_KEYS and linf else 0.0
     if pixels >= 0.5 and abs(pixels - round(pixels)) < 1e-4:
         return f"{round(value * 255)}/255"
     if isinstance(value, bool):

@@ -29,7 +29,8 @@ CLEAN = "clean"
 def legend(min_n: int = MIN_N, value: str = "defense_rate") -> str:
     """The one-line key to the marked cells."""
     text = LEGEND.format(min_n=min_n)
-    return text.replace("defense success rate", "transfer agreement") if value == "agreement" else text
+    names = {"agreement": "transfer agreement", "target_hit_rate": "target hit rate"}
+    return text.replace("defense success rate", names[value]) if value in names else text
 
 
 def format_for(path: str | os.PathLike | None, fmt: str | None) -> str:

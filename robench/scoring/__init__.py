@@ -13,9 +13,11 @@ from robench.scoring.probes import (
     shuffle_curve,
     tradeoff,
 )
+from robench.scoring.whitebox import autoattack_scores
 
 __all__ = [
-    "COLUMNS", "DEFAULT_KS", "DEFAULT_SIGMAS", "attack_label", "boundary_score", "boundary_scores", "boundary_values",
+    "COLUMNS", "DEFAULT_KS", "DEFAULT_SIGMAS", "attack_label", "autoattack_scores",
+    "boundary_score", "boundary_scores", "boundary_values",
     "cell_scores", "matrix", "merge", "noise_curve", "patch_shuffle", "relation", "select", "set_examples",
     "shuffle_curve", "tradeoff",
 ]

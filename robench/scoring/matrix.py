@@ -5,6 +5,8 @@ Definitions (the papers' "Scores"), for a target T and an adversarial set S made
 - ``n``: how many of S's examples have a CLEAN original that T classifies correctly;
 - ``defense_rate``: among those n, the fraction whose adversarial version T classifies as the true label;
 - ``agreement``: among those n, the fraction where T outputs A's adversarial label (``source_pred``);
+- ``target_hit_rate`` (targeted sets only, NaN otherwise): among those n, the fraction where T outputs the
+  example's target label: the targeted transfer success;
 - ``relation``: ``white-box`` when T is one of A (same weights), ``gray-box`` when T has A's architecture and
   defect settings (another seed or mask draw), ``black-box`` otherwise.
 
@@ -44,7 +46,8 @@ Patterns = str | Sequence[str]
 WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
 COLUMNS = [
     "target", "set", "source", "method", "attack", "params", "eps", "relation", "n", "n_set", "defense_rate",
-    "agreement", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256", "set_sha256",
+    "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
+    "set_sha256",
 ]
 _DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
@@ -140,15 +143,17 @@ def relation(target: ModelRecord, sources: list[SourceRef]) -> str:
 
 
 def cell_scores(labels: torch.Tensor, source_pred: torch.Tensor, clean_pred: torch.Tensor,
-                adv_pred: torch.Tensor) -> dict[str, float | int]:
-    """n, defense_rate and agreement from (N,) int64 tensors; rates are NaN when n == 0."""
+                adv_pred: torch.Tensor, targets: torch.Tensor | None = None) -> dict[str, float | int]:
+    """n, defense_rate, agreement and target_hit_rate (NaN without ``targets``) from (N,) int64 tensors; rates are
+    NaN when n == 0."""
     ok = clean_pred == labels
     n = int(ok.sum())
     if n == 0:
-        return {"n": 0, "defense_rate": math.nan, "agreement": math.nan}
+        return {"n": 0, "defense_rate": math.nan, "agreement": math.nan, "target_hit_rate": math.nan}
     defended = int((adv_pred[ok] == labels[ok]).sum())
     agreed = int((adv_pred[ok] == source_pred[ok]).sum())
-    return {"n": n, "defense_rate": defended / n, "agreement": agreed / n}
+    hit = math.nan if targets is None else int((adv_pred[ok] == targets[ok]).sum()) / n
+    return {"n": n, "defense_rate": defended / n, "agreement": agreed / n, "target_hit_rate": hit}
 
 
 def _fixed_params(method: str) -> dict:
@@ -164,8 +169,10 @@ def _fixed_params(method: str) -> dict:
 def attack_label(method: str, params: dict) -> str:
     """'pgd eps=16/255 step=1/255 steps=20': one attack configuration (tunable params), for grouping and titles."""
     fixed = _fixed_params(method)
-    shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)}
-    return " ".join([method, *(f"{k}={param_text(k, v)}" for k, v in sorted(shown.items()))])
+    shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)
+             and not (k == "targeted" and "target" in params)}
+    linf = (params or {}).get("norm") != "l2"
+    return " ".join([method, *(f"{k}={param_text(k, v, linf)}" for k, v in sorted(shown.items()))])
 
 
 def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:
@@ -257,10 +264,12 @@ class Scorer:
 
     def set_predictions(self, name: str, set_record: SetRecord,
                         load: Callable[[], store.AdvSet]) -> dict[str, torch.Tensor]:
-        """labels, source_pred, clean_pred, adv_pred (N,) of model ``name`` on a set; from the cache when there."""
+        """labels, source_pred, clean_pred, adv_pred (N,) of model ``name`` on a set (and the set's targets, for a
+        targeted set); from the cache when there."""
         path = cache_path(self.workspace, self.record(name).weights_sha256, set_record.sha256, self.tag)
         cached = self._read(path)
-        if cached is not None and {"labels", "source_pred", "clean_pred", "adv_pred"} <= set(cached):
+        needed = {"labels", "source_pred", "clean_pred", "adv_pred"} | ({"targets"} if set_record.target else set())
+        if cached is not None and needed <= set(cached):
             return {**cached, "cached": True}
         advset = load()
         clean = self._clean_from_test(name, advset)
@@ -268,6 +277,8 @@ class Scorer:
             clean = self.predict(name, advset.clean)
         preds = {"labels": advset.labels.long(), "source_pred": advset.source_pred.long(), "clean_pred": clean,
                  "adv_pred": self.predict(name, advset.adv)}
+        if set_record.target:
+            preds["targets"] = advset.extra["targets"].long()
         self._write(path, preds, {"model": name, "set": set_record.name})
         return {**preds, "cached": False}
 
@@ -365,7 +376,8 @@ def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tens
         "target": name, "set": srec.name, "source": srec.source_label, "method": srec.method,
         "attack": attack_label(srec.method, params), "params": json.dumps(params, sort_keys=True),
         "eps": params.get("eps", math.nan), "relation": relation(target, srec.sources), "n_set": len(preds["labels"]),
-        **cell_scores(preds["labels"], preds["source_pred"], preds["clean_pred"], preds["adv_pred"]),
+        **cell_scores(preds["labels"], preds["source_pred"], preds["clean_pred"], preds["adv_pred"],
+                      preds.get("targets")),
         "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": target.arch,
         "target_keep": target.config.get("keep"), "dataset": target.dataset.label,
         "target_sha256": target.weights_sha256, "set_sha256": srec.sha256,

@@ -1,0 +1,99 @@
+"""The white-box reference: each model's robust accuracy under AutoAttack, as RobustBench reports it.
+
+Robust accuracy on the first ``n`` test images = the fraction the model classifies correctly after the attack.
+Images it already gets wrong count as not robust; only the correct ones are attacked (AutoAttack's
+``run_standard_evaluation`` does the same). The attack is the ``autoattack`` method of the attack registry:
+APGD-CE, APGD-T, FAB-T and Square with the original's settings (see ``robench.attacks.torchattacks_backend``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import torch
+
+from robench import store
+from robench.attacks import method_spec, perturb
+from robench.attacks.registry import resolve_params
+from robench.errors import RobenchError
+from robench.events import emitter
+from robench.runtime import batches
+from robench.scoring.matrix import Callback, Patterns, Scorer, select
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "attacks", "steps", "queries", "arch",
+           "keep", "placement"]
+
+
+def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int,
+            tick: Callable[[float, str], None] | None = None) -> tuple[float, float, int]:
+    """(clean accuracy, robust accuracy, images) of model ``name`` on the first ``n`` test images; ``tick(fraction,
+    info)`` reports the fraction of the batches done."""
+    data = scorer.dataset(name)
+    count = min(n, len(data.test))
+    images, labels = data.test.floats(slice(0, count)), data.test.labels[:count]
+    correct = scorer.predict(name, images) == labels
+    robust = correct.clone()
+    model, index = scorer.model(name), correct.nonzero().flatten()
+    slices = list(batches(len(index), batch_size))
+    for i, sl in enumerate(slices):
+        if tick:
+            tick(i / len(slices), f"{name}: AutoAttack on images {sl.start + 1}-{sl.stop} of {len(index)}")
+        idx = index[sl]
+        adv = perturb(model, images[idx], labels[idx], "autoattack", seed=seed, **params).cpu()
+        delta = (adv - images[idx]).flatten(1)
+        size = delta.abs().amax(1) if params["norm"] == "linf" else delta.norm(dim=1)
+        if (size > params["eps"] + 1e-5).any():
+            raise RobenchError(f"AutoAttack returned perturbations larger than eps on {name}; please report this")
+        robust[idx] = scorer.predict(name, adv) == labels[idx]
+    return float(correct.double().mean()), float(robust.double().mean()), count
+
+
+def autoattack_scores(
+    models: Patterns = "*",
+    workspace: str | os.PathLike | None = None,
+    *,
+    n: int = 1000,
+    eps: float | str | None = None,
+    norm: str = "linf",
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    callback: Callback | None = None,
+    **attack_params: Any,
+) -> pd.DataFrame:
+    """Robust accuracy of every model under AutoAttack (standard version; eps 8/255 Linf unless given).
+
+    ``attack_params`` are the ``autoattack`` method's other parameters: ``attacks`` (a subset of
+    apgd-ce,apgd-t,fab-t,square), ``steps`` (100) and ``queries`` (5000); anything but the defaults is no longer
+    the standard version. Columns: see ``COLUMNS`` (accuracies are fractions of the n images).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RobenchError(f"--n must be a positive number of test images, got {n}")
+    params = resolve_params(method_spec("autoattack"), eps=eps, norm=norm, **attack_params)
+    params = {k: v for k, v in params.items() if k != "targeted"}
+    scorer = Scorer(workspace, device, data_dir)
+    names = select(store.list_model_names(workspace), models, "model", workspace)
+    rows = []
+    emit = emitter(callback)
+    emit("start", {"label": "autoattack", "total": len(names), "done": 0})
+    with torch.random.fork_rng(devices=[scorer.device] if scorer.device.type == "cuda" else []):
+        for i, name in enumerate(names):
+            def tick(fraction: float, info: str, i: int = i) -> None:
+                emit("batch", {"done": i + fraction, "info": info})
+
+            clean, robust, count = _robust(scorer, name, n, params, seed, batch_size, tick)
+            rec = scorer.record(name)
+            rows.append({"model": name, "clean_accuracy": clean, "robust_accuracy": robust, "n": count,
+                         "eps": params["eps"], "norm": params["norm"], "attacks": params["attacks"],
+                         "steps": params["steps"], "queries": params["queries"], "arch": rec.arch,
+                         "keep": rec.config.get("keep"), "placement": rec.config.get("placement")})
+            log.info("autoattack %s: clean %.4f robust %.4f on %d images", name, clean, robust, count)
+            emit("step", {"done": i + 1, "model": name, "info": f"{name}: robust {robust:.2%}"})
+    return pd.DataFrame(rows, columns=COLUMNS)
