@@ -188,9 +188,11 @@ def test_small_n_cells_are_greyed_with_their_n():
 def test_short_titles_tell_configurations_apart():
     configs = [("pgd", {"eps": 16 / 255, "step": 1 / 255, "steps": 20}),
                ("pgd", {"eps": 16 / 255, "step": 2 / 255, "steps": 20}),
-               ("fgsm", {"eps": 8 / 255}), ("noise", {"sigma": 0.08}), ("cw", {"steps": 100, "confidence": 0.0})]
+               ("fgsm", {"eps": 8 / 255}), ("noise", {"sigma": 0.08}), ("cw", {"steps": 100, "confidence": 0.0}),
+               ("apgd", {"eps": 0.5, "steps": 100, "norm": "l2", "target": "random", "targeted": True})]
     assert short_titles(configs) == ["PGD ε=16/255, 20 steps, step=1/255", "PGD ε=16/255, 20 steps, step=2/255",
-                                     "FGSM ε=8/255", "Gaussian noise σ=0.08", "C&W 100 steps"]
+                                     "FGSM ε=8/255", "Gaussian noise σ=0.08", "C&W 100 steps",
+                                     "APGD L2 ε=0.5, 100 steps, targeted (random)"]
 
 
 def test_format_from_suffix_or_argument(tmp_path):

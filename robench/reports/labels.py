@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 PIXEL_KEYS = ("eps", "step")
-METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "cw": "C&W", "boundary": "Boundary",
-                "noise": "Gaussian noise"}
+METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "difgsm": "DI-FGSM", "tifgsm": "TI-FGSM",
+                "vmifgsm": "VMI-FGSM", "mdti": "M-DI-TI-FGSM", "cw": "C&W", "apgd": "APGD", "autoattack": "AutoAttack",
+                "boundary": "Boundary", "noise": "Gaussian noise"}
 SYMBOLS = {"eps": "ε", "sigma": "σ"}
 
 
@@ -24,19 +25,22 @@ def param_text(key: str, value: Any, linf: bool = True) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _term(key: str, value: Any) -> str:
+def _term(key: str, value: Any, linf: bool) -> str:
     if key == "steps":
         return f"{value} steps"
+    if key == "target":
+        return f"targeted ({value})"
     if isinstance(value, bool):
         return key.replace("_", " ") if value else "no " + key.replace("_", " ")
-    return f"{SYMBOLS.get(key, key)}={param_text(key, value)}"
+    return f"{SYMBOLS.get(key, key)}={param_text(key, value, linf)}"
 
 
-def short_titles(configs: list[tuple[str, dict]], always: tuple[str, ...] = ("eps", "sigma", "steps")) -> list[str]:
-    """Short titles of attack configurations (method, params): 'PGD ε=16/255, 20 steps'.
+def short_titles(configs: list[tuple[str, dict]],
+                 always: tuple[str, ...] = ("eps", "sigma", "steps", "target")) -> list[str]:
+    """Short titles of attack configurations (method, params): 'PGD ε=16/255, 20 steps', 'PGD L2 ε=0.5, ...'.
 
-    Shows the budget and the step count, plus any other parameter that differs between configurations of the
-    same method, so no two different configurations get the same title.
+    Shows the budget (and an L2 norm), the step count and a target, plus any other parameter that differs
+    between configurations of the same method, so no two different configurations get the same title.
     """
     varying: dict[str, set[str]] = {}
     for method, params in configs:
@@ -46,8 +50,10 @@ def short_titles(configs: list[tuple[str, dict]], always: tuple[str, ...] = ("ep
                     k for k in set(params) | set(other_params) if params.get(k) != other_params.get(k))
     titles = []
     for method, params in configs:
+        linf = params.get("norm") != "l2"
         keys = [k for k in always if params.get(k) is not None]
-        keys += sorted(k for k in varying.get(method, ()) if k not in always and params.get(k) is not None)
-        name = METHOD_NAMES.get(method, method.upper())
-        titles.append(" ".join([name, ", ".join(_term(k, params[k]) for k in keys)]).strip())
+        keys += sorted(k for k in varying.get(method, ()) if k not in (*always, "norm", "targeted")
+                       and params.get(k) is not None)
+        name = METHOD_NAMES.get(method, method.upper()) + ("" if linf else " L2")
+        titles.append(" ".join([name, ", ".join(_term(k, params[k], linf) for k in keys)]).strip())
     return titles
