@@ -68,6 +68,7 @@ def test_readme_python_calls_match_the_signatures(dotted, node):
 def command_lines(text: str) -> list[list[str]]:
     """The argument lists of every `robench ...` command line in the text (comments dropped)."""
     found = []
+    text = re.sub(r"\\\n\s*", " ", text)  # continued lines
     for line in text.splitlines():
         match = re.match(r"(?:\s{2,}|\$ )robench (.*)", line)  # in code blocks: indented or after a prompt
         if match:
