@@ -1,11 +1,14 @@
 """Time robench's FGSM and PGD against a hand-written PyTorch loop, plus Boundary and CW per sample.
 
-Run:  python benchmarks/bench_attack.py [--rounds 3] [--batch 128] [--part all|classic|overhead|methods]
+Run:  python benchmarks/bench_attack.py [--rounds 3] [--batch 128] [--part all|classic|overhead|methods|precision]
+      python benchmarks/bench_attack.py --part precision --device cuda --width 64 [--compile]   # fp32 vs bf16 rows
 
 ``--part overhead`` is the attack-overhead comparison (issue 11, item 8): PGD 10 steps, FGSM and MI-FGSM
 with frozen weights everywhere, robench's backends against the hand-written loop, Foolbox and ART called
 directly. ``--part methods`` times every method added for issue 13 (DI, TI, VMI, M-DI-TI, APGD, AutoAttack)
-through robench against the same attack called directly in its library.
+through robench against the same attack called directly in its library. ``--part precision`` times PGD at
+``--precision fp32`` and ``bf16`` (and through torch.compile with ``--compile``) on ``--device`` against the
+hand-written fp32 loop.
 
 Same model (resnet18, width 16, 3x32x32, random but fixed weights and inputs), same batch and
 settings for every variant. Variants run interleaved, round after round, and each reports its
@@ -19,15 +22,18 @@ gradients can flip).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import interleaved_times, paired_ratio
 
 import robench
 import robench.attacks
@@ -142,6 +148,72 @@ def per_sample(model, x, y) -> list[tuple[str, str, float, float]]:
         settings = ", ".join(f"{k}={v}" for k, v in params.items())
         rows.append((f"{method} --backend {backend}", settings, t / len(x), fooled))
     return rows
+
+
+class _Calls(torch.nn.Module):
+    """Counts the forward calls the wrapped model gets (to size robench's budget like a direct Foolbox run)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.model(x)
+
+
+def query_based(model, x, y, rounds: int, square_queries: int, hsj_steps: int) -> list[tuple[str, str, float, float]]:
+    """Square and HopSkipJump: robench against the same attack called directly in its library, interleaved.
+
+    Square: ART's SquareAttack.generate with max_iter = queries - 1 (ART's own batching: it re-evaluates the
+    current images and the whole batch every iteration). HopSkipJump: Foolbox's blended-noise start and
+    HopSkipJumpAttack(steps=hsj_steps) run directly; robench gets as many queries per example as that run made
+    (Foolbox queries the whole batch in every call), so both stop at the same point.
+    """
+    import foolbox as fb
+    import numpy as np
+    from art.attacks.evasion import SquareAttack
+
+    net = frozen(model)  # as robench runs every attack (see "Frozen weights" in RESULTS.md)
+
+    def art_square():
+        attack = SquareAttack(art_backend.classifier(net, x), norm=np.inf, eps=EPS, max_iter=square_queries - 1,
+                              batch_size=len(x), verbose=False)
+        return torch.from_numpy(attack.generate(x.numpy(), y.numpy()))
+
+    def foolbox_hsj(wrapped=net):
+        fmodel = fb.PyTorchModel(wrapped, bounds=(0, 1))
+        crit = fb.criteria.Misclassification(y)
+        starts = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=100, steps=50).run(fmodel, x, crit)
+        ok = fmodel(starts).argmax(1) != y
+        return fb.attacks.HopSkipJumpAttack(steps=hsj_steps).run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]),
+                                                                  starting_points=starts[ok])
+
+    counting = _Calls(net)
+    foolbox_hsj(counting)
+    hsj_queries = counting.calls
+    fns = {
+        "square: ART SquareAttack.generate": art_square,
+        "square: robench (default: robench)": lambda: perturb(model, x, y, "square", eps=EPS, queries=square_queries),
+        "square: robench --backend art": lambda: perturb(model, x, y, "square", backend="art", eps=EPS,
+                                                         queries=square_queries),
+        "hopskipjump: Foolbox direct": foolbox_hsj,
+        "hopskipjump: robench": lambda: perturb(model, x, y, "hopskipjump", queries=hsj_queries, eps=1e6),
+    }
+    times = interleaved_times(fns, repeats=rounds, warmup=0)
+    outputs = {k: fn() for k, fn in fns.items()}
+    rows = []
+    for k in fns:
+        base = "square: ART SquareAttack.generate" if k.startswith("square") else "hopskipjump: Foolbox direct"
+        with torch.no_grad():
+            adv = outputs[k]
+            fooled = (model(adv).argmax(1) != y[: len(adv)]).float().mean().item() if len(adv) == len(y) else math.nan
+        rows.append((k, f"{statistics.median(times[k]):.2f}", paired_ratio(times, k, base), fooled))
+    rows.append((f"(hopskipjump budget: {hsj_queries} queries per example = Foolbox's {hsj_steps} steps)", "", math.nan,
+                 math.nan))
+    return rows
+
+
 
 
 def _rounds(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
@@ -259,24 +331,85 @@ def methods(model, x, y, rounds: int, steps: int = 10, only: list[str] | None = 
             yield f"{method} ({settings})", k + mark, med, med / medians[base]
 
 
+def precision_rows(device: torch.device, width: int, batch: int, rounds: int,
+                   compiled: bool) -> list[tuple[str, float, float, float]]:
+    """PGD on ``device``: the hand-written fp32 loop, robench pgd at --precision fp32 and bf16 (and fp32 through
+    torch.compile); rows of (variant, median s/batch, ratio to the loop, fraction of pixels differing from it)."""
+    from common import interleaved_times
+
+    from robench.runtime import compile_model, prepare
+
+    torch.manual_seed(0)
+    model = prepare(robench.create_model("resnet18", width=width), device).eval()
+    x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(2)).to(device)
+    pgd = {"eps": EPS, "step": STEP, "steps": STEPS}
+    runs = {"hand-written loop, fp32": lambda: hand_written(model, x, y, EPS, STEP, STEPS),
+            "robench pgd --precision fp32": lambda: perturb(model, x, y, "pgd", precision="fp32", **pgd),
+            "robench pgd --precision bf16": lambda: perturb(model, x, y, "pgd", precision="bf16", **pgd)}
+    if compiled:
+        fast = compile_model(model)
+        runs["robench pgd --precision fp32, torch.compile"] = lambda: perturb(fast, x, y, "pgd", precision="fp32",
+                                                                               **pgd)
+    times = interleaved_times(runs, repeats=rounds, warmup=1)
+    ref = runs["hand-written loop, fp32"]()
+    base = statistics.median(times["hand-written loop, fp32"])
+    rows = []
+    for k, fn in runs.items():
+        med = statistics.median(times[k])
+        rows.append((k, med, med / base, ((fn() - ref).abs() > 1e-6).float().mean().item()))
+    return rows
+
+
+def print_precision(args) -> None:
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"### PGD by precision on {device} ({name}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f}), resnet18 width {args.width}, batch {args.batch}, eps "
+          f"{EPS * 255:g}/255, step {STEP * 255:g}/255, {STEPS} steps, median of {args.rounds} interleaved rounds\n\n"
+          f"| variant | s/batch | ratio to hand-written fp32 | pixels differing from it |\n|---|---:|---:|---:|")
+    for k, med, ratio, differ in precision_rows(device, args.width, args.batch, args.rounds, args.compile):
+        print(f"| {k} | {med:.3f} | {ratio:.2f}x | {100 * differ:.2f}% |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--slow-batch", type=int, default=32, help="batch for Boundary and CW")
-    parser.add_argument("--part", choices=("all", "classic", "overhead", "methods"), default="all")
+    parser.add_argument("--query-batch", type=int, default=32, help="batch for Square and HopSkipJump")
+    parser.add_argument("--square-queries", type=int, default=200)
+    parser.add_argument("--hsj-steps", type=int, default=2)
+    parser.add_argument("--only-queries", action="store_true", help="run only the query-based rows")
+    parser.add_argument("--query-model", default=None,
+                        help="trained model folder for the query rows, with --query-data (a random network calls "
+                             "every noise image the same class, so HopSkipJump's start fails)")
+    parser.add_argument("--query-data", default=None, help="data folder of --query-model's dataset")
+    parser.add_argument("--part", choices=("all", "classic", "overhead", "methods", "precision"), default="all")
     parser.add_argument("--methods-batch", type=int, default=32, help="batch for --part methods")
     parser.add_argument("--methods", nargs="*", help="--part methods: only these (default: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch CPU threads (1 gives stable ratios on a machine shared with other processes)")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the precision table (fp32 / bf16 rows); the other tables run on the CPU")
+    parser.add_argument("--width", type=int, default=16, help="model width of the precision table")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile row to the precision table")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
+    if args.part in ("all", "precision"):
+        print_precision(args)
+        if args.part == "precision":
+            return
     torch.manual_seed(0)
     model = robench.create_model("resnet18", width=16).eval()
     x = torch.rand(args.batch, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     y = torch.randint(0, 10, (args.batch,), generator=torch.Generator().manual_seed(2))
     started = time.perf_counter()
+    if args.only_queries:
+        print_queries(model, x, y, args)
+        return
     print(f"## Attacks\n\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); robench {robench.__version__}\n"
           f"model: resnet18 width 16, 3x32x32, batch {args.batch}; median of {args.rounds} interleaved rounds\n")
@@ -314,7 +447,27 @@ def main() -> None:
           f"| attack | settings | s/sample | fooled |\n|---|---|---:|---:|")
     for name, settings, t, fooled in per_sample(model, xs, ys):
         print(f"| {name} | {settings} | {t:.3f} | {fooled:.2f} |")
+    print_queries(model, x, y, args)
     print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
+
+
+def print_queries(model, x, y, args) -> None:
+    xs = x[: args.query_batch]
+    if args.query_model:
+        from robench.data import resolve_dataset
+
+        model = robench.load_model(args.query_model).eval()
+        record = robench.store.read_model(Path(args.query_model).name, Path(args.query_model).parent.parent)
+        xs = resolve_dataset(record.dataset, args.query_data).test.floats(torch.arange(args.query_batch))
+        print(f"query rows: model {args.query_model} on its first {args.query_batch} test images")
+    with torch.no_grad():
+        ys = model(xs).argmax(1)  # the model's own predictions: every image starts correctly classified
+    print(f"### Square (Linf eps {EPS * 255:g}/255, {args.square_queries} queries) and HopSkipJump (L2), batch "
+          f"{args.query_batch}, median of {args.rounds} interleaved rounds\n\n"
+          f"| variant | s/batch | ratio to the library's direct call (paired) | fooled |\n|---|---:|---:|---:|")
+    for name, t, ratio, fooled in query_based(model, xs, ys, args.rounds, args.square_queries, args.hsj_steps):
+        print(f"| {name} | {t} | {'' if math.isnan(ratio) else f'{ratio:.2f}x'} | "
+              f"{'' if math.isnan(fooled) else f'{fooled:.2f}'} |")
 
 
 if __name__ == "__main__":

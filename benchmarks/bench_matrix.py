@@ -13,7 +13,7 @@ exactly like the baseline). Timed:
 
 Ratio = baseline time / cold matrix time (throughput relative to plain inference; target >= 0.9).
 
-    .venv/bin/python benchmarks/bench_matrix.py [--n 2000] [--device cpu] [--repeats 2]
+    .venv/bin/python benchmarks/bench_matrix.py [--n 2000] [--device cpu] [--repeats 2] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -61,24 +61,24 @@ def build(ws: Path, n: int, width: int) -> list[str]:
     return names
 
 
-def baseline(ws: Path, names: list[str], device: torch.device, batch_size: int) -> float:
+def baseline(ws: Path, names: list[str], device: torch.device, batch_size: int, precision: str = "fp32") -> float:
     models = [prepare(robench.load_model(n, ws), device).eval() for n in names]
     s = store.load_set("synthetic", ws)
     test = load_dataset("digits").test.floats()
     t = time.perf_counter()
     for m in models:
         for images in (test, s.clean, s.adv):
-            predict(m, images, batch_size=batch_size, device=device)
+            predict(m, images, batch_size=batch_size, device=device, precision=precision)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
-def timed_matrix(ws: Path, device: str, batch_size: int, fresh: bool) -> float:
+def timed_matrix(ws: Path, device: str, batch_size: int, fresh: bool, precision: str = "fp32") -> float:
     if fresh:
         shutil.rmtree(ws / "cache", ignore_errors=True)
     t = time.perf_counter()
-    df = matrix(ws, device=device, batch_size=batch_size)
+    df = matrix(ws, device=device, batch_size=batch_size, precision=precision)
     assert len(df) == 2
     return time.perf_counter() - t
 
@@ -100,25 +100,28 @@ def main() -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16 or fp16 predictions, both sides")
     args = p.parse_args()
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         names = build(ws, args.n, args.width)
-        timed_matrix(ws, str(device), args.batch_size, True)  # warm-up: imports, allocator, dataset
-        baseline(ws, names, device, args.batch_size)
+        prec = args.precision
+        timed_matrix(ws, str(device), args.batch_size, True, prec)  # warm-up: imports, allocator, dataset
+        baseline(ws, names, device, args.batch_size, prec)
         base, cold, warm = [], [], []
         for _ in range(args.repeats):  # interleaved, best of each: robust to a busy machine
-            base.append(baseline(ws, names, device, args.batch_size))
-            cold.append(timed_matrix(ws, str(device), args.batch_size, True))
-            warm.append(timed_matrix(ws, str(device), args.batch_size, False))
+            base.append(baseline(ws, names, device, args.batch_size, prec))
+            cold.append(timed_matrix(ws, str(device), args.batch_size, True, prec))
+            warm.append(timed_matrix(ws, str(device), args.batch_size, False, prec))
     images = len(names) * (360 + 2 * args.n)
     b, c, w = min(base), min(cold), min(warm)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads, "
           f"device {device} {gpu}, torch {torch.__version__}")
     print(f"workload: {len(names)} x resnet18 width {args.width}, 1x32x32, set of {args.n} images "
-          f"({images} forward images per pass), batch {args.batch_size}, best of {args.repeats}")
+          f"({images} forward images per pass), batch {args.batch_size}, precision {args.precision}, "
+          f"best of {args.repeats}")
     print(f"plain batched inference : {b:7.2f} s  {images / b:8.0f} img/s")
     print(f"matrix (cold cache)     : {c:7.2f} s  {images / c:8.0f} img/s")
     print(f"matrix (warm cache)     : {w:7.2f} s")

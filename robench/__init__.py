@@ -23,13 +23,14 @@ _EXPORTS = {
     "attack": "attacks", "list_sets": "attacks",
     "create_model": "models", "list_models": "models", "register_model": "models",
     "DatasetRef": "records", "ModelRecord": "records", "SetRecord": "records",
-    "autoattack_scores": "scoring", "boundary_scores": "scoring", "matrix": "scoring", "noise_curve": "scoring",
-    "shuffle_curve": "scoring", "tradeoff": "scoring",
+    "autoattack_scores": "scoring", "boundary_scores": "scoring", "folder_scores": "scoring", "matrix": "scoring",
+    "noise_curve": "scoring", "shuffle_curve": "scoring", "tradeoff": "scoring",
 }
 __all__ = [
     "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "autoattack_scores",
-    "boundary_scores", "create_model", "import_model", "list_models", "list_sets", "list_workspace_models",
-    "load_model", "load_set", "matrix", "noise_curve", "register_model", "shuffle_curve", "tradeoff", "train",
+    "boundary_scores", "create_model", "folder_scores", "import_model", "list_models", "list_sets",
+    "list_workspace_models", "load_model", "load_set", "matrix", "noise_curve", "register_model", "shuffle_curve",
+    "tradeoff", "train",
 ]
 
 if TYPE_CHECKING:
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
     from robench.attacks import attack, list_sets
     from robench.models import create_model, list_models, register_model
     from robench.records import DatasetRef, ModelRecord, SetRecord
-    from robench.scoring import autoattack_scores, boundary_scores, matrix, noise_curve, shuffle_curve, tradeoff
+    from robench.scoring import (
+        autoattack_scores,
+        boundary_scores,
+        folder_scores,
+        matrix,
+        noise_curve,
+        shuffle_curve,
+        tradeoff,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -15,12 +15,12 @@ import pandas as pd
 import torch
 
 from robench import store
-from robench.data import load_dataset, resolve_dataset
+from robench.data import AUGMENTS, DatasetInfo, load_dataset, resolve_dataset
 from robench.errors import RobenchError
 from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
 from robench.records import ModelRecord
-from robench.runtime import environment, pick_device
+from robench.runtime import check_precision, environment, pick_device, resolve_precision
 from robench.training import (
     Callback,
     Recipe,
@@ -124,16 +124,28 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     device: str | None = None,
+    precision: str | None = None,
+    compile: bool = False,
+    stream: bool | None = None,
+    image_size: int | None = None,
+    workers: int | None = None,
     callback: Callback | None = None,
 ) -> ModelRecord:
     """Train (or resume) a standard or defective model and save it in the workspace.
 
     Returns the saved :class:`~robench.records.ModelRecord` (name, config, dataset, recipe, clean accuracy, ...).
-    A resumed run continues with the settings it was started with, read from its checkpoint.
+    Its recipe holds what was used: the milestones (``epochs`` alone scales the preset's) and the augmentation
+    (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
+    read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
+    training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
+    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :func:`robench.folders.load_folder`.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
-                                                             "device", "callback")}
+                                                             "device", "precision", "compile", "callback", "stream",
+                                                             "image_size", "workers")}
     spec, recipe, name = _settings(args)
+    if precision is not None:
+        check_precision(precision)
     directory = store.model_dir(name, workspace)
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
@@ -153,25 +165,28 @@ def train(
         return store.read_model(name, workspace)
 
     dev = pick_device(device)
+    chosen = resolve_precision(precision, dev, training=True)
     started = time.time()
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
         if draft is None:
-            data = load_dataset(dataset, data_dir)
+            data = load_dataset(dataset, data_dir, workers=workers, stream=stream, image_size=image_size)
+            recipe = resolve_augment(recipe, data)
             torch.manual_seed(seed)  # weights are initialised from the run's seed
             model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
                                  input_size=data.input_size, width=width, upsample=upsample, strides=strides,
                                  ensemble=ensemble, **spec.to_dict())
             model.set_mean(data.pixel_mean())
             draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
-                                recipe=recipe_dict(recipe), device=str(dev))
+                                recipe=recipe_dict(recipe), device=str(dev), precision=chosen)
         else:  # resume: everything comes from the checkpoint, whatever train() was called with
-            _warn_if_changed(draft, spec, recipe, seed)
-            data = resolve_dataset(draft.dataset, data_dir)
+            _warn_if_changed(draft, spec, recipe, seed, precision)
+            data = resolve_dataset(draft.dataset, data_dir, workers=workers)
             config = dict(draft.config)
             model = create_model(config.pop("name"), **config)
             recipe = Recipe(**draft.recipe)
         summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
-                      callback=callback, info={"record": draft.to_json()})
+                      callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
+                      compile=compile, workers=workers)
     if not dist.main:
         return replace(draft, history=summary["history"])
     record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
@@ -183,6 +198,14 @@ def train(
     return record
 
 
+def resolve_augment(recipe: Recipe, data: DatasetInfo) -> Recipe:
+    """The recipe with ``augment="default"`` replaced by the dataset's default (what the record keeps)."""
+    augment = data.default_augment if recipe.augment == "default" else recipe.augment
+    if augment not in AUGMENTS or augment == "default":
+        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
+    return replace(recipe, augment=augment)
+
+
 def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:
     """The record a checkpoint was started with (settings, dataset reference, seed)."""
     state = load_checkpoint(checkpoint)[1]
@@ -192,10 +215,13 @@ def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:
     return ModelRecord.from_json(state["record"], checkpoint)
 
 
-def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int) -> None:
+def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int, precision: str | None) -> None:
     """Log when --resume came with other settings than the run was started with (the started ones win)."""
-    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed}
-    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed}
+    if recipe.augment == "default":  # resolved when the run started
+        recipe = replace(recipe, augment=(draft.recipe or {}).get("augment", "default"))
+    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed, "precision": precision or draft.precision}
+    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed,
+               "precision": draft.precision}
     if asked != started:
         log.warning("resuming %s with the options it was started with", draft.name)
 
@@ -209,8 +235,11 @@ def list_workspace_models(workspace: str | os.PathLike | None = None) -> pd.Data
             "name": rec.name, "arch": rec.arch, "width": cfg.get("width"), "keep": cfg.get("keep"),
             "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"), "mask": cfg.get("mask"),
             "ensemble": cfg.get("ensemble"), "dataset": rec.dataset.label, "origin": rec.origin.spec or rec.origin.kind,
-            "epochs": rec.epochs, "clean_accuracy": rec.clean_accuracy, "wall_time_s": rec.wall_time_s,
-            "path": str(rec.path),
+            "epochs": rec.epochs, "augment": (rec.recipe or {}).get("augment"),
+            "milestones": ",".join(map(str, (rec.recipe or {}).get("milestones") or [])) or None,
+            "clean_accuracy": rec.clean_accuracy,
+            "wall_time_s": rec.wall_time_s, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "arch", "width", "keep", "placement", "keep_top", "mask", "ensemble",
-                                       "dataset", "origin", "epochs", "clean_accuracy", "wall_time_s", "path"])
+                                       "dataset", "origin", "epochs", "augment", "milestones", "clean_accuracy",
+                                       "wall_time_s", "path"])

@@ -1,8 +1,13 @@
 """Datasets as NCHW float32 in [0, 1], with the papers' augmentations.
 
 Built-in: cifar10, cifar100, mnist, fashion-mnist (torchvision, downloaded into the data
-directory when missing), tiny-imagenet, ``folder`` (an ImageFolder tree with train/ and test/)
-and ``digits`` (scikit-learn's bundled handwritten digits: offline, fixed seeded split).
+directory when missing), tiny-imagenet, ``folder`` (an ImageFolder tree with train/ and test/, held in
+memory or streamed from disk: see :mod:`robench.folders`) and ``digits`` (scikit-learn's bundled
+handwritten digits: offline, fixed seeded split).
+
+A split is either a :class:`Split` held in memory or a streamed split (:class:`robench.folders.StreamedSplit`);
+both offer ``len``, ``labels``, ``shape``, ``floats(index)``, ``batches(batch_size)``, ``train_epoch(...)`` and
+``mean()``, and consumers use only those.
 
 Every loaded dataset carries a :class:`~robench.records.DatasetRef` (name, where it was, a fingerprint of
 its test split); :func:`resolve_dataset` is the one way back from a recorded reference to the data.
@@ -11,23 +16,32 @@ its test split); :func:`resolve_dataset` is the one way back from a recorded ref
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from robench.errors import RobenchError, unknown_name
+from robench.pipeline import AUGMENT_STEPS, DeviceCache, DeviceEpoch
 from robench.records import DatasetRef
+from robench.runtime import to_device
 
 log = logging.getLogger(__name__)
 
-AUGMENTS = ("default", "none", "flip", "crop-flip")
+AUGMENTS = ("default", "none", "flip", "crop-flip", "resized-crop-flip")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one training epoch's shuffling and augmentation."""
+    return seed * 1_000_003 + epoch
 
 
 @dataclass
@@ -35,12 +49,15 @@ class Split:
     """One split held in memory: images (N, C, H, W) uint8 or float in [0,1]; labels (N,) int64.
 
     ``files`` are the images' paths relative to the split's folder, for datasets read from image files.
-    Consumers use :attr:`shape`, :meth:`floats` and :meth:`batches`, which a streamed split offers too.
+    Consumers use :attr:`shape`, :meth:`floats`, :meth:`batches` and :meth:`train_epoch`, which a streamed split
+    offers too.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     files: list[str] | None = None
+    _device: DeviceCache = field(default_factory=DeviceCache, repr=False, compare=False)
+    in_memory: ClassVar[bool] = True
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,6 +78,55 @@ class Split:
             sl = slice(start, min(start + batch_size, len(self)))
             yield sl, self.floats(sl), self.labels[sl]
 
+    def train_epoch(self, batch_size: int, augment: str, seed: int, epoch: int, device: torch.device | str,
+                    rank: int = 0, world: int = 1, workers: int | None = None) -> DeviceEpoch | _OnDevice:
+        """One shuffled, augmented training epoch as (x, y) batches on ``device``; ``len()`` is its batch count.
+
+        x: (b, C, H, W) float32 in [0, 1]; y: (b,) int64; ``batch_size`` images per batch on this process. For
+        none, flip and crop-flip the split moves to ``device`` once and stays there across epochs; order, crops
+        and flips are drawn there from generators seeded by (seed, epoch[, rank]) (see :mod:`robench.pipeline`).
+        Under torchrun (``world`` > 1) every rank gets its own shard of one shared permutation. resized-crop-flip
+        has no batch-wise form: it goes image by image through torchvision (its randomness from torch's global
+        generator, which the caller seeds per epoch). ``workers`` is ignored: the images are in memory.
+        """
+        device = torch.device(device)
+        if augment in AUGMENT_STEPS:
+            return DeviceEpoch(self.images, self.labels, self._device, batch_size=batch_size, augment=augment,
+                               seed=seed, epoch=epoch, device=device, rank=rank, world=world)
+        from torch.utils.data import DistributedSampler
+
+        dataset = AugmentedSplit(self, train_transform(augment, self.shape[-1]))
+        es = epoch_seed(seed, epoch)
+        pin = device.type == "cuda"
+        if world == 1:
+            loader = DataLoader(dataset, batch_size, shuffle=True, generator=torch.Generator().manual_seed(es),
+                                pin_memory=pin)
+        else:
+            loader = DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset, world, rank, shuffle=True,
+                                                                                seed=es), pin_memory=pin)
+        return _OnDevice(loader, device)
+
+    def mean(self) -> torch.Tensor:
+        """Per-pixel mean (C, H, W) of the images in [0, 1]."""
+        total = torch.zeros(self.shape, dtype=torch.float64)
+        for start in range(0, len(self), 4096):
+            total += self.floats(slice(start, start + 4096)).sum(0, dtype=torch.float64)
+        return (total / max(len(self), 1)).float()
+
+
+class _OnDevice:
+    """A DataLoader's (x, y) batches moved to ``device`` (channels_last on CUDA), with its length."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield to_device(x, self.device), y.to(self.device, non_blocking=True)
+
 
 @dataclass
 class DatasetInfo:
@@ -71,8 +137,8 @@ class DatasetInfo:
     """
 
     name: str
-    train: Split
-    test: Split
+    train: Any  # Split, or a streamed split with the same interface
+    test: Any
     num_classes: int
     default_augment: str
     root: str | None = None
@@ -104,12 +170,8 @@ class DatasetInfo:
             classes=tuple(self.classes) if self.classes else None, options=dict(self.options))
 
     def pixel_mean(self) -> torch.Tensor:
-        """Per-pixel mean (C, H, W) of the training images in [0, 1]."""
-        total = torch.zeros(self.train.images.shape[1:], dtype=torch.float64)
-        for start in range(0, len(self.train), 4096):
-            total += self.train.floats(slice(start, start + 4096)).sum(0, dtype=torch.float64)
-        return (total / len(self.train)).float()
-
+        """Per-pixel mean (C, H, W) of the training images in [0, 1] (a streamed split: of a 2048-image sample)."""
+        return self.train.mean()
 
 
 def split_fingerprint(split: Split, classes: list[str] | None = None) -> str:
@@ -146,15 +208,31 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("ROBENCH_DATA") or Path.home() / ".cache" / "robench" / "data")
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
-                 **options: Any) -> DatasetInfo:
-    """Load a dataset by name from ``root`` (default: :func:`data_dir`); ``options`` go to its loader."""
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True, *,
+                 workers: int | None = None, **options: Any) -> DatasetInfo:
+    """Load a dataset by name from ``root`` (default: :func:`data_dir`); ``options`` go to its loader.
+
+    ``workers``: DataLoader workers that decode image files (default: from the core count, see
+    :func:`robench.folders.default_workers`); datasets held as arrays ignore it. Options that are None are
+    left to the loader's defaults; an option the dataset does not take is an error.
+    """
     if name not in _LOADERS:
         raise unknown_name("dataset", name, _LOADERS)
-    return _LOADERS[name](data_dir(root), download, **options)
+    loader = _LOADERS[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = set(inspect.signature(loader).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise RobenchError(f"{flags} does not apply to dataset {name} (only to an image folder: --dataset folder)")
+    if "workers" in accepted:
+        options["workers"] = workers
+    return loader(data_dir(root), download, **options)
 
 
 TREES = ("folder",)  # datasets whose root IS the data (a user's image tree), not a download folder
+# loader options a reference recorded before they existed: a folder recorded without "stream" was in memory
+_RECORDED_DEFAULTS: dict[str, dict[str, Any]] = {"folder": {"stream": False}}
 
 
 def _candidates(ref: DatasetRef, given: str | os.PathLike | None) -> list[Path]:
@@ -176,12 +254,13 @@ def _is_tree(path: Path) -> bool:
 
 
 def resolve_dataset(ref: DatasetRef, data_dir: str | os.PathLike | None = None,
-                    download: bool = True) -> DatasetInfo:
+                    download: bool = True, *, workers: int | None = None) -> DatasetInfo:
     """Load the data a reference records, wherever it is now; the one way from a record to a dataset.
 
     ``data_dir`` (else $ROBENCH_DATA) is looked at first, so a workspace moved to another machine works
     with the data somewhere else; then the recorded location. Data whose test-split fingerprint differs
-    from the recorded one is a RobenchError naming both locations.
+    from the recorded one is a RobenchError naming both locations. The recorded loader options (e.g. a
+    streamed folder's image size) are applied again, so the same test tensors come back.
     """
     given = data_dir or os.environ.get("ROBENCH_DATA")
     candidates = _candidates(ref, given)
@@ -194,7 +273,8 @@ def resolve_dataset(ref: DatasetRef, data_dir: str | os.PathLike | None = None,
         root = trees[0]
     else:
         root = next((c for c in candidates if c.is_dir()), candidates[0]) if candidates else None
-    info = load_dataset(ref.name, root, download, **ref.options)
+    options = {**_RECORDED_DEFAULTS.get(ref.name, {}), **ref.options}
+    info = load_dataset(ref.name, root, download, workers=workers, **options)
     if ref.fingerprint and info.fingerprint != ref.fingerprint:
         raise RobenchError(
             f"the {ref.name} data at {info.root or root} differs from the data recorded at "
@@ -265,8 +345,10 @@ def _digits(root: Path, download: bool) -> DatasetInfo:
 
 
 @register_dataset("tiny-imagenet")
-def _tiny_imagenet(root: Path, download: bool) -> DatasetInfo:
+def _tiny_imagenet(root: Path, download: bool, workers: int | None = None) -> DatasetInfo:
     """Tiny-ImageNet-200 (64x64, 200 classes); the labelled val split serves as the test split."""
+    from robench.folders import Tree, check_workers, decode_tree, scan, tree_mode
+
     base = root / "tiny-imagenet-200"
     if not base.exists() and download:
         from torchvision.datasets.utils import download_and_extract_archive
@@ -277,81 +359,46 @@ def _tiny_imagenet(root: Path, download: bool) -> DatasetInfo:
             raise _missing("tiny-imagenet", root, err) from None
     if not base.exists():
         raise _missing("tiny-imagenet", root, FileNotFoundError(base))
-    train = _image_folder(base / "train")
-    classes = train.classes
+    workers = check_workers(workers)
+    train = scan(base / "train")
+    mode = tree_mode(train)
     val = [line.split("\t")[:2] for line in (base / "val" / "val_annotations.txt").read_text().splitlines()]
-    files = [base / "val" / "images" / f for f, _ in val]
-    test = _stack_images(files, [classes.index(w) for _, w in val], train.in_mode)
-    test.files = [f"images/{f}" for f, _ in val]
-    return DatasetInfo("tiny-imagenet", train.split, test, len(classes), "crop-flip", root=str(base.resolve()),
-                       classes=classes)
+    index = {c: i for i, c in enumerate(train.classes)}
+    test = Tree(base / "val", train.classes, np.array([os.fsencode(f"images/{f}") for f, _ in val], dtype=bytes),
+                torch.tensor([index[w] for _, w in val], dtype=torch.int64))
+    return DatasetInfo("tiny-imagenet", decode_tree(train, mode, workers), decode_tree(test, mode, workers),
+                       len(train.classes), "crop-flip", root=str(base.resolve()), classes=train.classes)
 
 
 @register_dataset("folder")
-def _folder(root: Path, download: bool) -> DatasetInfo:
-    """Any ImageFolder tree: ROOT/train/<class>/*.png and ROOT/test/<class>/*.png."""
-    if not (root / "train").is_dir() or not (root / "test").is_dir():
-        raise RobenchError(
-            f"--dataset folder needs {root}/train and {root}/test, each with one subfolder per class; "
-            f"pass the tree's root with --data-dir"
-        )
-    train, test = _image_folder(root / "train"), _image_folder(root / "test")
-    if train.classes != test.classes:
-        raise RobenchError(f"{root}/train and {root}/test have different class folders; make them match")
-    return DatasetInfo("folder", train.split, test.split, len(train.classes), "crop-flip", root=str(root.resolve()),
-                       classes=train.classes)
+def _folder(root: Path, download: bool, workers: int | None = None, stream: bool | None = None,
+            image_size: int | None = None) -> DatasetInfo:
+    """Any ImageFolder tree: ROOT/train/<class>/* and ROOT/test/<class>/*, in memory or streamed."""
+    from robench.folders import load_folder
 
-
-@dataclass
-class _Folder:
-    split: Split
-    classes: list[str]
-    in_mode: str
-
-
-def _image_folder(path: Path) -> _Folder:
-    from torchvision.datasets import ImageFolder
-
-    folder = ImageFolder(str(path))
-    if not folder.samples:
-        raise RobenchError(f"no images found under {path}; it needs one subfolder of images per class")
-    from PIL import Image
-
-    with Image.open(folder.samples[0][0]) as first:
-        mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
-    split = _stack_images([p for p, _ in folder.samples], folder.targets, mode)
-    split.files = [Path(p).relative_to(path).as_posix() for p, _ in folder.samples]
-    return _Folder(split, folder.classes, mode)
-
-
-def _stack_images(files: list, labels: list[int], mode: str) -> Split:
-    """Decode image files into a uint8 (N, C, H, W) tensor; grayscale images give one channel."""
-    from PIL import Image
-
-    arrays = []
-    for f in files:
-        with Image.open(f) as im:
-            arrays.append(v2.functional.pil_to_tensor(im.convert(mode)))
-    sizes = {tuple(a.shape) for a in arrays}
-    if len(sizes) != 1:
-        raise RobenchError(f"images have different sizes {sorted(sizes)[:3]}...; resize them to one size first")
-    return Split(torch.stack(arrays), torch.as_tensor(labels, dtype=torch.int64))
+    return load_folder(root, download, workers, stream, image_size)
 
 
 def train_transform(augment: str, size: int) -> v2.Transform | None:
-    """The papers' augmentation for one image (C, H, W): pad-4 random crop and/or horizontal flip."""
-    if augment not in AUGMENTS:
-        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS)}")
+    """The papers' augmentation for one image (C, H, W) held in memory: pad-4 random crop and/or horizontal
+    flip, or (``resized-crop-flip``) the ImageNet recipe's random resized crop (scale 0.08-1) and flip."""
+    if augment not in AUGMENTS or augment == "default":
+        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
     steps = {
         "none": [],
         "flip": [v2.RandomHorizontalFlip()],
         "crop-flip": [v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()],
+        "resized-crop-flip": [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()],
     }[augment]
     return v2.Compose(steps) if steps else None
 
 
 class AugmentedSplit(Dataset):
-    """A Split served one image at a time, as float32 [0,1] (C, H, W), with an optional transform."""
+    """An in-memory Split served one image at a time, as float32 [0,1] (C, H, W), with an optional transform.
+
+    In-memory training uses it only for augmentations with no batch-wise form (resized-crop-flip; see
+    :meth:`Split.train_epoch`); it is also the per-sample baseline of ``benchmarks/bench_train.py``.
+    """
 
     def __init__(self, split: Split, transform: v2.Transform | None = None) -> None:
         self.split, self.transform = split, transform

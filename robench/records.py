@@ -79,8 +79,9 @@ class DatasetRef:
 
     @property
     def label(self) -> str:
-        """Short display name: ``digits``, or ``folder:<tree name>`` for a folder dataset."""
-        return f"{self.name}:{Path(self.root).name}" if self.root else self.name
+        """Short display name: ``digits``; ``folder:<tree name>`` for a folder, ``folder:<tree>@224px`` streamed."""
+        label = f"{self.name}:{Path(self.root).name}" if self.root else self.name
+        return label + (f"@{self.options.get('image_size')}px" if self.options.get("stream") else "")
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -1,4 +1,5 @@
-"""Where and how tensors run: device choice, AMP, channels_last, batched inference."""
+"""Where and how tensors run: device choice, numeric precision (autocast), torch.compile, channels_last,
+batched inference."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from robench.errors import RobenchError
+
 
 def pick_device(device: str | None = None) -> torch.device:
     """The requested device, else CUDA when present, else CPU."""
@@ -17,16 +20,76 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA where supported (no loss scaling needed), fp16 otherwise; None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    dtype = amp_dtype(device)
+def check_precision(precision: str) -> str:
+    """``precision`` when it is one of :data:`PRECISIONS`, else a RobenchError naming the choices."""
+    if precision not in _DTYPES:
+        raise RobenchError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def default_precision(device: torch.device, training: bool = False) -> str:
+    """The precision used when none is given: fp32, except training on CUDA (bf16 where the GPU has it, else fp16).
+
+    Attacks and evaluation default to fp32 on every device: gradients of a reduced-precision forward pass make
+    weaker attacks, and a set filtered in one precision and scored in another can disagree with itself.
+    """
+    if training and device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def resolve_precision(precision: str | None, device: torch.device, training: bool = False) -> str:
+    """The checked precision to run in: the given one, else :func:`default_precision`."""
+    return default_precision(device, training) if precision is None else check_precision(precision)
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a precision: None for fp32 (no autocast), torch.bfloat16, torch.float16."""
+    return _DTYPES[check_precision(precision)]
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """Autocast to ``precision`` on ``device`` (CPU too); fp32 is no autocast at all."""
+    dtype = precision_dtype(precision)
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+class AutocastModel(nn.Module):
+    """Runs the wrapped model under autocast to ``precision`` and returns float32 logits (N, K)."""
+
+    def __init__(self, model: nn.Module, precision: str) -> None:
+        super().__init__()
+        self.model, self.precision = model, check_precision(precision)
+        self.training = model.training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device, self.precision):
+            return self.model(x).float()
+
+
+def in_precision(model: nn.Module, precision: str) -> nn.Module:
+    """``model`` itself for fp32, else an :class:`AutocastModel` around it."""
+    return model if check_precision(precision) == "fp32" else AutocastModel(model, precision)
+
+
+COMPILE_BACKEND = "inductor"  # torch.compile's default; tests use "eager" to skip code generation
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)``; a RobenchError when this torch/Python cannot compile.
+
+    The compiled module shares the model's parameters, so checkpoints keep saving ``model.state_dict()``.
+    """
+    import torch._dynamo
+
+    if not hasattr(torch, "compile") or not torch._dynamo.is_dynamo_supported():
+        raise RobenchError(f"--compile: torch.compile is not supported with torch {torch.__version__} on Python "
+                           f"{platform.python_version()}; run without --compile")
+    return torch.compile(model, backend=COMPILE_BACKEND)
 
 
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
@@ -47,12 +110,13 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512, device: torch.device | None = None,
-            logits: bool = False) -> torch.Tensor:
-    """Labels (N,) int64 (or logits (N, K) float32) of ``model`` on images (N, C, H, W) in [0,1]."""
+            logits: bool = False, precision: str = "fp32") -> torch.Tensor:
+    """Labels (N,) int64 (or logits (N, K) float32) of ``model`` on images (N, C, H, W) in [0,1], computed
+    under autocast to ``precision`` (fp32: none)."""
     device = device or next(model.parameters()).device
     outs = []
     for sl in batches(len(images), batch_size):
-        with autocast(device):
+        with autocast(device, precision):
             out = model(to_device(images[sl], device)).float()
         outs.append((out if logits else out.argmax(1)).cpu())
     if not outs:

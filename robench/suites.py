@@ -33,9 +33,13 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     plot = "matrix.pdf"           # the heatmap (.png .svg .pdf .eps)
 
     [[scores]]
-    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack
+    kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack | folder
     set = "densenet121-seed1-pgd-eps16"
     models = "resnet18*"
+
+    [[scores]]
+    kind = "folder"               # accuracy on a test-only folder, classes matched by name
+    data_dir = "/data/stylized"   # needed by kind "folder"
 
 Every key is checked when the file is loaded, before anything runs (:func:`check`): the keys a section takes
 come from the signature of the function it feeds (``robench.train``, ``robench.attack`` plus every attack
@@ -76,7 +80,7 @@ _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
 # parameters its **keywords take or None)
 SCORES = {"boundary": ("boundary_scores", None, None), "noise": ("noise_curve", "noise_plot", None),
           "shuffle": ("shuffle_curve", "shuffle_plot", None), "tradeoff": ("tradeoff", "tradeoff_plot", None),
-          "autoattack": ("autoattack_scores", None, "autoattack")}
+          "autoattack": ("autoattack_scores", None, "autoattack"), "folder": ("folder_scores", "folder_plot", None)}
 SCORE_KINDS = tuple(SCORES)
 
 
@@ -229,11 +233,13 @@ def sections() -> dict[str, Section]:
 
 @functools.cache
 def score_fields(kind: str) -> dict[str, Any]:
-    """The keys a ``[[scores]]`` entry of ``kind`` takes: its function's arguments, out, and plot if it draws."""
+    """The keys a ``[[scores]]`` entry of ``kind`` takes: its function's arguments, out, plot if it draws, and
+    data_dir (the study's ``--data-dir`` for this entry only; kind "folder": the test-only folder)."""
     from robench import scoring
 
     function, figure, method = SCORES[kind]
-    keys = {"kind": str, **signature_fields(getattr(scoring, function), rename={"set_name": "set"}), "out": str}
+    keys = {"kind": str, **signature_fields(getattr(scoring, function), rename={"set_name": "set"}), "out": str,
+            "data_dir": str}
     if method:
         keys.update({k: v for k, v in _method_fields((method,)).items() if k not in keys})
     return {**keys, **({"plot": str, "dpi": int} if figure else {})}
@@ -344,6 +350,10 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
     check(raw, source)
     study = raw.get("study", {})
     scores = raw.get("scores", [])
+    for s in scores:
+        if s["kind"] == "folder" and not s.get("data_dir"):
+            raise RobenchError(f"{source}: a [[scores]] entry of kind \"folder\" needs data_dir, the test-only "
+                               f"folder to score")
     return Suite(
         name=study.get("name", Path(source).stem), description=study.get("description", ""),
         workspace=store.workspace_dir(workspace or study.get("workspace")),
@@ -441,11 +451,11 @@ def _attack_step(suite: Suite, entry: dict[str, Any]) -> Step:
     spec = method_spec(method)
     backend = resolve_backend(spec, args.get("backend"))
     given = {k: v for k, v in args.items() if k not in ("sources", "method", "backend", "n", "seed", "name",
-                                                         "batch_size", "target")}
+                                                         "batch_size", "target", "precision", "compile")}
     params = resolve_params(spec, **given)
     target = str(args["target"]).strip().lower() if args.get("target") is not None else None
     name = args.get("name") or default_set_name(sources, spec, params, backend.name, args.get("seed", 0),
-                                                 args.get("n", 5000), target)
+                                                 args.get("n", 5000), target, args.get("precision", "fp32"))
     done = (store.set_dir(name, suite.workspace) / store.SET_META).exists()
     return Step("attack", name, {**args, "sources": sources, "method": method, "name": name}, done=done)
 
@@ -499,7 +509,7 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     if "set" in args:
         args["set_name"] = args.pop("set")
     scorer = matrix if step.kind == "matrix" else getattr(scoring, SCORES[kind][0])
-    df: pd.DataFrame = scorer(**args, **common)
+    df: pd.DataFrame = scorer(**{**common, **args})  # an entry's data_dir overrides the study's
     write_result(df, step.out, matrix=step.kind == "matrix", **step.options)
     if step.figure is not None:
         _draw(df, step.figure, kind, step.options)

@@ -1,7 +1,11 @@
 """The training loop: the papers' recipe, per-epoch atomic checkpoints and exact resume.
 
-Determinism: every epoch reseeds torch from (seed, epoch) before shuffling and augmenting, so a
-run resumed from the checkpoint of epoch k gives the same final weights as an uninterrupted run.
+Determinism: every epoch's order and augmentation come from generators seeded by (seed, epoch), and torch's
+global RNG (dropout baselines) is reseeded from them too, so a run resumed from the checkpoint of epoch k gives
+the same final weights as an uninterrupted run on the same device.
+
+No step waits for the device: the input pipeline lives on it (:meth:`robench.data.Split.train_epoch`), loss
+and accuracy accumulate there, and progress is read back at most every ``PROGRESS_INTERVAL_S`` seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,23 +24,29 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 
-from robench.data import AugmentedSplit, DatasetInfo, Split, train_transform
+from robench.data import DatasetInfo, epoch_seed
 from robench.errors import RobenchError
 from robench.events import Callback
-from robench.runtime import amp_dtype, autocast, predict, prepare, to_device
+from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("paper", "quick")
+PRESETS = ("paper", "quick", "fast")
+SCHEDULES = ("step", "onecycle")
 SMALL_DATASETS = ("mnist", "fashion-mnist", "digits")
+PROGRESS_INTERVAL_S = 0.25  # 'batch' events (and the host syncs they cost) at most this often
 
 
 @dataclass
 class Recipe:
-    """Optimisation settings (defaults: the papers' CIFAR-10 recipe, appendix D)."""
+    """Optimisation settings (defaults: the papers' CIFAR-10 recipe, appendix D).
+
+    ``schedule``: ``step`` divides the lr by 1/``gamma`` at each of ``milestones`` (epochs); ``onecycle`` warms
+    the lr up linearly from lr/25 over the first ``warmup`` fraction of the steps, then decays it linearly to
+    ~0, stepping every batch. ``nesterov``: Nesterov momentum.
+    """
 
     epochs: int = 350
     batch_size: int = 128
@@ -44,6 +55,9 @@ class Recipe:
     weight_decay: float = 5e-4
     milestones: list[int] = field(default_factory=lambda: [150, 250])
     gamma: float = 0.1
+    schedule: str = "step"
+    warmup: float = 0.25
+    nesterov: bool = False
     label_smoothing: float = 0.0
     augment: str = "default"
     adv_train: bool = False
@@ -52,11 +66,19 @@ class Recipe:
     adv_steps: int = 7
 
     def check(self) -> Recipe:
+        late = [m for m in self.milestones if not 1 <= m < self.epochs]
         problems = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}"),
+            (0 < self.warmup < 1, f"warmup must be a fraction of the run in (0, 1), got {self.warmup}"),
+            (self.schedule == "step" or not self.milestones,
+             "--milestones apply to the step schedule; the one-cycle schedule (--preset fast) has none: drop them"),
+            (not late, f"--milestones {','.join(map(str, self.milestones))}: milestone {late[0] if late else ''} is "
+                       f"not within the run's {self.epochs} epochs, so the learning rate would never use it; give "
+                       f"epochs between 1 and {self.epochs - 1}, or leave --milestones out to scale the preset's"),
         ]
         for ok, message in problems:
             if not ok:
@@ -64,13 +86,33 @@ class Recipe:
         return self
 
 
+def scale_milestones(milestones: list[int], from_epochs: int, to_epochs: int) -> list[int]:
+    """The preset's milestones moved to the same fractions of a ``to_epochs`` run (rounded half up).
+
+    Milestones that round to 0, or to the last epoch or beyond, are dropped (they could not take effect);
+    two that round to the same epoch both stay, so the learning rate still falls by the preset's full factor.
+
+    >>> scale_milestones([150, 250], 350, 3), scale_milestones([150, 250], 350, 50)
+    ([1, 2], [21, 36])
+    """
+    scaled = [max(1, math.floor(m * to_epochs / from_epochs + 0.5)) for m in milestones]
+    return [m for m in scaled if m < to_epochs]
+
+
 def preset(name: str, dataset: str) -> Recipe:
     """``paper``: appendix D (CIFAR 350 epochs, /10 at 150 and 250; MNIST-like 50 epochs with
-    the lost milestones taken at the same fractions, 21 and 36). ``quick``: 15 epochs for CPU runs."""
+    the lost milestones taken at the same fractions, 21 and 36). ``quick``: 15 epochs for CPU runs.
+    ``fast``: a one-cycle schedule for GPUs after Smith's super-convergence and Page's fast CIFAR-10 runs
+    (README, "Presets"): 40 epochs (MNIST-like data: 10), batch 512, peak lr 0.4 (0.1 scaled linearly with the
+    batch), linear warm-up over the first quarter then linear decay to ~0, Nesterov momentum 0.9, weight decay
+    5e-4, no label smoothing (a baseline robench compares against)."""
     if name not in PRESETS:
         raise RobenchError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}")
     if name == "quick":
         return Recipe(epochs=15, batch_size=64, lr=0.05, milestones=[8, 12])
+    if name == "fast":
+        return Recipe(epochs=10 if dataset in SMALL_DATASETS else 40, batch_size=512, lr=0.4, milestones=[],
+                      schedule="onecycle", warmup=0.25, nesterov=True)
     if dataset in SMALL_DATASETS:
         return Recipe(epochs=50, milestones=[21, 36])
     return Recipe()
@@ -105,19 +147,13 @@ def dist_context() -> Dist:
     return Dist(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
-
-
-def evaluate(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` on a split."""
+def evaluate(model: nn.Module, split, device: torch.device, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on a split (in memory or streamed: read batch by batch)."""
     model.eval()
-    preds = torch.cat([predict(model, split.floats(sl), batch_size, device) for sl in _chunks(len(split))])
-    return float((preds == split.labels).float().mean()) if len(split) else math.nan
-
-
-def _chunks(n: int, size: int = 8192):
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)] or [slice(0, 0)]
+    if not len(split):
+        return math.nan
+    preds = torch.cat([predict(model, x, batch_size, device) for _, x, _ in split.batches(8192)])
+    return float((preds == split.labels).float().mean())
 
 
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -147,6 +183,17 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return read_tensors(path), json.loads(read_tensor_metadata(path)["robench"])
 
 
+def _scheduler_state(state: dict) -> dict:
+    """A scheduler state read back from JSON: MultiStepLR's milestone counter has int keys again.
+
+    JSON turns ``Counter({150: 1})`` into ``{"150": 1}``; loaded as is, a resumed run would never decay.
+    """
+    milestones = state.get("milestones")
+    if isinstance(milestones, dict):
+        state = {**state, "milestones": Counter({int(k): v for k, v in milestones.items()})}
+    return state
+
+
 def fit(
     model: nn.Module,
     data: DatasetInfo,
@@ -158,50 +205,72 @@ def fit(
     resume: bool = False,
     callback: Callback | None = None,
     info: dict | None = None,
+    precision: str | None = None,
+    compile: bool = False,
+    workers: int | None = None,
 ) -> dict:
     """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (history, wall time, accuracy).
 
     A checkpoint is written atomically after every epoch; with ``resume`` training continues
     from it and reaches the same weights as an uninterrupted run. Under torchrun, each process
     trains on its shard with DistributedDataParallel (the batch size stays the global one) and
-    rank 0 writes the checkpoints.
+    rank 0 writes the checkpoints. The training split serves each epoch's batches (``data.train.train_epoch``:
+    in memory on the device, or streamed from image files by ``workers`` DataLoader workers). ``precision``
+    (fp32, bf16, fp16; default: bf16 on CUDA, fp32 on CPU) is the forward pass's autocast dtype, with loss
+    scaling for fp16 only; ``compile`` runs the model through torch.compile. The test accuracy is measured in
+    fp32.
+
+    ``callback(kind, payload)`` receives 'start' (epochs, start_epoch, steps_per_epoch), 'batch' (epoch, step,
+    loss, accuracy, images_per_s: running values of the epoch, at most every ``PROGRESS_INTERVAL_S`` seconds and
+    after its last step) and 'epoch' (the epoch's stats).
     """
     dist = dist_context()
-    emit = callback if callback and dist.main else (lambda kind, payload: None)
+    emit = callback if callback and dist.main else None
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
+    precision = resolve_precision(precision, device, training=True)
     model = prepare(model, device)
     net = model
     if dist.world > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, recipe.milestones, recipe.gamma)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and _fp16(device))
+    if compile:
+        net = compile_model(net)
+    fp16 = precision == "fp16"
+    # fused SGD takes the scaler's inf check on the device: fp16 steps then need no host sync either
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                          weight_decay=recipe.weight_decay, fused=True if fp16 and device.type == "cuda" else None)
+    augment = data.default_augment if recipe.augment == "default" else recipe.augment
+    batch_size = max(recipe.batch_size // dist.world, 1)
+
+    def epoch_batches(epoch: int):
+        return data.train.train_epoch(batch_size, augment, seed, epoch, device, rank=dist.rank, world=dist.world,
+                                      workers=workers)
+
+    steps_per_epoch = len(epoch_batches(0))
+    sched, per_step = _scheduler(opt, recipe, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     start, history, wall = 0, [], 0.0
     if resume and checkpoint.exists():
         tensors, state = load_checkpoint(checkpoint)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items()}, state["param_groups"])
-        sched.load_state_dict(state["scheduler"])
+        sched.load_state_dict(_scheduler_state(state["scheduler"]))
         scaler.load_state_dict(state["scaler"])
         start, history, wall = state["epoch"], state["history"], state["wall_time_s"]
         log.info("resuming from epoch %d", start)
-    augment = data.default_augment if recipe.augment == "default" else recipe.augment
-    dataset = AugmentedSplit(data.train, train_transform(augment, data.input_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    adversary = _madry_pgd(recipe) if recipe.adv_train else None
-    batch_size = max(recipe.batch_size // dist.world, 1)
-    steps_per_epoch = math.ceil(len(dataset) / dist.world / batch_size)
-    emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch,
-                   "total": recipe.epochs * steps_per_epoch, "done": start * steps_per_epoch})
+    adversary = _madry_pgd(recipe, precision) if recipe.adv_train else None
+    step = _train_step(net, opt, sched if per_step else None, scaler, loss_fn, device, precision, adversary)
+    if emit:
+        emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch,
+                       "total": recipe.epochs * steps_per_epoch, "done": start * steps_per_epoch})
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(_epoch_seed(seed, epoch) + dist.rank)
-        loader = _loader(dataset, batch_size, _epoch_seed(seed, epoch), dist, device)
-        stats = _run_epoch(net, loader, opt, scaler, loss_fn, device, adversary, epoch, emit)
-        sched.step()
+        torch.manual_seed(epoch_seed(seed, epoch) + dist.rank)
+        stats = _run_epoch(net, epoch_batches(epoch), step, device, epoch, emit)
+        if not per_step:
+            sched.step()
         stats.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
         history.append(stats)
         wall += stats["seconds"]
@@ -209,61 +278,81 @@ def fit(
         if dist.main:
             save_checkpoint(checkpoint, model, opt, sched, scaler, state)
         dist.barrier()
-        emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
+        if emit:
+            emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
     test_acc = evaluate(model, data.test, device)
-    return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc,
+    return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc, "precision": precision,
             "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
 
 
-def _loader(dataset, batch_size: int, seed: int, dist: Dist, device: torch.device) -> DataLoader:
-    """Shuffled batches, seeded per epoch; under torchrun each rank gets its own shard."""
-    pin = device.type == "cuda"
-    if dist.world == 1:
-        return DataLoader(dataset, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
-                          pin_memory=pin)
-    sampler = DistributedSampler(dataset, dist.world, dist.rank, shuffle=True, seed=seed)
-    return DataLoader(dataset, batch_size, sampler=sampler, pin_memory=pin)
+def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
+    """The learning-rate schedule and whether it steps after every batch (one-cycle) or every epoch (step)."""
+    if recipe.schedule == "onecycle":
+        # linear warm-up from lr/25 to lr over `warmup` of the run, then linear decay to lr/25/1e4; one step more
+        # than the run takes, so the scheduler's step after the last batch lands on that floor, not below it
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch + 1, pct_start=recipe.warmup,
+            anneal_strategy="linear", cycle_momentum=False), True
+    return torch.optim.lr_scheduler.MultiStepLR(opt, recipe.milestones, recipe.gamma), False
 
 
-def _fp16(device: torch.device) -> bool:
-    return amp_dtype(device) == torch.float16
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _run_epoch(model, loader, opt, scaler, loss_fn, device, adversary, epoch, emit) -> dict:
-    model.train()
-    seen = correct = 0
-    total_loss = 0.0
-    t0 = time.perf_counter()
-    for step, (x, y) in enumerate(loader):
-        x, y = to_device(x, device), y.to(device)
+def _train_step(net: nn.Module, opt, sched, scaler, loss_fn, device: torch.device, precision: str,
+                adversary) -> Step:
+    """One optimisation step on a batch; returns (loss, number correct) as device tensors (no host sync)."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if adversary is not None:
-            x = adversary(model, x, y)
-        with autocast(device):
-            out = model(x)
-            loss = loss_fn(out.float(), y)
+            x = adversary(net, x, y)
+        with autocast(device, precision):
+            out = net(x)
+        loss = loss_fn(out.float(), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+        if sched is not None:
+            sched.step()
+        return loss.detach(), (out.argmax(1) == y).sum()
+
+    return step
+
+
+def _run_epoch(net: nn.Module, batches, step: Step, device: torch.device, epoch: int,
+               emit: Callback | None) -> dict:
+    """Train one epoch; loss and accuracy sums stay on the device and are read only for progress and the end."""
+    net.train()
+    loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, steps = 0, len(batches)
+    t0 = shown = time.perf_counter()
+    for i, (x, y) in enumerate(batches, 1):
+        loss, right = step(x, y)
+        loss_sum += loss * len(y)
+        correct += right
         seen += len(y)
-        correct += int((out.argmax(1) == y).sum())
-        total_loss += float(loss.detach()) * len(y)
-        emit("batch", {"epoch": epoch, "step": step + 1, "done": epoch * len(loader) + step + 1,
-                       "loss": total_loss / seen, "accuracy": correct / seen,
-                       "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)})
-    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+        if emit and (i == steps or time.perf_counter() - shown >= PROGRESS_INTERVAL_S):
+            emit("batch", {"epoch": epoch, "step": i, "done": epoch * steps + i, "loss": float(loss_sum) / seen,
+                           "accuracy": int(correct) / seen,
+                           "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)})
+            shown = time.perf_counter()
+    return {"train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": int(correct) / max(seen, 1),
             "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
 
 
-def _madry_pgd(recipe: Recipe) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Madry's PGD adversarial training examples through Foolbox's LinfPGD (random start)."""
+def _madry_pgd(recipe: Recipe, precision: str) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Madry's PGD adversarial training examples through Foolbox's LinfPGD (random start), in the training
+    precision."""
     import foolbox as fb
 
     attack = fb.attacks.LinfPGD(abs_stepsize=recipe.adv_step, steps=recipe.adv_steps, random_start=True)
 
     def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         model.eval()
-        _, adv, _ = attack(fb.PyTorchModel(model, bounds=(0, 1), device=x.device), x, y, epsilons=recipe.adv_eps)
+        fmodel = fb.PyTorchModel(in_precision(model, precision), bounds=(0, 1), device=x.device)
+        _, adv, _ = attack(fmodel, x, y, epsilons=recipe.adv_eps)
         model.train()
         return adv.detach()
 
@@ -271,8 +360,15 @@ def _madry_pgd(recipe: Recipe) -> Callable[[nn.Module, torch.Tensor, torch.Tenso
 
 
 def recipe_from(base: Recipe, **overrides: Any) -> Recipe:
-    """``base`` with every non-None override applied, checked."""
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None}).check()
+    """``base`` with every non-None override applied, checked.
+
+    ``epochs`` without ``milestones`` moves the preset's milestones to the same fractions of the new run
+    (:func:`scale_milestones`): a 3-epoch paper run decays at epochs 1 and 2, not never.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in given and "milestones" not in given:
+        given["milestones"] = scale_milestones(base.milestones, base.epochs, given["epochs"])
+    return replace(base, **given).check()
 
 
 def recipe_dict(recipe: Recipe) -> dict:

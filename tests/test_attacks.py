@@ -19,7 +19,8 @@ from robench.errors import RobenchError
 SMALL = {"pgd": {"steps": 5}, "mifgsm": {"steps": 5}, "cw": {"steps": 10, "binary_search_steps": 1},
          "boundary": {"steps": 20, "init_directions": 20}, "difgsm": {"steps": 5}, "tifgsm": {"steps": 5},
          "mdti": {"steps": 5}, "vmifgsm": {"steps": 3, "samples": 2}, "apgd": {"steps": 5},
-         "autoattack": {"steps": 2, "queries": 20}}
+         "autoattack": {"steps": 2, "queries": 20}, "square": {"queries": 50},
+         "hopskipjump": {"queries": 200, "init_directions": 10, "eps": 5.0}}
 # torchattacks' TI kernel is hard-wired to 3 channels: on the 1-channel digits these pairs are one-line errors
 THREE_CHANNELS = {("tifgsm", "torchattacks"), ("mdti", "torchattacks")}
 PAIRS = [(m, b) for m in list_methods() for b in method_spec(m).backends]

@@ -61,3 +61,59 @@ def test_existing_name_is_an_error(ws):
 def test_empty_workspace_models(ws):
     r = run("models", "--workspace", ws)
     assert r.exit_code == 0 and "no models" in r.output
+
+
+# ---------------------------------------------------------------- schedules and augmentation defaults (issue 14)
+
+
+def test_scaled_milestones_keep_the_presets_fractions():
+    from robench.training import scale_milestones
+
+    assert scale_milestones([150, 250], 350, 350) == [150, 250]
+    assert scale_milestones([150, 250], 350, 50) == [21, 36]  # the MNIST preset's own milestones
+    assert scale_milestones([150, 250], 350, 3) == [1, 2]
+    assert scale_milestones([8, 12], 15, 3) == [2, 2]  # both decays kept: the lr still falls 100x
+    assert scale_milestones([150, 250], 350, 1) == []  # one epoch leaves no room to decay
+
+
+def test_epochs_alone_scales_the_milestones_and_says_so(ws):
+    from robench import store
+
+    r = run("train", "tiny", "--dataset", "digits", "--epochs", "3", "--width", "4", "--workspace", ws,
+            "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "3 epochs, lr 0.1 /10 at epochs 1,2, augmentation none" in r.stderr
+    record = store.read_model("tiny", ws)
+    assert record.recipe["milestones"] == [1, 2]
+    assert [h["lr"] for h in record.history] == pytest.approx([0.01, 0.001, 0.001])  # lr after each epoch
+    r = run("train", "tiny", "--dataset", "digits", "--epochs", "3", "--milestones", "2", "--width", "4",
+            "--workspace", ws, "--device", "cpu", "--name", "given")
+    assert r.exit_code == 0 and "at epoch 2," in r.stderr
+    assert store.read_model("given", ws).recipe["milestones"] == [2]  # an explicit schedule is kept as given
+
+
+@pytest.mark.parametrize("args", [["--epochs", "3", "--milestones", "2,3"], ["--milestones", "400"],
+                                  ["--epochs", "5", "--milestones", "0"]])
+def test_milestones_outside_the_run_are_one_line_errors(ws, args):
+    r = run("train", "tiny", "--dataset", "digits", *args, "--workspace", ws)
+    assert r.exit_code == 1 and "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
+    assert "is not within the run's" in r.stderr and "would never use it" in r.stderr
+
+
+@pytest.mark.parametrize("mode,size,augment", [("L", 28, "flip"), ("RGB", 32, "crop-flip")])
+def test_folder_augmentation_defaults_follow_the_images(tmp_path, mode, size, augment):
+    """1-channel 28x28: the papers' MNIST recipe (flip); 3-channel 32x32: their CIFAR one (pad-4 crop + flip)."""
+    from conftest import write_digits_tree
+
+    from robench import store
+
+    tree = write_digits_tree(tmp_path / "tree", mode=mode, size=size, per_class=10, test_fraction=0.5)
+    ws = tmp_path / "ws"
+    r = run("train", "tiny", "--dataset", "folder", "--data-dir", tree, "--preset", "quick", "--epochs", "1",
+            "--width", "4", "--workspace", ws, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert f"augmentation {augment})" in r.stderr
+    record = store.read_model("tiny", ws)
+    assert record.recipe["augment"] == augment and record.config["input_size"] == size
+    listing = run("models", "--workspace", ws).stdout
+    assert "augment" in listing and f" {augment} " in listing

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 import torch
 import torchvision
+from test_attacks import SMALL
 from test_cli_matrix import one_line_error, run
 
 import robench
@@ -22,14 +23,8 @@ from robench.importing import FORMS, parse_spec
 from robench.records import read_model_record
 from robench.store import load_set
 
-CHEAP = {  # every method family, at a cost a CPU test affords
-    "fgsm": {"eps": 16 / 255},
-    "pgd": {"eps": 16 / 255, "step": 4 / 255, "steps": 4, "backend": "art"},
-    "mifgsm": {"eps": 16 / 255, "step": 4 / 255, "steps": 4},
-    "cw": {"steps": 10, "binary_search_steps": 1, "initial_const": 1.0},
-    "boundary": {"steps": 5, "init_directions": 20},
-    "noise": {"sigma": 0.3},
-}
+# test_attacks' small settings for every registered method; PGD through ART here, so ART sees an exported program too
+CHEAP = {**SMALL, "pgd": {**SMALL["pgd"], "backend": "art"}}
 
 USER_CODE = """
 import torch
@@ -171,7 +166,8 @@ def test_every_method_family_attacks_imported_programs(tmp_path, ws):
         robench.import_model(name, spec, dataset="digits", workspace=ws, evaluate=False)
     runs = [("ex", method) for method in list_methods()] + [("ts", "fgsm")]
     for source, method in runs:
-        set_rec = robench.attack(source, method, n=4, batch_size=32, workspace=ws, device="cpu", **CHEAP[method])
+        settings = CHEAP.get(method, {})
+        set_rec = robench.attack(source, method, n=4, batch_size=32, workspace=ws, device="cpu", **settings)
         adv = load_set(set_rec.name, ws)
         assert set_rec.attempted == 4
         with torch.no_grad():

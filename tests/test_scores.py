@@ -71,14 +71,17 @@ def test_boundary_score_from_a_stored_boundary_set(probe_ws):
 def test_boundary_score_by_attack_uses_perturb(probe_ws, monkeypatch):
     seen = {}
 
-    def fake_perturb(model, images, labels, method, backend=None, *, seed=None, **params):
-        seen.update(images=images.clone(), labels=labels.clone(), method=method, params=params, seed=seed)
-        return 1.0 - images  # inverted digits: mostly misclassified
+    def fake_perturb(model, images, labels, method, backend=None, *, seed=None, precision="fp32", **params):
+        seen.update(images=images.clone(), labels=labels.clone(), method=method, params=params, seed=seed,
+                    precision=precision)
+        adv = 1.0 - images  # inverted digits: mostly misclassified
+        l2 = (adv - images).flatten(1).norm(dim=1)
+        return robench.attacks.AttackOutput(adv, {"l2_trace": l2[:, None]})
 
-    monkeypatch.setattr(robench.attacks, "perturb", fake_perturb, raising=False)
+    monkeypatch.setattr(robench.attacks.generate, "perturb_output", fake_perturb)
     df = boundary_scores("tiny", probe_ws, mode="attack", n=20, params={"steps": 3}, device="cpu")
     assert seen["method"] == "boundary" and seen["params"] == {"steps": 3} and seen["seed"] == 0
-    assert len(seen["images"]) == 20
+    assert len(seen["images"]) == 20 and seen["precision"] == "fp32"
     model = robench.load_model("tiny", probe_ws)
     adv = 1.0 - seen["images"]
     with torch.no_grad():
@@ -87,6 +90,9 @@ def test_boundary_score_by_attack_uses_perturb(probe_ws, monkeypatch):
     values = ((adv - seen["images"])[fooled] ** 2).flatten(1).sum(1) / 1024
     assert df.loc[0, "n"] == int(fooled.sum()) and df.loc[0, "from"] == "attack"
     assert df.loc[0, "score"] == pytest.approx(float(np.median(values.numpy())))
+    # one checkpoint (3 steps) cannot show convergence: flagged, and the trace holds the same median
+    assert df.loc[0, "converged"] == False and df.loc[0, "steps"] == 3  # noqa: E712
+    assert df.attrs["trace"]["median"].tolist() == pytest.approx([df.loc[0, "score"]])
 
 
 @pytest.mark.skipif(not hasattr(robench.attacks, "perturb"), reason="the attack layer's perturb is not there yet")
@@ -129,7 +135,8 @@ def test_patch_shuffle_k1_is_identity_and_bad_k_is_an_error():
 
 def test_shuffle_curve_on_common_correct_samples(probe_ws):
     df = shuffle_curve("*", probe_ws, ks=(1, 4), device="cpu")
-    assert set(df.model) == {"tiny", "tiny-keep0.3-bottom"} and list(df.columns) == ["model", "k", "accuracy", "n"]
+    assert set(df.model) == {"tiny", "tiny-keep0.3-bottom"}
+    assert list(df.columns) == ["model", "k", "accuracy", "n", "precision"]
     assert (df[df.k == 1].accuracy == 1.0).all()
     data = load_dataset("digits")
     shuffled_acc = {}

@@ -144,7 +144,8 @@ def test_the_schema_follows_the_functions():
     assert set(fields["models"].fields) == train_keys
     assert {k for m in list_methods() for k in method_spec(m).defaults} <= set(fields["attacks"].fields)
     assert {"plot", "out", "dpi", "models", "sets"} <= set(fields["matrix"].fields)
-    assert set(suites.score_fields("tradeoff")) == {"kind", "set", "models", "out", "plot", "dpi"}
+    assert set(suites.score_fields("tradeoff")) == {"kind", "set", "models", "out", "plot", "dpi", "precision",
+                                                    "workers", "data_dir"}
     assert "plot" not in suites.score_fields("boundary")
 
 

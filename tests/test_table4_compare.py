@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def test_a_cell_that_falls_with_lower_keep_is_counted(tmp_path: Path) -> None:
     values = dict(t4.PAPER)
     values[("vgg19", 0.3)] = [10.0, *values[("vgg19", 0.3)][1:]]  # vgg19 target, resnet18 source: 72.3 -> 10
     assert t4.monotone(t4.ours_frame(matrix_csv(tmp_path / "m.csv", values))) == (24, 25)
+
+
+def test_table4_estimate_scales_median_epochs_to_the_full_preset(trained_ws):
+    """benchmarks/table4_estimate.py: per model, median epoch time (first epoch left out) x the preset's epochs."""
+    import table4_estimate as est
+
+    from robench import store
+    from robench.training import preset
+
+    records = store.list_model_records(trained_ws)  # quick preset, 4 epochs each
+    expected = sum(statistics.median([h["seconds"] for h in r.history][1:]) * preset("quick", "digits").epochs
+                   for r in records)
+    e = est.estimate(trained_ws, matrix_s=36.0)
+    assert e["preset"] == "quick" and e["models"] == 2 and e["attack_h"] == 0
+    assert e["train_h"] == pytest.approx(expected / 3600) and e["total_h"] == pytest.approx((expected + 36) / 3600)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import robench
-from robench import store
+from robench import store, training
 from robench.errors import RobenchError
 from robench.training import preset
 
@@ -123,3 +123,51 @@ def test_torchrun_data_parallel_on_cpu(ws):
     record = store.read_model("tiny", ws)
     assert len(record.history) == 2 and record.clean_accuracy > 0.1
     assert not (Path(ws) / "models" / "tiny" / "checkpoint.safetensors").exists()
+
+
+def test_fast_preset_is_a_one_cycle_schedule():
+    cifar, mnist = preset("fast", "cifar10"), preset("fast", "mnist")
+    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.schedule, cifar.nesterov, cifar.weight_decay) == (
+        40, 512, 0.4, "onecycle", True, 5e-4)
+    assert cifar.label_smoothing == 0 and mnist.epochs == 10 and preset("paper", "cifar10").schedule == "step"
+    with pytest.raises(RobenchError, match="--milestones apply to the step schedule"):
+        training.recipe_from(cifar, milestones=[20])
+
+
+def test_fast_preset_trains_with_progress_read_once_per_epoch(ws, monkeypatch):
+    """One-cycle on digits (at batch 128 / lr 0.1: batch 512 leaves digits 3 steps per epoch): the lr rises over the
+    warm-up quarter (1.5 of 6 epochs) and then falls to ~0, the model learns, and with a long progress interval
+    'batch' events come only at each epoch's end, carrying the epoch's device-accumulated loss and accuracy."""
+    monkeypatch.setattr(training, "PROGRESS_INTERVAL_S", 1e9)
+    events = []
+    record = robench.train("tiny", dataset="digits", workspace=ws, preset="fast", epochs=6, batch_size=128, lr=0.1,
+                           width=8, device="cpu", callback=lambda kind, p: events.append((kind, dict(p))))
+    lrs = [h["lr"] for h in record.history]
+    assert lrs[0] < lrs[1] and lrs[1:] == sorted(lrs[1:], reverse=True) and len(set(lrs)) == len(lrs)
+    assert max(lrs) <= 0.1 and lrs[-1] < 1e-3
+    assert record.clean_accuracy > 0.5 and record.recipe["schedule"] == "onecycle"
+    batches = [p for kind, p in events if kind == "batch"]
+    steps = next(p for kind, p in events if kind == "start")["steps_per_epoch"]
+    assert [(p["epoch"], p["step"]) for p in batches] == [(e, steps) for e in range(6)]
+    for p, h in zip(batches, record.history, strict=True):
+        assert p["loss"] == pytest.approx(h["train_loss"]) and p["accuracy"] == h["train_accuracy"]
+
+
+def test_compile_trains_attacks_and_saves_plain_weights(ws, monkeypatch):
+    """--compile goes through torch.compile (the 'eager' backend here: same graph capture, no code generation), and
+    the saved weights are the plain module's; where torch.compile is unsupported it is a one-line error."""
+    from robench import runtime
+
+    compiled = []
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "eager")
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(model) or real(model, **kw))
+    kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, width=4, device="cpu")
+    record = robench.train("tiny", compile=True, **kw)
+    assert len(compiled) == 1 and not any("_orig_mod" in k for k in weights(ws, "tiny"))
+    assert record.clean_accuracy > 0.1
+    s = robench.attack("tiny", "fgsm", n=32, workspace=ws, device="cpu", compile=True)
+    assert len(compiled) == 2 and s.n > 0
+    monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
+    with pytest.raises(RobenchError, match="--compile: torch.compile is not supported"):
+        robench.train("tiny", name="nocompile", compile=True, **kw)

@@ -15,15 +15,17 @@ from robench._lazy import lazy_exports
 
 _EXPORTS = {
     "attack": "generate", "default_set_name": "generate", "list_sets": "generate", "perturb": "generate",
+    "perturb_output": "generate",
     "CIFAR10C_SIGMAS": "noise", "gaussian_noise": "noise",
     "AttackOutput": "registry", "MethodSpec": "registry", "list_backends": "registry", "list_methods": "registry",
     "method_spec": "registry", "parse_number": "registry", "register_method": "registry",
 }
 __all__ = ["AttackOutput", "CIFAR10C_SIGMAS", "MethodSpec", "attack", "default_set_name", "gaussian_noise",
-    "list_backends", "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "register_method"]
+    "list_backends", "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "perturb_output",
+    "register_method"]
 
 if TYPE_CHECKING:
-    from robench.attacks.generate import attack, default_set_name, list_sets, perturb
+    from robench.attacks.generate import attack, default_set_name, list_sets, perturb, perturb_output
     from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
     from robench.attacks.registry import (
         AttackOutput,

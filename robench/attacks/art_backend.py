@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from robench.attacks.queries import QueryCounter
+from robench.errors import RobenchError
+
 
 def version() -> str:
     import art
@@ -70,19 +73,51 @@ def cw(classifier: Any, params: dict, batch_size: int) -> Any:
                            initial_const=params["initial_const"], batch_size=batch_size, verbose=False)
 
 
-def classifier(model: nn.Module, images: torch.Tensor) -> Any:
+def square(classifier: Any, params: dict, batch_size: int) -> Any:
+    """ART's SquareAttack, Linf only: one query for its start, then one per iteration (see ``queries.QueryCounter``)."""
+    from art.attacks.evasion import SquareAttack
+
+    if params["norm"] != "linf":
+        raise RobenchError("ART's L2 SquareAttack divides its new window by the remaining budget where the reference "
+                           "multiplies; use --backend robench for square --norm l2")
+    if params["queries"] < 2:
+        raise RobenchError(f"square --backend art needs --queries >= 2 (one for its start, one per iteration), "
+                           f"got {params['queries']}")
+    return SquareAttack(classifier, norm=np.inf, eps=params["eps"],
+                        max_iter=params["queries"] - 1, p_init=params["p_init"], nb_restarts=1, batch_size=batch_size,
+                        verbose=False)
+
+
+square.counts_queries = True  # run() puts the model behind a QueryCounter
+
+
+def classifier(model: nn.Module, images: torch.Tensor, num_classes: int | None = None) -> Any:
     """An ART PyTorchClassifier for ``model`` on inputs shaped like images (N, C, H, W) in [0,1]."""
     from art.estimators.classification import PyTorchClassifier
 
-    with torch.inference_mode():
-        num_classes = model(images[:1]).shape[1]
+    if num_classes is None:
+        with torch.inference_mode():
+            num_classes = model(images[:1]).shape[1]
     return PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=tuple(images.shape[1:]),
                              nb_classes=num_classes, clip_values=(0.0, 1.0),
                              device_type="gpu" if images.device.type == "cuda" else "cpu")
 
 
-def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,)."""
-    attack = builder(classifier(model, images), params, len(images))
+def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> Any:
+    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,).
+
+    Query-based attacks (builders marked ``counts_queries``) return an ``AttackOutput`` with the queries (N,)
+    each example used.
+    """
+    counter = None
+    if getattr(builder, "counts_queries", False):
+        counter = model = QueryCounter(model, images, labels, norm=params["norm"])
+    num_classes = counter.cache_logits.shape[2] if counter is not None else None
+    attack = builder(classifier(model, images, num_classes), params, len(images))
     adv = attack.generate(images.detach().cpu().numpy(), labels.detach().cpu().numpy())
-    return torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)).to(images.device)
+    adv = torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)).to(images.device)
+    if counter is None:
+        return adv
+    from robench.attacks.registry import AttackOutput
+
+    return AttackOutput(adv, {"queries": counter.counts.clone()})

@@ -7,12 +7,19 @@ does anyway with the source's predictions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
+
+from robench.attacks.convergence import checkpoints
+from robench.attacks.queries import BudgetSpent, QueryCounter, project
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +62,54 @@ def cw(params: dict) -> tuple[Any, dict]:
     return attack, {}
 
 
+class _NormTrace:
+    """Stands in for Foolbox's TensorBoard logger during one ``BoundaryAttack.run``.
+
+    Foolbox logs ``histogram("norms", source_norms, step)`` at the start of every step: the L2 norms (N,) of its
+    current best adversarials, i.e. after ``step - 1`` steps. This keeps them at the checkpoint step counts and
+    ignores every other log call, so the attack itself runs unchanged (checked in the tests: same images with
+    and without the trace).
+    """
+
+    def __init__(self, checkpoints: list[int]) -> None:
+        self.checkpoints = set(checkpoints)
+        self.norms: dict[int, torch.Tensor] = {}
+
+    def __call__(self, logdir: Any = False) -> _NormTrace:  # Foolbox calls TensorBoard(logdir=...)
+        return self
+
+    def histogram(self, tag: str, x: Any, step: int, **_: Any) -> None:
+        if tag == "norms" and step - 1 in self.checkpoints:
+            self.norms[step - 1] = x.raw.detach().float().cpu().clone()
+
+    def __getattr__(self, name: str) -> Any:  # scalar, probability, mean, close, ...: ignored
+        return lambda *args, **kwargs: None
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _tracing(recorder: _NormTrace) -> Iterator[None]:
+    """Foolbox's BoundaryAttack logs to ``recorder`` instead of its (disabled) TensorBoard for the duration."""
+    from foolbox.attacks import boundary_attack
+
+    with _PATCH_LOCK:
+        original = boundary_attack.TensorBoard
+        boundary_attack.TensorBoard = recorder
+        try:
+            yield
+        finally:
+            boundary_attack.TensorBoard = original
+
+
 class _Boundary:
     """Foolbox's BoundaryAttack, started from LinearSearchBlendedUniformNoiseAttack (large uniform noise).
 
     Foolbox refuses the whole batch when the noise start fails for a few inputs; here those inputs
-    are returned unchanged (so they count as failures) and the rest of the batch is attacked.
+    are returned unchanged (so they count as failures) and the rest of the batch is attacked. One run
+    records each example's L2 norm at ``convergence.checkpoints(steps)`` (extra ``l2_trace``, (N, K),
+    NaN where the start failed).
     """
 
     def __init__(self, params: dict) -> None:
@@ -69,9 +119,12 @@ class _Boundary:
             directions=params["init_directions"], steps=params["init_steps"])
         self.attack = fb.attacks.BoundaryAttack(steps=params["steps"], spherical_step=params["spherical_step"],
                                                 source_step=params["source_step"])
+        self.checkpoints = checkpoints(params["steps"])
 
-    def run(self, fmodel: Any, images: torch.Tensor, criterion: Any) -> torch.Tensor:
+    def run(self, fmodel: Any, images: torch.Tensor, criterion: Any) -> Any:
         import foolbox as fb
+
+        from robench.attacks.registry import AttackOutput
 
         labels = criterion.labels.raw
         with warnings.catch_warnings():
@@ -81,14 +134,78 @@ class _Boundary:
         if not ok.all():
             log.info("boundary: the noise start failed for %d of %d inputs", int((~ok).sum()), len(ok))
         adv = images.clone()
+        l2_trace = torch.full((len(images), len(self.checkpoints)), math.nan)
         if ok.any():
-            adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
-                                      starting_points=starts[ok])
-        return adv
+            recorder = _NormTrace(self.checkpoints)
+            with _tracing(recorder):
+                adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
+                                          starting_points=starts[ok])
+            final = (adv[ok] - images[ok]).flatten(1).norm(dim=1).float().cpu()
+            # checkpoints the run did not reach (it stops early once every step size has converged) keep the final
+            columns = [recorder.norms.get(c, final) if c < self.checkpoints[-1] else final for c in self.checkpoints]
+            l2_trace[ok.cpu()] = torch.stack(columns, 1)
+        return AttackOutput(adv, {"l2_trace": l2_trace.to(images.device)})
 
 
 def boundary(params: dict) -> tuple[Any, dict]:
     return _Boundary(params), {}
+
+
+class _HopSkipJump:
+    """Foolbox's HopSkipJumpAttack under a query budget, started from LinearSearchBlendedUniformNoiseAttack.
+
+    The model sits behind a :class:`~robench.attacks.queries.QueryCounter` that stops the attack before any
+    example would exceed ``queries`` (noise start included). The result is the closest adversarial image (in
+    ``norm``) the attack queried for each example, moved into the ``eps`` ball: examples whose best lies outside
+    it come back projected and usually no longer fool the model, so a kept example is within ``eps``.
+    """
+
+    def __init__(self, params: dict) -> None:
+        self.params = params
+
+    def run_model(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Any:
+        import foolbox as fb
+
+        from robench.attacks.registry import AttackOutput
+
+        p = self.params
+        counter = QueryCounter(model, images, labels, norm=p["norm"], budget=p["queries"], enforce=True)
+        init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_directions"], steps=p["init_steps"])
+        ok = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                starts = init.run(_fmodel(counter, images), images, fb.criteria.Misclassification(labels))
+            # images the model already misclassifies stay as they are (Foolbox's HopSkipJump loops on a zero distance)
+            ok = (counter(starts).argmax(1) != labels) & (counter(images).argmax(1) == labels)
+        except BudgetSpent:
+            log.info("hopskipjump: the query budget ran out in the noise start")
+        best, dist, counts = counter.best, counter.best_dist, counter.counts
+        if ok.any():
+            sub = QueryCounter(model, images[ok], labels[ok], norm=p["norm"], budget=p["queries"] - counts[ok],
+                               enforce=True)
+            attack = fb.attacks.HopSkipJumpAttack(
+                steps=p["hsj_steps"], initial_gradient_eval_steps=p["grad_evals"],
+                max_gradient_eval_steps=p["max_grad_evals"], gamma=p["gamma"], constraint=p["norm"])
+            try:
+                attack.run(_fmodel(sub, images), images[ok], fb.criteria.Misclassification(labels[ok]),
+                           starting_points=starts[ok])
+            except BudgetSpent:
+                pass
+            better = sub.best_dist < dist[ok]
+            rows = ok.nonzero().flatten()[better]
+            best[rows], counts[ok] = sub.best[better], counts[ok] + sub.counts
+        return AttackOutput(project(images, best, p["eps"], p["norm"]), {"queries": counts.clone()})
+
+
+def _fmodel(model: nn.Module, images: torch.Tensor) -> Any:
+    import foolbox as fb
+
+    return fb.PyTorchModel(model, bounds=(0, 1), device=images.device)
+
+
+def hopskipjump(params: dict) -> tuple[Any, dict]:
+    return _HopSkipJump(params), {}
 
 
 def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
@@ -97,7 +214,10 @@ def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, p
     import foolbox as fb
 
     attack, kwargs = builder(params)
+    if isinstance(attack, _HopSkipJump):
+        return attack.run_model(model, images, labels)
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=images.device)
     targeted = params.get("targeted", False)
     criterion = (fb.criteria.TargetedMisclassification if targeted else fb.criteria.Misclassification)(labels)
-    return attack.run(fmodel, images, criterion, **kwargs).detach()
+    out = attack.run(fmodel, images, criterion, **kwargs)
+    return out.detach() if isinstance(out, torch.Tensor) else out

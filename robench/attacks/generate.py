@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -31,12 +32,21 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
-from robench.data import Split, resolve_dataset
+from robench.data import resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
-from robench.runtime import amp_dtype, autocast, environment, frozen, pick_device, prepare, to_device
+from robench.runtime import (
+    check_precision,
+    compile_model,
+    environment,
+    frozen,
+    in_precision,
+    pick_device,
+    prepare,
+    to_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,57 +57,60 @@ TARGET_MODES = ("random", "least-likely")
 # ---------------------------------------------------------------- one batch
 
 
-class _Autocast(nn.Module):
-    """Runs the wrapped model under AMP (CUDA only) and returns float32 logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(x.device):
-            return self.model(x).float()
+def _net(model: nn.Module, precision: str = "fp32", compile: bool = False) -> nn.Module:
+    """The model as the attack and the kept-example check both see it: under autocast to ``precision`` (fp32:
+    the model itself), through torch.compile when asked. Every backend gets this module."""
+    net = in_precision(model, precision)
+    return compile_model(net) if compile else net
 
 
 @contextlib.contextmanager
 def _frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with weights frozen (attacks then skip weight gradients), restored after."""
+    """The model in eval mode with weights frozen (attacks then skip weight gradients), restored after.
+
+    Every submodule's mode is restored as it was (a wrapper made for the attack starts in training mode; its
+    flag must not spread to the model inside).
+    """
     flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     try:
         yield frozen(model)
     finally:
         for p, flag in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(flag)
-        model.train(training)
+        for m, mode in modes:
+            m.training = mode
 
 
 @contextlib.contextmanager
 def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
-    """Seed the global RNGs the backends draw from (torch: Foolbox and noise; numpy: ART) for the block only.
+    """Seed the global RNGs the backends draw from (torch: Foolbox and noise; numpy and random: ART) for the
+    block only.
 
-    The caller's torch (CPU, and ``device`` when it is a GPU) and numpy states are restored afterwards, so
-    attacking never changes a notebook's random state. ``seed=None`` leaves the RNGs alone.
+    The caller's torch (CPU, and ``device`` when it is a GPU), numpy and ``random`` states are restored
+    afterwards, so attacking never changes a notebook's random state. ``seed=None`` leaves the RNGs alone.
     """
     if seed is None:
         yield
         return
     devices = [device] if device is not None and device.type == "cuda" else []
-    state = np.random.get_state()
+    np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
+        random.seed(seed)
         try:
             yield
         finally:
-            np.random.set_state(state)
+            np.random.set_state(np_state)
+            random.setstate(py_state)
 
 
-def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def _run(backend: Backend, spec: MethodSpec, net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
          params: dict) -> AttackOutput:
-    """The backend's attack on one batch: images (N, C, H, W) float32 in [0,1] on the input's device, plus extras."""
-    with _frozen(model):
-        net = _Autocast(model) if amp_dtype(images.device) else model
+    """The backend's attack on one batch of ``net`` (see :func:`_net`): images (N, C, H, W) float32 in [0,1] on
+    the input's device, plus extras."""
+    with _frozen(net):
         out = backend.run(spec.builders[backend.name], net, images, labels, params)
     out = out if isinstance(out, AttackOutput) else AttackOutput(out)
     out.adv = out.adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
@@ -105,22 +118,34 @@ def _run(backend: Backend, spec: MethodSpec, model: nn.Module, images: torch.Ten
 
 
 def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str, backend: str | None = None,
-            *, seed: int | None = None, targets: torch.Tensor | None = None, **params: Any) -> torch.Tensor:
+            *, seed: int | None = None, targets: torch.Tensor | None = None, precision: str = "fp32",
+            **params: Any) -> torch.Tensor:
     """Attack one batch: adversarial images (N, C, H, W) float32 in [0,1], no filtering.
 
     ``images`` (N, C, H, W) in [0,1] and ``labels`` (N,) int64 go to the model's device;
     ``params`` are the method's parameters (``eps``, ``step``, ``steps``, ...; pixel units); ``targets`` (N,)
-    makes the attack targeted (towards those labels).
+    makes the attack targeted (towards those labels). The model's forward passes run under autocast to
+    ``precision`` (fp32: none).
     """
+    return perturb_output(model, images, labels, method, backend, seed=seed, targets=targets, precision=precision,
+                          **params).adv
+
+
+def perturb_output(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str,
+                   backend: str | None = None, *, seed: int | None = None, targets: torch.Tensor | None = None,
+                   precision: str = "fp32", **params: Any) -> AttackOutput:
+    """Like :func:`perturb`, with the method's per-example extras: ``queries`` (N,) for query-based attacks,
+    ``l2_trace`` (N, K) for the Boundary attack (L2 norm at each of ``convergence.checkpoints(steps)``)."""
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
+    net = _net(model, check_precision(precision))
     if targets is not None:
         _check_targeted(spec)
         resolved["targeted"], labels = True, targets
     device = next(model.parameters()).device
     with seeded(seed, device):
-        return _run(chosen, spec, model, to_device(images.float(), device), labels.to(device), resolved).adv
+        return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved)
 
 
 # ---------------------------------------------------------------- targets
@@ -165,9 +190,9 @@ def pick_targets(mode: str, model: nn.Module, images: torch.Tensor, labels: torc
 
 
 @torch.inference_mode()
-def _labels(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The model's float32 predictions (N,) for images (N, C, H, W): no AMP, so they match plain torch."""
-    return model(images).argmax(1)
+def _labels(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Predictions (N,) of ``net`` (see :func:`_net`: in the attack's precision) for images (N, C, H, W)."""
+    return net(images).argmax(1)
 
 
 # ---------------------------------------------------------------- sources and data
@@ -192,13 +217,16 @@ def load_sources(sources: str | list[str], workspace: str | os.PathLike | None,
     return prepare(model, device).eval(), records
 
 
-def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
+def correct_batches(net: nn.Module, split, n: int, batch_size: int,
                     device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The first ``n`` test images the model gets right, in order, as (indices, images, labels) batches."""
+    """The first ``n`` test images ``net`` gets right, in order, as (indices, images, labels) batches.
+
+    ``split`` is in memory or streamed (read through ``split.batches``: a streamed split is decoded only as far
+    as needed)."""
     remaining = n
     for sl, x, y in split.batches(batch_size):
         x, y = to_device(x, device), y.to(device)
-        right = (_labels(model, x) == y).nonzero().flatten()[:remaining]
+        right = (_labels(net, x) == y).nonzero().flatten()[:remaining]
         if len(right):
             yield torch.arange(sl.start, sl.stop, device=device)[right], x[right], y[right]
         remaining -= len(right)
@@ -210,14 +238,15 @@ def correct_batches(model: nn.Module, split: Split, n: int, batch_size: int,
 
 
 def default_set_name(source_names: list[str], spec: MethodSpec, params: dict, backend: str, seed: int, n: int,
-                     target: str | None = None) -> str:
+                     target: str | None = None, precision: str = "fp32") -> str:
     """Readable default: ``densenet121-pgd-eps16``; ensembles join sources with '+'; non-defaults appended
-    (``-targeted-random`` for a targeted set)."""
+    (``-targeted-random`` for a targeted set, ``-art``, ``-seed1``, ``-n500``, ``-bf16``)."""
     parts = ["+".join(source_names), name_suffix(spec, params)]
     parts += [f"targeted-{target}"] if target else []
     parts += [backend] if backend != spec.default_backend else []
     parts += [f"seed{seed}"] if seed else []
     parts += [f"n{n}"] if n != DEFAULT_N else []
+    parts += [precision] if precision != "fp32" else []
     return "-".join(parts)
 
 
@@ -248,6 +277,9 @@ def attack(
     overwrite: bool = False,
     device: str | None = None,
     batch_size: int = 256,
+    precision: str = "fp32",
+    compile: bool = False,
+    workers: int | None = None,
     callback: Callback | None = None,
     target: str | int | None = None,
     **method_params: Any,
@@ -258,14 +290,19 @@ def attack(
     it. ``eps``/``step`` are pixel units in [0, 1] (``16/255`` or ``0.0627``; L2 norms under ``norm="l2"``).
     Several sources make an ensemble source (logits averaged). ``target`` ('random', 'least-likely' or a
     class label) makes a targeted set: it keeps the examples the source classifies as their target and stores
-    the targets (``AdvSet.extra["targets"]``); with a label, test images of that class are skipped. Returns the
-    set's record (see ``robench.load_set``).
+    the targets (``AdvSet.extra["targets"]``); with a label, test images of that class are skipped.
+    ``precision`` (fp32, bf16, fp16) is the autocast dtype of every forward pass: the attack's, and the checks
+    of which images the source gets right and which adversarial ones fool it (or reach their target), so the
+    kept examples are decided in the precision the set records. ``compile`` runs the source through
+    torch.compile. ``workers``: DataLoader workers that decode a streamed folder's test images (default: from
+    the core count). Returns the set's record (see ``robench.load_set``).
     """
     started = time.time()
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     params = resolve_params(spec, eps=eps, step=step, steps=steps, **method_params)
     _check_n(n, batch_size)
+    check_precision(precision)
     if target is not None:
         _check_targeted(spec)
     dev = pick_device(device)
@@ -275,16 +312,18 @@ def attack(
     if mode:
         params.update(targeted=True, target=mode)
     name = store.check_name(name or default_set_name([r.name for r in records], spec, params, chosen.name, seed, n,
-                                                     mode))
+                                                     mode, precision))
     emit = callback or (lambda kind, payload: None)
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
-        data = resolve_dataset(records[0].dataset, data_dir)
+        data = resolve_dataset(records[0].dataset, data_dir, workers=workers)
         total = min(n, len(data.test))
         emit("start", {"name": name, "label": name, "total": total, "done": 0, "method": spec.name,
                        "backend": chosen.name})
         aim = _Aim(mode, data.ref.num_classes, seed) if mode else None
-        with seeded(seed, dev):
-            attempted = _generate(model, data.test, spec, chosen, params, writer, n, batch_size, dev, emit, aim)
+        with seeded(seed, dev), _frozen(model):  # frozen for the whole run: a compiled source sees one set of flags
+            net = _net(model, precision, compile)
+            attempted, kept_extra = _generate(net, data.test, spec, chosen, params, writer, n, batch_size, dev,
+                                              emit, aim)
         if attempted == 0:
             raise RobenchError(f"the source gets none of the first {len(data.test)} test images right; "
                                f"check that it is trained")
@@ -292,9 +331,9 @@ def attack(
             name=name, sources=[SourceRef.of(r) for r in records], dataset=data.ref, method=spec.name,
             backend=chosen.name, backend_version=chosen.version(), params=params, seed=seed, n_requested=n,
             attempted=attempted, success_rate=writer.count / attempted, batch_size=batch_size, device=str(dev),
-            target=mode,
-            wall_time_s=round(time.time() - started, 3),
+            target=mode, precision=precision, wall_time_s=round(time.time() - started, 3),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=_environment(chosen),
+            stats=spec.summarise(kept_extra, params, data.test.shape) if spec.summarise else {},
         )
         record = writer.finish(record)
     log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
@@ -319,36 +358,39 @@ class _Aim:
         return idx, x, y, pick_targets(self.mode, model, x, y, self.num_classes, self.generator)
 
 
-def _generate(model: nn.Module, split: Split, spec: MethodSpec, backend: Backend, params: dict,
+def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback,
-              aim: _Aim | None = None) -> int:
+              aim: _Aim | None = None) -> tuple[int, dict[str, torch.Tensor]]:
     """Attack batch after batch and write the successes (for a targeted set: the examples that reach their
-    target); returns how many images were attempted."""
-    attempted, t0 = 0, time.perf_counter()
-    for idx, x, y in correct_batches(model, split, n, batch_size, device):
+    target); returns how many images were attempted and the kept examples' extras (on the CPU, for
+    ``MethodSpec.summarise``). ``net`` is the source in the set's precision (:func:`_net`): it picks the correct
+    images (and least-likely targets), is attacked, and judges success."""
+    attempted, t0, kept = 0, time.perf_counter(), []
+    for idx, x, y in correct_batches(net, split, n, batch_size, device):
         targets = None
         if aim is not None:
-            idx, x, y, targets = aim.batch(model, idx, x, y)
+            idx, x, y, targets = aim.batch(net, idx, x, y)
             if not len(y):
                 continue
-        out = _run(backend, spec, model, x, y if targets is None else targets, params)
+        out = _run(backend, spec, net, x, y if targets is None else targets, params)
         adv = out.adv
-        pred = _labels(model, adv)
+        pred = _labels(net, adv)
         fooled = pred != y if targets is None else pred == targets
         extra = {**out.extra, **({"targets": targets} if targets is not None else {})}
         delta = (adv - x)[fooled].flatten(1)
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
                     **{k: v[fooled] for k, v in extra.items()}})
+        kept.append({k: v[fooled].cpu() for k, v in out.extra.items()})
         attempted += len(y)
         emit("batch", {"attempted": attempted, "done": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
-    return attempted
+    return attempted, {k: torch.cat([b[k] for b in kept]) for k in (kept[0] if kept else {})}
 
 
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved set: name, sources, method, backend, eps, norm, steps, target mode, dataset, counts,
-    success rate."""
+    success rate; ``median_queries`` is the median of the queries the kept examples used (query-based attacks)."""
     rows = []
     for rec in store.list_set_records(workspace):
         rows.append({
@@ -356,11 +398,13 @@ def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
             "eps": rec.params.get("eps"), "norm": rec.params.get("norm"), "steps": rec.params.get("steps"),
             "target": rec.target, "dataset": rec.dataset.label,
             "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
-            "wall_time_s": rec.wall_time_s, "created": rec.created, "path": str(rec.path),
+            "median_queries": rec.stats.get("queries", {}).get("median"), "wall_time_s": rec.wall_time_s,
+            "created": rec.created, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "norm", "steps", "target",
-                                       "dataset", "attempted", "n", "success_rate", "wall_time_s", "created", "path"])
+                                       "dataset", "attempted", "n", "success_rate", "median_queries", "wall_time_s",
+                                       "created", "path"])
 
 
 __all__ = ["BACKENDS", "TARGET_MODES", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources",
-           "parse_target", "perturb", "pick_targets"]
+           "parse_target", "perturb", "perturb_output", "pick_targets"]

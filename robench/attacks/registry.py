@@ -100,6 +100,7 @@ class MethodSpec:
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     targeted: bool = False
     rgb_only: tuple[str, ...] = ()
+    summarise: Callable[[dict[str, torch.Tensor], dict, tuple[int, ...]], dict] | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -210,6 +211,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "spherical_step": (0.0, 1.0, False), "source_step": (0.0, 1.0, False),
     "diversity": (0.0, 1.0, True), "resize": (0.0, 1.0, False), "kernel": (1, 63, True), "nsig": (0.0, 10.0, False),
     "samples": (1, 1000, True), "beta": (0.0, 100.0, False), "restarts": (1, 100, True), "queries": (1, 10**7, True),
+    "tolerance": (0.0, math.inf, False), "p_init": (0.0, 1.0, False), "gamma": (0.0, math.inf, False),
+    "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True),
 }
 
 
@@ -287,7 +290,8 @@ def _fmt(key: str, value: Any, spec: MethodSpec, linf: bool = True) -> str:
     return f"{value:g}"
 
 
-_SHORT = {"random_start": "rs", "confidence": "conf", "binary_search_steps": "bss", "initial_const": "c",
+_SHORT = {"queries": "q", "tolerance": "tol",
+          "random_start": "rs", "confidence": "conf", "binary_search_steps": "bss", "initial_const": "c",
           "spherical_step": "sph", "source_step": "src", "init_directions": "dirs"}
 
 
@@ -394,12 +398,57 @@ register_method(MethodSpec(
     refused={"art": "ART's AutoAttack is not the standard version (no APGD-T or FAB-T)",
              "foolbox": "Foolbox has no AutoAttack"},
 ))
+def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+    """The score's median at every doubling of steps over the kept examples, and whether it converged."""
+    import torch
+
+    from robench.attacks.convergence import checkpoints, trace
+
+    l2 = extra.get("l2_trace", torch.empty(0, len(checkpoints(params["steps"]))))
+    return {"trace": trace(l2.cpu(), checkpoints(params["steps"]), math.prod(shape), params["tolerance"]).to_json()}
+
+
+def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+    """Median (and mean, max) of the queries the kept examples used."""
+    import numpy as np
+    import torch
+
+    q = extra.get("queries", torch.empty(0)).double().cpu().numpy()
+    summary = {"over": "kept examples", "n": len(q), "budget": params["queries"]}
+    if len(q):
+        summary.update(median=float(np.median(q)), mean=float(q.mean()), max=int(q.max()))
+    return {"queries": summary}
+
+
 register_method(MethodSpec(
-    "boundary", "Boundary attack (decision-based), started from blended uniform noise", "l2",
-    defaults={"steps": 1000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000},
+    "boundary", "Boundary attack (decision-based), started from blended uniform noise; records the score's median "
+    "at every doubling of --steps and whether it converged (see --param tolerance)", "l2",
+    defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
+              "tolerance": 0.05},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
     builders={"foolbox": "boundary"}, default_backend="foolbox",
-    refused={"art": "ART's BoundaryAttack runs one sample at a time"},
+    refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,
+))
+register_method(MethodSpec(
+    "square", "Square Attack (score-based random search, Andriushchenko et al.), Linf or --norm l2, within "
+    "--queries per example", "linf",
+    defaults={"eps": 16 / 255, "queries": 5000, "p_init": 0.8}, norms=NORMS, l2_defaults={"eps": 0.5},
+    fixed={"targeted": False, "restarts": 1, "loss": "margin"},
+    pixel_params=("eps",), name_params=("eps",), builders={"robench": "square", "art": "square"},
+    default_backend="robench", refused={"foolbox": "Foolbox 3 has no Square Attack"}, summarise=_query_stats,
+))
+register_method(MethodSpec(
+    "hopskipjump", "HopSkipJump (decision-based, Chen et al.), L2 or --norm linf, from blended uniform noise, "
+    "within --queries per example; keeps examples within --eps", "l2",
+    defaults={"eps": 16 / 255, "queries": 1000, "gamma": 1.0, "grad_evals": 100, "max_grad_evals": 10000,
+              "init_directions": 100},
+    norms=("l2", "linf"), l2_defaults={"eps": 0.5},
+    fixed={"targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50,
+           "stepsize_search": "geometric_progression", "hsj_steps": 1_000_000},
+    pixel_params=("eps",), name_params=("eps",), builders={"foolbox": "hopskipjump"},
+    default_backend="foolbox",
+    refused={"art": "ART's HopSkipJump runs one sample at a time and draws its start from an unseeded RNG"},
+    summarise=_query_stats,
 ))
 register_method(MethodSpec(
     "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",

@@ -198,7 +198,6 @@ def mdti(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: d
                                                 nsig=params["nsig"]))
 
 
-
 # ---------------------------------------------------------------- the backend's adapter interface
 
 
@@ -218,3 +217,11 @@ def noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: 
     from robench.attacks.noise import gaussian_noise
 
     return gaussian_noise(images, params["sigma"])
+
+
+def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict):
+    """Square Attack, robench's own batched implementation (:mod:`robench.attacks.square`): an AttackOutput
+    with the queries (N,) each example used."""
+    from robench.attacks.square import square as square_attack
+
+    return square_attack(model, images, labels, params)

@@ -7,7 +7,22 @@ from pathlib import Path
 import typer
 
 from robench.cli import names
-from robench.cli.options import DATA_DIR, DEVICE, FORMAT, OUT, WORKSPACE, Backend, Format, Loss, Method, Norm, value
+from robench.cli.options import (
+    DATA_DIR,
+    DEVICE,
+    FORMAT,
+    OUT,
+    PRECISION,
+    WORKERS,
+    WORKSPACE,
+    Backend,
+    Format,
+    Loss,
+    Method,
+    Norm,
+    Precision,
+    value,
+)
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
 from robench.errors import RobenchError
 
@@ -23,7 +38,9 @@ def _defaults(value: object, key: str, pixel_params: tuple[str, ...], linf: bool
         return value
     if key in pixel_params and linf:
         return _pixels(value)
-    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+    if isinstance(value, (bool, str)):
+        return str(value).lower()
+    return f"{value:g}"
 
 
 def _methods_help() -> str:
@@ -79,10 +96,12 @@ def attack(
     eps: str = typer.Option(None, help="Budget: per pixel for Linf, 16/255 or 0.0627; under --norm l2 the L2 norm "
                                        "of the whole perturbation in [0, 1] image units, e.g. 0.5."),
     step: str = typer.Option(None, help="Step size, in eps's units: 1/255 or 0.0039 (cw: the learning rate)."),
-    norm: Norm = typer.Option(None, help="fgsm: l2 gives FGM; pgd, apgd, autoattack (default: the method's)."),
+    norm: Norm = typer.Option(None, help="fgsm: l2 gives FGM; pgd, apgd, autoattack, square, hopskipjump "
+                                         "(default: the method's)."),
     target: str = typer.Option(None, help="Targeted attack: random, least-likely or a class label; keeps the "
                                           "examples the source classifies as their target."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
+    queries: int = typer.Option(None, help="Query budget per example (square, hopskipjump, autoattack's Square)."),
     random_start: bool = typer.Option(None, "--random-start/--no-random-start",
                                       help="pgd: start from a random point in the eps ball (default: no)."),
     confidence: float = typer.Option(None, help="cw: confidence margin kappa (default 0)."),
@@ -103,6 +122,9 @@ def attack(
     data_dir: Path = DATA_DIR,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing set of the same name."),
     device: str = DEVICE,
+    precision: Precision = PRECISION,
+    compile: bool = typer.Option(False, "--compile", help="Run the source through torch.compile."),
+    workers: int = WORKERS,
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
     import pandas as pd
@@ -111,13 +133,15 @@ def attack(
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
                                        "decay": decay, "diversity": diversity, "kernel": kernel, "samples": samples,
-                                       "loss": value(loss), "norm": value(norm), **_extra(param)}.items()
+                                       "loss": value(loss), "norm": value(norm), "queries": queries,
+                                       **_extra(param)}.items()
                      if v is not None}
     with Bars(info=_attack_info) as bars:
         record = attacks.attack(
             source, value(method), backend=value(backend), eps=eps, step=step, steps=steps, n=n, seed=seed,
             name=name, workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device,
-            batch_size=batch_size, callback=bars, target=target, **method_params,
+            batch_size=batch_size, precision=value(precision), compile=compile, workers=workers, callback=bars,
+            target=target, **method_params,
         )
     row = pd.DataFrame([{
         "name": record.name, "method": record.method, "backend": record.backend, "params": _params_text(record),
@@ -125,7 +149,25 @@ def attack(
         "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
+    _notes(record)
     err.print(f"saved [bold]{record.name}[/] to {record.path}")
+
+
+def _notes(record) -> None:
+    """Query counts and the Boundary trace of a set's record, on stderr."""
+    from robench.attacks.convergence import Trace
+
+    queries = record.stats.get("queries")
+    if queries and queries.get("n"):
+        err.print(f"queries per kept example: median {queries['median']:g}, max {queries['max']} "
+                  f"(budget {queries['budget']})")
+    trace = record.stats.get("trace")
+    if trace:
+        medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace["steps"], trace["median"], strict=True))
+        err.print(f"Boundary score (median ||delta||^2/pixels) by steps: {medians}")
+        verdict = Trace.from_json(trace)
+        if not verdict.converged:
+            err.print(f"[yellow]warning:[/] the Boundary score has not converged: {verdict.reason}; raise --steps")
 
 
 attack.__doc__ = f"""Generate an adversarial set from a source model and save it in the workspace.
@@ -154,8 +196,10 @@ def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT
     check_out(out_path)
     df = attacks.list_sets(workspace)
     where = workspace or "robench-workspace"
-    shown = df[SET_COLUMNS].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)
-                                        for e, norm in zip(df["eps"], df["norm"], strict=True)])
+    columns = SET_COLUMNS + (["median_queries"] if df["median_queries"].notna().any() else [])
+    shown = df[columns].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)
+                                    for e, norm in zip(df["eps"], df["norm"], strict=True)])
+    shown = shown.rename(columns={"median_queries": "median queries (kept)"})
     title = f"sets in {where}"
 
     def show() -> None:

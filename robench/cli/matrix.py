@@ -17,11 +17,14 @@ from robench.cli.options import (
     MODELS,
     OUT,
     PLOT,
+    PRECISION,
     SETS,
     SHOW_N,
     TARGETS,
+    WORKERS,
     WORKSPACE,
     Format,
+    Precision,
     Value,
     value,
 )
@@ -77,14 +80,15 @@ def draw(plot: Path | None, render) -> None:
 
 
 def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = True, batch_size: int = 512,
-                   shard: str | None = None) -> pd.DataFrame:
+                   shard: str | None = None, precision: str = "fp32", workers: int | None = None) -> pd.DataFrame:
     """The matrix, with a progress bar; skipped cells are noted on stderr; nothing scorable is an error."""
     from robench.scoring import matrix
     from robench.scoring.matrix import parse_shard
 
     with Bars() as bars:
         df = matrix(workspace, models, sets, device=device, data_dir=data_dir, use_cache=use_cache,
-                    batch_size=batch_size, shard=parse_shard(shard), callback=bars)
+                    batch_size=batch_size, shard=parse_shard(shard), callback=bars, precision=precision,
+                    workers=workers)
     for s in df.attrs.get("skipped", []):
         err.print(f"[yellow]skipped[/] {s['target']} on {s['set']}: {s['reason']}", highlight=False)
     if df.empty:
@@ -128,6 +132,8 @@ def matrix_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
     targets: str = TARGETS,
 ) -> None:
     """Score every target model on every adversarial set: defense rate, agreement, relation.
@@ -148,7 +154,8 @@ def matrix_cmd(
 
     models = deprecated(models, targets, "--targets", "--models")
     check_out(out_path, plot)
-    df = compute_matrix(workspace, models, sets, device, data_dir, not no_cache, batch_size, shard)
+    df = compute_matrix(workspace, models, sets, device, data_dir, not no_cache, batch_size, shard,
+                        value(precision), workers)
     put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n)
     draw(plot, lambda p: plots.heatmap(df, p, value(cell), dpi=dpi, min_n=min_n, show_n=show_n))
 

@@ -37,6 +37,7 @@ Norm = choices("Norm", names.NORMS)
 Loss = choices("Loss", names.LOSSES)
 BoundaryMode = choices("BoundaryMode", names.BOUNDARY_MODES)
 Value = choices("Value", names.CELL_VALUES)
+Precision = choices("Precision", names.PRECISIONS)
 Format = choices("Format", ("table", "csv", "json", "markdown", "latex"))
 FigureFormat = choices("FigureFormat", names.FIGURE_FORMATS)
 
@@ -44,6 +45,10 @@ WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
 DATA_DIR = typer.Option(None, "--data-dir", envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data).")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
+PRECISION = typer.Option("fp32", "--precision", help="Autocast precision of every forward pass (attacks and "
+                                                       "predictions); recorded with the results.")
+WORKERS = typer.Option(None, "--workers", envvar="ROBENCH_WORKERS", min=0,
+                       help="DataLoader workers decoding image files (default: CPU cores - 1, at most 8).")
 SEED = typer.Option(0, "--seed", help="Seed of the sample choice, noise and permutations.")
 MODELS = typer.Option("*", "--models", "-M", help="Models: glob patterns, comma-separated (default: all).")
 SETS = typer.Option("*", "--sets", "-S", help="Adversarial sets: glob patterns, comma-separated (default: all).")

@@ -20,6 +20,7 @@ from robench.cli.options import (
     SETS,
     SHOW_N,
     TARGETS,
+    WORKERS,
     WORKSPACE,
     FigureFormat,
     Value,
@@ -33,8 +34,8 @@ FROM = typer.Option(None, "--from", help="Draw from a CSV or JSON written by the
                                          "instead of computing.")
 
 plot_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                       help="The papers' figures: heatmap, noise, shuffle, tradeoff, examples (PNG, SVG, PDF or "
-                            "EPS, from the file's suffix).")
+                       help="The papers' figures: heatmap, noise, shuffle, tradeoff, folder, examples (PNG, SVG, "
+                            "PDF or EPS, from the file's suffix).")
 
 
 def register(app: typer.Typer) -> None:
@@ -151,6 +152,37 @@ def plot_tradeoff(
         raise RobenchError("pass --set NAME (the set to defend against) or --from a CSV of `robench scores tradeoff`")
     title = f"keep trade-off against {set_name}" if set_name else None
     _draw(target, fmt, lambda where, f: plots.tradeoff_plot(df, where, title, fmt=f, dpi=dpi))
+
+
+@plot_app.command("folder")
+@cli_errors
+def plot_folder(
+    data_dir: Path = typer.Option(None, "--data-dir", help="The test-only folder (needed unless --from)."),
+    source_file: Path = FROM,
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    out_path: Path = FIGURE_OUT,
+    fmt: FigureFormat = FIGURE_FORMAT,
+    dpi: int = DPI,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on a test-only folder (e.g. Stylized-ImageNet) beside clean accuracy, per model."""
+    from robench.reports import plots
+    from robench.scoring import folder_scores
+
+    target = _target(out_path, fmt, "folder")
+    if source_file:
+        df = read_frame(source_file, ["model", "accuracy", "clean_accuracy"])
+    elif data_dir:
+        with Bars() as bars:
+            df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
+                               callback=bars)
+    else:
+        raise RobenchError("pass --data-dir FOLDER (the test-only folder) or --from a CSV of `robench scores folder`")
+    _draw(target, fmt, lambda where, f: plots.folder_plot(df, where, fmt=f, dpi=dpi))
 
 
 @plot_app.command("examples")

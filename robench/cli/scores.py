@@ -1,4 +1,4 @@
-"""`robench scores ...`: the papers' other scores (boundary, noise, shuffle, tradeoff)."""
+"""`robench scores ...`: the papers' other scores (boundary, noise, shuffle, tradeoff, folder) and AutoAttack."""
 
 from __future__ import annotations
 
@@ -16,15 +16,18 @@ from robench.cli.options import (
     MODELS,
     OUT,
     PLOT,
+    PRECISION,
     SEED,
     SETS,
+    WORKERS,
     WORKSPACE,
     BoundaryMode,
     Format,
     Norm,
+    Precision,
     value,
 )
-from robench.cli.render import Bars, check_out, cli_errors, out, output, table
+from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
 from robench.errors import RobenchError
 
 if TYPE_CHECKING:
@@ -35,8 +38,8 @@ N = typer.Option(None, "--n", "-n", help="Evaluate at most N test images (seeded
 ALL_IMAGES = typer.Option(False, "--all-images", help="Use every test image, not only those every model gets right.")
 
 scores_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                         help="The papers' other scores: boundary, noise, shuffle, tradeoff; and the white-box "
-                              "reference, autoattack.")
+                         help="The papers' other scores: boundary, noise, shuffle, tradeoff, folder; and the "
+                              "white-box reference, autoattack.")
 
 
 def register(app: typer.Typer) -> None:
@@ -79,12 +82,16 @@ def boundary_cmd(
     sets: str = SETS,
     n: int = typer.Option(100, "--n", "-n", help="Test images to attack per model (mode attack)."),
     steps: int = typer.Option(None, help="Boundary-attack iterations (default: the attack's)."),
+    tolerance: float = typer.Option(None, help="Largest relative change of the median over the last doubling of "
+                                               "steps that counts as converged (default 0.05)."),
     seed: int = SEED,
     out_path: Path = OUT,
     fmt: Format = FORMAT,
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
 
@@ -93,11 +100,20 @@ def boundary_cmd(
     from robench.scoring import boundary_scores
 
     check_out(out_path)
-    params = {"steps": steps} if steps is not None else {}
+    params = {k: v for k, v in {"steps": steps, "tolerance": tolerance}.items() if v is not None}
     with Bars() as bars:
         df = boundary_scores(models, workspace, mode=value(mode), sets=sets, n=n, seed=seed, params=params,
-                             device=device, data_dir=data_dir, callback=bars)
-    put(df, fmt, out_path, "Boundary-attack score (median ||delta||^2 / pixels)")
+                             device=device, data_dir=data_dir, callback=bars, precision=value(precision),
+                             workers=workers)
+    put(df, fmt, out_path, "Boundary-attack score (median ||delta||^2 / pixels)", df.drop(columns="reason"))
+    trace = df.attrs["trace"]
+    if not trace.empty and value(fmt) in (None, "table") and out_path is None:
+        wide = trace.pivot(index="model", columns="steps", values="median").map(lambda v: f"{v:.3g}")
+        wide.columns = [f"steps={c}" for c in wide.columns]
+        out.print(table(wide.reset_index(), title="Boundary score (median) at each doubling of steps"))
+    for row in df[df["converged"] == False].itertuples():  # noqa: E712 (None = no trace recorded)
+        err.print(f"[yellow]warning:[/] {row.model}: the Boundary score has not converged ({row.reason}); "
+                  f"raise --steps", highlight=False)
 
 
 @scores_app.command("noise")
@@ -116,6 +132,8 @@ def noise_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
 
@@ -127,7 +145,8 @@ def noise_cmd(
     check_out(out_path, plot)
     with Bars() as bars:
         df = noise_curve(models, workspace, sigmas=floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
-                         common=not all_images, seed=seed, device=device, data_dir=data_dir, callback=bars)
+                         common=not all_images, seed=seed, device=device, data_dir=data_dir, callback=bars,
+                         precision=value(precision), workers=workers)
     put(df, fmt, out_path, f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "sigma"))
     draw(plot, lambda p: plots.noise_plot(df, p, dpi=dpi))
 
@@ -147,6 +166,8 @@ def shuffle_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
     from robench.reports import plots
@@ -156,7 +177,7 @@ def shuffle_cmd(
     ks = [int(v) for v in floats(k, ())]
     with Bars() as bars:
         df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
-                           data_dir=data_dir, callback=bars)
+                           data_dir=data_dir, callback=bars, precision=value(precision), workers=workers)
     put(df, fmt, out_path, f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "k"))
     draw(plot, lambda p: plots.shuffle_plot(df, p, dpi=dpi))
 
@@ -173,6 +194,8 @@ def tradeoff_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
     from robench.reports import plots
@@ -180,7 +203,8 @@ def tradeoff_cmd(
 
     check_out(out_path, plot)
     with Bars() as bars:
-        df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, callback=bars)
+        df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, callback=bars,
+                      precision=value(precision), workers=workers)
     title = f"keep trade-off against {set_name}"
     put(df, fmt, out_path, title)
     draw(plot, lambda p: plots.tradeoff_plot(df, p, title, dpi=dpi))
@@ -204,6 +228,8 @@ def autoattack_cmd(
     workspace: Path = WORKSPACE,
     device: str = DEVICE,
     data_dir: Path = DATA_DIR,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
 ) -> None:
     """White-box robust accuracy under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), per model.
 
@@ -216,8 +242,45 @@ def autoattack_cmd(
     extra = {k: v for k, v in {"attacks": attacks, "steps": steps, "queries": queries}.items() if v is not None}
     with Bars() as bars:
         df = autoattack_scores(models, workspace, n=n, eps=eps, norm=value(norm), seed=seed, batch_size=batch_size,
-                               device=device, data_dir=data_dir, callback=bars, **extra)
+                               device=device, data_dir=data_dir, callback=bars, precision=value(precision),
+                               workers=workers, **extra)
     shown = df.assign(eps=[f"{e:g}" if nm == "l2" else f"{round(e * 255, 2):g}/255"
                            for e, nm in zip(df["eps"], df["norm"], strict=True)])
     columns = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "attacks", "arch", "keep"]
     put(df, fmt, out_path, "AutoAttack robust accuracy", shown[columns])
+
+
+@scores_app.command("folder")
+@cli_errors
+def folder_cmd(
+    data_dir: Path = typer.Option(..., "--data-dir", help="The test-only folder: DIR/<class>/* (or "
+                                                          "DIR/test/<class>/*), class folders named as the models' "
+                                                          "classes."),
+    models: str = MODELS,
+    n: int = N,
+    seed: int = SEED,
+    batch_size: int = typer.Option(256, help="Inference batch size."),
+    out_path: Path = OUT,
+    fmt: Format = FORMAT,
+    plot: Path = PLOT,
+    dpi: int = DPI,
+    workspace: Path = WORKSPACE,
+    device: str = DEVICE,
+    precision: Precision = PRECISION,
+    workers: int = WORKERS,
+) -> None:
+    """Accuracy on another test set, a test-only image folder (e.g. Stylized-ImageNet), beside clean accuracy.
+
+    Its class folders are matched by name to each model's classes; a class missing from either side is an error.
+    """
+    from robench.reports import plots
+    from robench.scoring import folder_scores
+
+    check_out(out_path, plot)
+    with Bars() as bars:
+        df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
+                           batch_size=batch_size, callback=bars, precision=value(precision))
+    shown = df[["model", "accuracy", "clean_accuracy", "n", "arch", "keep", "placement"]].copy()
+    shown[["accuracy", "clean_accuracy"]] = (shown[["accuracy", "clean_accuracy"]].astype(float) * 100).round(2)
+    put(df, fmt, out_path, f"accuracy (%) on {Path(df['folder'].iloc[0]).name} ({df['n'].iloc[0]} images)", shown)
+    draw(plot, lambda p: plots.folder_plot(df, p, dpi=dpi))

@@ -23,13 +23,15 @@ def register(app: typer.Typer) -> None:
 class StepProgress(Bars):
     """One progress bar per running step (named after it), fed by the library's progress events."""
 
+    started = 0.0  # when the running step started (perf_counter), for its wall time
+
     def on_step(self, step: suites.Step, status: str) -> None:
         if status == "skipped":
             err.print(f"[dim]skip[/] {step.label} (done)")
         elif status == "running":
-            self.label, self.task = step.label, None
+            self.label, self.task, self.started = step.label, None, time.perf_counter()
         elif status == "done":
-            err.print(f"[green]done[/] {step.label}")
+            err.print(f"[green]done[/] {step.label} in {time.perf_counter() - self.started:.1f}s")
 
 
 def _show_plan(suite: suites.Suite) -> None:

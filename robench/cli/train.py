@@ -12,6 +12,7 @@ from robench.cli.options import (
     DEVICE,
     FORMAT,
     OUT,
+    WORKERS,
     WORKSPACE,
     Arch,
     Augment,
@@ -19,6 +20,7 @@ from robench.cli.options import (
     Format,
     MaskMode,
     Placement,
+    Precision,
     Preset,
     Regularizer,
     value,
@@ -73,6 +75,14 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model of the same name."),
     device: str = DEVICE,
+    precision: Precision = typer.Option(None, "--precision", help="Autocast precision of the training steps "
+                                                                  "(default: bf16 on CUDA, fp32 on CPU)."),
+    compile: bool = typer.Option(False, "--compile", help="Run the model through torch.compile (slow first epoch)."),
+    stream: bool = typer.Option(None, "--stream/--in-memory",
+                                help="Folder datasets: stream images from disk, or decode them all into memory "
+                                     "(default: automatic, see the README)."),
+    image_size: int = typer.Option(None, help="Streamed folders: train and test at this size (default 224)."),
+    workers: int = WORKERS,
 ) -> None:
     """Train a standard or defective model and save it in the workspace."""
     from robench import api
@@ -84,10 +94,23 @@ def train(
             width=width, keep=keep, placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen,
             mask_seed=mask_seed, ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep,
             label_smoothing=label_smoothing, adv_train=adv_train, augment=value(augment), upsample=upsample,
-            strides=_ints(strides), seed=seed, resume=resume, overwrite=overwrite, device=device, callback=bars,
+            strides=_ints(strides), seed=seed, resume=resume, overwrite=overwrite, device=device,
+            precision=value(precision), compile=compile, stream=stream, image_size=image_size, workers=workers,
+            callback=bars,
         )
     if record.path is not None:  # under torchrun only rank 0 saves
-        err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f}")
+        err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f} "
+                  f"({schedule_text(record.recipe or {})})", highlight=False, soft_wrap=True)
+
+
+def schedule_text(recipe: dict) -> str:
+    """'3 epochs, lr 0.1 /10 at epochs 1,2, augmentation flip': what a run used, from its record's recipe."""
+    ms = recipe.get("milestones") or []
+    decay = f" /{1 / recipe.get('gamma', 0.1):g} at epoch{'s' if len(ms) > 1 else ''} {','.join(map(str, ms))}" \
+        if ms else " constant"
+    if recipe.get("schedule") == "onecycle":
+        decay = f" one-cycle (peak {recipe.get('lr'):g})"
+    return f"{recipe.get('epochs')} epochs, lr {recipe.get('lr'):g}{decay}, augmentation {recipe.get('augment')}"
 
 
 train.__doc__ = "\n\n".join([
@@ -97,7 +120,7 @@ train.__doc__ = "\n\n".join([
 ])
 
 MODEL_COLUMNS = {"name": "name", "arch": "arch", "width": "width", "keep": "keep", "placement": "placement",
-                 "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs",
+                 "mask": "mask", "dataset": "data", "origin": "origin", "epochs": "epochs", "augment": "augment",
                  "clean_accuracy": "clean acc"}
 
 

@@ -227,6 +227,36 @@ def tradeoff_plot(df: pd.DataFrame, target: Target, title: str | None = None, *,
     return save(tradeoff_figure(df, title), target, fmt, dpi)
 
 
+# ---------------------------------------------------------------- folder scores
+
+
+def folder_figure(df: pd.DataFrame, title: str | None = None) -> Figure:
+    """Accuracy on a test-only folder beside clean accuracy, one pair of bars per model (frame of
+    ``folder_scores``)."""
+    if df.empty:
+        raise RobenchError("nothing to plot: the folder score table is empty")
+    labels = [str(m) for m in df["model"]]
+    fig = _figure(max(5.0, 0.9 * len(df) + 2), 3.6 + 0.5 * _text_width(labels))
+    ax = fig.subplots()
+    x = range(len(df))
+    folder = Path(str(df["folder"].iloc[0])).name if "folder" in df else "folder"
+    ax.bar([i - 0.2 for i in x], df["clean_accuracy"].astype(float) * 100, 0.4, label="own test split")
+    ax.bar([i + 0.2 for i in x], df["accuracy"].astype(float) * 100, 0.4, label=folder)
+    ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=FONT)
+    ax.set_ylabel("accuracy (%)", fontsize=FONT + 1)
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=FONT)
+    ax.set_title(title or f"accuracy on {folder}", fontsize=FONT + 1)
+    return fig
+
+
+def folder_plot(df: pd.DataFrame, target: Target, title: str | None = None, *, fmt: str | None = None,
+                dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`folder_figure` and write it (see :func:`save`)."""
+    return save(folder_figure(df, title), target, fmt, dpi)
+
+
 # ---------------------------------------------------------------- examples
 
 

@@ -37,7 +37,7 @@ from robench.events import Callback, emitter
 from robench.models import load_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.reports.labels import param_text
-from robench.runtime import amp_dtype, pick_device, predict, prepare
+from robench.runtime import check_precision, pick_device, predict, prepare
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
 COLUMNS = [
     "target", "set", "source", "method", "attack", "params", "eps", "relation", "n", "n_set", "defense_rate",
     "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
-    "set_sha256",
+    "set_sha256", "precision",
 ]
 _DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
@@ -191,29 +191,28 @@ def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:
 # ---------------------------------------------------------------- cache
 
 
-def precision_tag(device: torch.device) -> str:
-    """'fp32' on CPU, else the autocast dtype: predictions are cached per numeric precision."""
-    dtype = amp_dtype(device)
-    return "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace(
-        "float16", "fp16")
-
-
-def cache_path(workspace: str | os.PathLike | None, model_sha: str, key: str, tag: str) -> Path:
+def cache_path(workspace: str | os.PathLike | None, model_sha: str, key: str, precision: str) -> Path:
     """WORKSPACE/cache/predictions/<model sha256>/<set sha256 or test-<dataset hash>>-<precision>.safetensors."""
-    return store.workspace_dir(workspace) / "cache" / "predictions" / model_sha / f"{key}-{tag}.safetensors"
+    return store.workspace_dir(workspace) / "cache" / "predictions" / model_sha / f"{key}-{precision}.safetensors"
 
 
 # ---------------------------------------------------------------- the scorer
 
 
 class Scorer:
-    """Loads models, datasets and clean test predictions once per run, and caches predictions on disk."""
+    """Loads models, datasets and clean test predictions once per run, and caches predictions on disk.
+
+    Every prediction runs under autocast to ``precision`` (fp32: none) and is cached under that precision, so
+    predictions of two precisions never mix.
+    """
 
     def __init__(self, workspace: str | os.PathLike | None = None, device: str | None = None,
-                 data_dir: str | os.PathLike | None = None, batch_size: int = 512, use_cache: bool = True) -> None:
+                 data_dir: str | os.PathLike | None = None, batch_size: int = 512, use_cache: bool = True,
+                 *, precision: str = "fp32", workers: int | None = None) -> None:
         self.workspace, self.data_dir, self.batch_size, self.use_cache = workspace, data_dir, batch_size, use_cache
+        self.workers = workers
         self.device = pick_device(device)
-        self.tag = precision_tag(self.device)
+        self.precision = check_precision(precision)
         self.records: dict[str, ModelRecord] = {}
         self.models: dict[str, nn.Module] = {}
         self.datasets: dict[tuple, DatasetInfo] = {}
@@ -234,7 +233,7 @@ class Scorer:
         """The dataset a reference records, resolved once per run (see ``robench.data.resolve_dataset``)."""
         key = (ref.name, ref.fingerprint or ref.root, tuple(sorted(ref.options.items())))
         if key not in self.datasets:
-            self.datasets[key] = resolve_dataset(ref, self.data_dir)
+            self.datasets[key] = resolve_dataset(ref, self.data_dir, workers=self.workers)
         return self.datasets[key]
 
     def dataset(self, name: str) -> DatasetInfo:
@@ -243,14 +242,16 @@ class Scorer:
 
     def predict(self, name: str, images: torch.Tensor) -> torch.Tensor:
         """Labels (N,) of model ``name`` on images (N, C, H, W) in [0,1]."""
-        return predict(self.model(name), images, batch_size=self.batch_size, device=self.device)
+        return predict(self.model(name), images, batch_size=self.batch_size, device=self.device,
+                       precision=self.precision)
 
     def clean_predictions(self, name: str) -> torch.Tensor:
         """Predictions (n_test,) of a model on its full test split: computed once per run, cached on disk."""
         if name in self.test_preds:
             return self.test_preds[name]
         data = self.dataset(name)
-        path = cache_path(self.workspace, self.record(name).weights_sha256, "test-" + data.fingerprint[:32], self.tag)
+        path = cache_path(self.workspace, self.record(name).weights_sha256, "test-" + data.fingerprint[:32],
+                          self.precision)
         pred = self._read(path, "pred")
         if pred is None or len(pred) != len(data.test):
             pred = torch.cat([self.predict(name, x) for _, x, _ in data.test.batches(8192)])
@@ -266,7 +267,7 @@ class Scorer:
                         load: Callable[[], store.AdvSet]) -> dict[str, torch.Tensor]:
         """labels, source_pred, clean_pred, adv_pred (N,) of model ``name`` on a set (and the set's targets, for a
         targeted set); from the cache when there."""
-        path = cache_path(self.workspace, self.record(name).weights_sha256, set_record.sha256, self.tag)
+        path = cache_path(self.workspace, self.record(name).weights_sha256, set_record.sha256, self.precision)
         cached = self._read(path)
         needed = {"labels", "source_pred", "clean_pred", "adv_pred"} | ({"targets"} if set_record.target else set())
         if cached is not None and needed <= set(cached):
@@ -283,8 +284,14 @@ class Scorer:
         return {**preds, "cached": False}
 
     def _clean_from_test(self, name: str, advset: store.AdvSet) -> torch.Tensor | None:
-        """The set's clean predictions taken from the test-split predictions, when its clean images are test images."""
+        """The set's clean predictions taken from the test-split predictions, when its clean images are test images.
+
+        Only for test splits held in memory: checking a streamed split would decode more than predicting the
+        set's own clean images costs.
+        """
         data = self.dataset(name)
+        if not data.test.in_memory:
+            return None
         key = (advset.record.sha256, data.fingerprint)
         if key not in self.subset:
             idx = advset.indices.long()
@@ -322,6 +329,8 @@ def matrix(
     batch_size: int = 512,
     use_cache: bool = True,
     shard: tuple[int, int] | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
     targets: Patterns | None = None,
 ) -> pd.DataFrame:
     """Score every target model on every adversarial set: one tidy row per (target, set).
@@ -332,14 +341,20 @@ def matrix(
     dataset or input shape) are left out and listed in ``df.attrs["skipped"]`` as dicts (target, set, reason).
     ``callback(kind, payload)`` receives 'start', 'cell' and 'skip' events. ``shard=(i, n)`` scores only
     every n-th target (sorted by name) from the i-th, so n machines can split a matrix; see :func:`merge`.
+    ``precision`` (fp32, bf16, fp16) is the autocast dtype of the targets' predictions, recorded in each row.
+    ``workers``: DataLoader workers that decode a streamed folder's test images (default: from the core count).
     """
+    check_precision(precision)
     if targets is not None:
         warnings.warn("matrix(targets=...) is now matrix(models=...)", DeprecationWarning, stacklevel=2)
         models = targets
     model_names = shard_of(select(store.list_model_names(workspace), models, "model", workspace), shard)
     set_names = select(store.list_set_names(workspace), sets, "set", workspace)
-    scorer = Scorer(workspace, device, data_dir, batch_size, use_cache)
+    scorer = Scorer(workspace, device, data_dir, batch_size, use_cache, precision=precision, workers=workers)
     set_records = [store.read_set(s, workspace) for s in set_names]
+    for name in model_names:  # find every target's data first: a missing dataset fails before any progress
+        if any(mismatch(scorer.record(name), srec) is None for srec in set_records):
+            scorer.dataset(name)
     notify = emitter(callback)
     notify("start", {"label": "matrix", "targets": model_names, "sets": set_names, "done": 0,
                      "total": len(model_names) * len(set_names)})
@@ -380,5 +395,5 @@ def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tens
                       preds.get("targets")),
         "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": target.arch,
         "target_keep": target.config.get("keep"), "dataset": target.dataset.label,
-        "target_sha256": target.weights_sha256, "set_sha256": srec.sha256,
+        "target_sha256": target.weights_sha256, "set_sha256": srec.sha256, "precision": scorer.precision,
     }

@@ -16,11 +16,12 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
+from robench.attacks.registry import method_spec, resolve_params
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import SetRecord
-from robench.runtime import batches
 from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,16 @@ def _samples(scorer: Scorer, names: list[str], n: int | None, common: bool, seed
     return idx
 
 
-def _accuracy_rows(scorer: Scorer, names: list[str], images: torch.Tensor, labels: torch.Tensor,
-                   **extra: Any) -> list[dict]:
-    rows = []
-    for name in names:
-        correct = int((scorer.predict(name, images) == labels).sum())
-        rows.append({"model": name, **extra, "accuracy": correct / len(labels), "n": len(labels)})
-    return rows
+STREAM_CHUNK = 1024  # test images of a streamed split decoded at a time by the probes
+
+
+def _images(split, idx: torch.Tensor, chunk: int | None = None):
+    """(images (n, C, H, W) in [0,1], labels (n,)) of test positions ``idx``, in order: in one piece for a split
+    held in memory, in chunks of ``chunk`` (default :data:`STREAM_CHUNK`) images for a streamed one."""
+    size = max(1, chunk or (len(idx) if split.in_memory else STREAM_CHUNK))
+    for start in range(0, len(idx), size):
+        part = idx[start:start + size]
+        yield split.floats(part), split.labels[part]
 
 
 def _model_columns(scorer: Scorer, name: str) -> dict:
@@ -86,14 +90,16 @@ Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 
 def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
                       n: int | None, common: bool, seed: int, device: str | None,
-                      data_dir, callback: Callback | None) -> pd.DataFrame:
+                      data_dir, callback: Callback | None, precision: str = "fp32",
+                      workers: int | None = None) -> pd.DataFrame:
     """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
 
     The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
-    sees the same corrupted images (one generator seeded with ``seed`` per value). Columns: model, column,
-    accuracy, n.
+    sees the same corrupted images (one generator seeded with ``seed`` per value). A streamed test split is
+    decoded and corrupted a chunk at a time, so memory stays bounded whatever the number of images. Predictions
+    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision.
     """
-    scorer = Scorer(workspace, device, data_dir)
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
     emit = emitter(callback)
@@ -102,16 +108,21 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
         scorer.clean_predictions(name)
         emit("step", {"done": done, "model": name, "info": f"{name} clean"})
     idx = _samples(scorer, names, n, common, seed)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
-    rows = []
-    for value in values:
-        corrupted = corrupt(images, value, torch.Generator().manual_seed(seed))
-        for name in names:
-            rows += _accuracy_rows(scorer, [name], corrupted, labels, **{column: value})
-            emit("step", {"done": len(names) + len(rows), "model": name, column: value,
-                          "info": f"{name} {column}={value:g}"})
+    generators = {value: torch.Generator().manual_seed(seed) for value in values}
+    correct = {(name, value): 0 for value in values for name in names}
+    chunks = 1 if data.test.in_memory else max(1, math.ceil(len(idx) / STREAM_CHUNK))
+    done = float(len(names))
+    for images, labels in _images(data.test, idx):
+        for value in values:
+            corrupted = corrupt(images, value, generators[value])
+            for name in names:
+                correct[name, value] += int((scorer.predict(name, corrupted) == labels).sum())
+                done += 1 / chunks
+                emit("step", {"done": done, "model": name, column: value, "info": f"{name} {column}={value:g}"})
+    rows = [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
+             "precision": scorer.precision} for value in values for name in names]
     emit("end", {"done": len(names) * (1 + len(values))})
-    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n"])
+    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
 
 
 def noise_curve(
@@ -125,12 +136,15 @@ def noise_curve(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
 
     Evaluated on the test images every model classifies correctly (``common=True``, so sigma 0 gives 1.0), or
     on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
-    Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n.
+    Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n,
+    precision (the autocast dtype of the predictions).
     """
     def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         if sigma < 0:
@@ -138,7 +152,8 @@ def noise_curve(
         return gaussian_noise(images, sigma, generator)
 
     values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
-    return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback)
+    return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback,
+                             precision, workers)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -170,13 +185,16 @@ def shuffle_curve(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
 
-    On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n.
+    On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n,
+    precision.
     """
     return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
-                             data_dir, callback)
+                             data_dir, callback, precision, workers)
 
 
 # ---------------------------------------------------------------- Boundary score
@@ -211,27 +229,39 @@ def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> SetRe
 
 
 def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
-                     tick: Callable[[float, str], None]) -> torch.Tensor:
-    """Run the Boundary attack on up to n test images the model gets right; L2 norms (k,) of the successes.
+                     tick: Callable[[float, str], None]) -> tuple[torch.Tensor, Trace]:
+    """Run the Boundary attack on up to n test images the model gets right: L2 norms (k,) of the successes and
+    the score's trace over them (median at every doubling of steps, from the same run).
 
     ``tick(fraction, info)`` reports the fraction of the batches done."""
     try:
-        from robench.attacks import perturb
+        from robench.attacks.generate import perturb_output
     except ImportError:
-        raise RobenchError("the Boundary attack is not available in this install (robench.attacks.perturb is "
-                           "missing); make a boundary set with `robench attack` and use --mode sets") from None
+        raise RobenchError("the Boundary attack is not available in this install (robench.attacks is missing); "
+                           "make a boundary set with `robench attack` and use --mode sets") from None
     idx = _samples(scorer, [name], n, True, seed)
-    data = scorer.dataset(name)
-    images, labels = data.test.floats(idx), data.test.labels[idx]
     model = scorer.model(name)
-    slices = list(batches(len(images), scorer.batch_size))
-    advs = []
-    for i, sl in enumerate(slices):
-        tick(i / len(slices), f"{name}: Boundary attack on images {sl.start + 1}-{sl.stop} of {len(images)}")
-        advs.append(perturb(model, images[sl], labels[sl], "boundary", seed=seed, **params).cpu())
-    adv = torch.cat(advs)
-    fooled = scorer.predict(name, adv) != labels
-    return (adv[fooled] - images[fooled]).flatten(1).norm(dim=1)
+    resolved = resolve_params(method_spec("boundary"), **params)
+    norms, traces, pixels = [], [], None
+    total, done = len(idx), 0
+    for images, labels in _images(scorer.dataset(name).test, idx, scorer.batch_size):
+        tick(done / max(total, 1), f"{name}: Boundary attack on images {done + 1}-{done + len(labels)} of {total}")
+        out = perturb_output(model, images, labels, "boundary", seed=seed, precision=scorer.precision, **params)
+        adv = out.adv.cpu()
+        fooled = scorer.predict(name, adv) != labels
+        norms.append((adv[fooled] - images[fooled]).flatten(1).norm(dim=1))
+        traces.append(out.extra["l2_trace"].cpu()[fooled])
+        pixels = images[0].numel()
+        done += len(labels)
+    l2_trace = torch.cat(traces) if traces else torch.empty(0, len(checkpoints(resolved["steps"])))
+    tr = trace(l2_trace, checkpoints(resolved["steps"]), pixels or 1, resolved["tolerance"])
+    return (torch.cat(norms) if norms else torch.empty(0)), tr
+
+
+def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
+    """The trace a boundary set recorded (None for sets made before robench recorded one)."""
+    data = record.stats.get("trace")
+    return Trace.from_json(data, tolerance) if data else None
 
 
 def boundary_scores(
@@ -246,25 +276,36 @@ def boundary_scores(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Boundary-attack score per model: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1].
 
     ``mode``: 'sets' reads the stored L2 norms of an existing boundary set whose single source is the model;
-    'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``) on ``n`` test images the
-    model classifies correctly; 'auto' uses a set when there is one, else attacks. Higher is more robust.
-    Columns: model, score, mean, n, from, arch, keep, placement.
+    'attack' runs the Boundary attack (``robench.attacks.perturb``, with ``params``: ``steps``, ``tolerance``,
+    ...) on ``n`` test images the model classifies correctly; 'auto' uses a set when there is one, else attacks.
+    Higher is more robust. ``precision``: the autocast dtype of the attack's forward passes (a set keeps the one
+    it records). Columns: model, score, mean, n, from, steps, change, converged, reason, arch, keep, placement,
+    precision; ``change`` is the relative drop of the median over the last doubling of steps, ``converged`` the
+    verdict of :attr:`robench.attacks.convergence.Trace.converged` (None for a set recorded without a trace) and
+    ``reason`` why not. ``df.attrs["trace"]`` holds the median at
+    every doubling (columns model, steps, median, n); a model that has not converged is also logged as a warning.
     """
     if mode not in BOUNDARY_MODES:
         raise RobenchError(f"unknown boundary mode '{mode}': choose one of {', '.join(BOUNDARY_MODES)}")
-    scorer = Scorer(workspace, device, data_dir)
+    params = dict(params or {})
+    resolve_params(method_spec("boundary"), **params)  # bad --steps / --tolerance fail before any work
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     emit = emitter(callback)
     emit("start", {"label": "boundary score", "total": len(names), "done": 0})
-    rows = []
+    rows, traces = [], []
     for i, name in enumerate(names):
         set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
+        used = scorer.precision
         if set_record is not None:
-            l2, origin = store.load_set(set_record.path).l2, f"set {set_record.name}"
+            l2, origin, used = store.load_set(set_record.path).l2, f"set {set_record.name}", set_record.precision
+            tr = _set_trace(set_record, params.get("tolerance"))
         elif mode == "sets":
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
@@ -272,15 +313,25 @@ def boundary_scores(
             def tick(fraction: float, info: str, i: int = i) -> None:
                 emit("batch", {"done": i + fraction, "info": info})
 
-            l2, origin = _boundary_attack(scorer, name, n, seed, params or {}, tick), "attack"
+            (l2, tr), origin = _boundary_attack(scorer, name, n, seed, params, tick), "attack"
         c, h, w = scorer.record(name).dataset.shape
         pixels = c * h * w
         values = l2.double().pow(2) / pixels
+        if tr is not None:
+            traces += [{"model": name, "steps": s, "median": m, "n": tr.n} for s, m in zip(tr.steps, tr.median,
+                                                                                           strict=True)]
+            if not tr.converged:
+                log.warning("Boundary score of %s has not converged: %s; raise --steps", name, tr.reason)
         rows.append({"model": name, "score": boundary_score(l2, pixels),
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
-                     **_model_columns(scorer, name)})
+                     "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
+                     "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
+                     **_model_columns(scorer, name), "precision": used})
         emit("step", {"done": i + 1, "model": name, "origin": origin, "info": f"{name}: {origin}"})
-    return pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "arch", "keep", "placement"])
+    df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
+                                     "arch", "keep", "placement", "precision"])
+    df.attrs["trace"] = pd.DataFrame(traces, columns=["model", "steps", "median", "n"])
+    return df
 
 
 # ---------------------------------------------------------------- keep trade-off
@@ -314,17 +365,20 @@ def tradeoff(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Defense rate against one set and clean accuracy, against keep, for models that differ only in keep.
 
-    Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation; sorted by keep.
+    Columns: model, keep, clean_accuracy, defense_rate, agreement, n, relation, precision; sorted by keep.
     """
     names = select(store.list_model_names(workspace), models, "model", workspace)
     check_family({n: store.read_model(n, workspace).config for n in names})
-    df = matrix(workspace, models=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback)
+    df = matrix(workspace, models=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback,
+                precision=precision, workers=workers)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))
         raise RobenchError(f"no model could score set '{set_name}': {reasons}")
     out = df.rename(columns={"target": "model", "target_keep": "keep", "target_clean_accuracy": "clean_accuracy"})
-    out = out[["model", "keep", "clean_accuracy", "defense_rate", "agreement", "n", "relation"]]
+    out = out[["model", "keep", "clean_accuracy", "defense_rate", "agreement", "n", "relation", "precision"]]
     return out.sort_values(["keep", "model"], ascending=[False, True]).reset_index(drop=True)

@@ -27,7 +27,7 @@ from robench.scoring.matrix import Callback, Patterns, Scorer, select
 log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "attacks", "steps", "queries", "arch",
-           "keep", "placement"]
+           "keep", "placement", "precision"]
 
 
 def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int,
@@ -45,7 +45,8 @@ def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_si
         if tick:
             tick(i / len(slices), f"{name}: AutoAttack on images {sl.start + 1}-{sl.stop} of {len(index)}")
         idx = index[sl]
-        adv = perturb(model, images[idx], labels[idx], "autoattack", seed=seed, **params).cpu()
+        adv = perturb(model, images[idx], labels[idx], "autoattack", seed=seed, precision=scorer.precision,
+                      **params).cpu()
         delta = (adv - images[idx]).flatten(1)
         size = delta.abs().amax(1) if params["norm"] == "linf" else delta.norm(dim=1)
         if (size > params["eps"] + 1e-5).any():
@@ -66,19 +67,23 @@ def autoattack_scores(
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
     **attack_params: Any,
 ) -> pd.DataFrame:
     """Robust accuracy of every model under AutoAttack (standard version; eps 8/255 Linf unless given).
 
     ``attack_params`` are the ``autoattack`` method's other parameters: ``attacks`` (a subset of
     apgd-ce,apgd-t,fab-t,square), ``steps`` (100) and ``queries`` (5000); anything but the defaults is no longer
-    the standard version. Columns: see ``COLUMNS`` (accuracies are fractions of the n images).
+    the standard version. ``precision``: the autocast dtype of every forward pass (attack and predictions);
+    ``workers``: DataLoader workers that decode a streamed folder's test images.
+    Columns: see ``COLUMNS`` (accuracies are fractions of the n images).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RobenchError(f"--n must be a positive number of test images, got {n}")
     params = resolve_params(method_spec("autoattack"), eps=eps, norm=norm, **attack_params)
     params = {k: v for k, v in params.items() if k != "targeted"}
-    scorer = Scorer(workspace, device, data_dir)
+    scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows = []
     emit = emitter(callback)
@@ -93,7 +98,8 @@ def autoattack_scores(
             rows.append({"model": name, "clean_accuracy": clean, "robust_accuracy": robust, "n": count,
                          "eps": params["eps"], "norm": params["norm"], "attacks": params["attacks"],
                          "steps": params["steps"], "queries": params["queries"], "arch": rec.arch,
-                         "keep": rec.config.get("keep"), "placement": rec.config.get("placement")})
+                         "keep": rec.config.get("keep"), "placement": rec.config.get("placement"),
+                         "precision": scorer.precision})
             log.info("autoattack %s: clean %.4f robust %.4f on %d images", name, clean, robust, count)
             emit("step", {"done": i + 1, "model": name, "info": f"{name}: robust {robust:.2%}"})
     return pd.DataFrame(rows, columns=COLUMNS)
