@@ -189,10 +189,20 @@ def test_short_titles_tell_configurations_apart():
     configs = [("pgd", {"eps": 16 / 255, "step": 1 / 255, "steps": 20}),
                ("pgd", {"eps": 16 / 255, "step": 2 / 255, "steps": 20}),
                ("fgsm", {"eps": 8 / 255}), ("noise", {"sigma": 0.08}), ("cw", {"steps": 100, "confidence": 0.0}),
-               ("apgd", {"eps": 0.5, "steps": 100, "norm": "l2", "target": "random", "targeted": True})]
+               ("apgd", {"eps": 0.5, "steps": 100, "norm": "l2", "target": "random", "targeted": True}),
+               ("square", {"eps": 16 / 255, "queries": 5000, "p_init": 0.8}),
+               ("hopskipjump", {"eps": 0.5, "queries": 1000, "norm": "l2"})]
     assert short_titles(configs) == ["PGD ε=16/255, 20 steps, step=1/255", "PGD ε=16/255, 20 steps, step=2/255",
                                      "FGSM ε=8/255", "Gaussian noise σ=0.08", "C&W 100 steps",
-                                     "APGD L2 ε=0.5, 100 steps, targeted (random)"]
+                                     "APGD L2 ε=0.5, 100 steps, targeted (random)", "Square ε=16/255, 5000 queries",
+                                     "HopSkipJump L2 ε=0.5, 1000 queries"]
+
+
+def test_every_method_has_a_display_name():
+    from robench.attacks import list_methods
+    from robench.reports.labels import METHOD_NAMES
+
+    assert set(list_methods()) <= set(METHOD_NAMES)
 
 
 def test_format_from_suffix_or_argument(tmp_path):

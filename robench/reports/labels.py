@@ -8,7 +8,7 @@ from typing import Any
 PIXEL_KEYS = ("eps", "step")
 METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "difgsm": "DI-FGSM", "tifgsm": "TI-FGSM",
                 "vmifgsm": "VMI-FGSM", "mdti": "M-DI-TI-FGSM", "cw": "C&W", "apgd": "APGD", "autoattack": "AutoAttack",
-                "boundary": "Boundary", "noise": "Gaussian noise"}
+                "boundary": "Boundary", "square": "Square", "hopskipjump": "HopSkipJump", "noise": "Gaussian noise"}
 SYMBOLS = {"eps": "ε", "sigma": "σ"}
 
 
@@ -26,8 +26,8 @@ def param_text(key: str, value: Any, linf: bool = True) -> str:
 
 
 def _term(key: str, value: Any, linf: bool) -> str:
-    if key == "steps":
-        return f"{value} steps"
+    if key in ("steps", "queries"):
+        return f"{value} {key}"
     if key == "target":
         return f"targeted ({value})"
     if isinstance(value, bool):
@@ -36,11 +36,12 @@ def _term(key: str, value: Any, linf: bool) -> str:
 
 
 def short_titles(configs: list[tuple[str, dict]],
-                 always: tuple[str, ...] = ("eps", "sigma", "steps", "target")) -> list[str]:
-    """Short titles of attack configurations (method, params): 'PGD ε=16/255, 20 steps', 'PGD L2 ε=0.5, ...'.
+                 always: tuple[str, ...] = ("eps", "sigma", "steps", "queries", "target")) -> list[str]:
+    """Short titles of attack configurations (method, params): 'PGD ε=16/255, 20 steps', 'PGD L2 ε=0.5, ...',
+    'Square ε=16/255, 5000 queries'.
 
-    Shows the budget (and an L2 norm), the step count and a target, plus any other parameter that differs
-    between configurations of the same method, so no two different configurations get the same title.
+    Shows the budget (and an L2 norm), the step count, a query budget and a target, plus any other parameter that
+    differs between configurations of the same method, so no two different configurations get the same title.
     """
     varying: dict[str, set[str]] = {}
     for method, params in configs:
