@@ -236,7 +236,8 @@ def list_workspace_models(workspace: str | os.PathLike | None = None) -> pd.Data
             "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"), "mask": cfg.get("mask"),
             "ensemble": cfg.get("ensemble"), "dataset": rec.dataset.label, "origin": rec.origin.spec or rec.origin.kind,
             "epochs": rec.epochs, "augment": (rec.recipe or {}).get("augment"),
-            "milestones": (rec.recipe or {}).get("milestones"), "clean_accuracy": rec.clean_accuracy,
+            "milestones": ",".join(map(str, (rec.recipe or {}).get("milestones") or [])) or None,
+            "clean_accuracy": rec.clean_accuracy,
             "wall_time_s": rec.wall_time_s, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "arch", "width", "keep", "placement", "keep_top", "mask", "ensemble",

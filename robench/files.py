@@ -1,6 +1,7 @@
-"""Atomic file writes: a temporary file beside the target, renamed over it only on success.
+"""Writing files: atomically where the target is (or will be) a regular file, through it where it is a stream.
 
-The ground floor of the layering: the store, the records and the reports all write through here.
+The ground floor of the layering: the store, the records, the reports and the CLI all write through here.
+``-`` as an output path means standard output to the CLI (:func:`is_stdout`); the library never prints.
 """
 
 from __future__ import annotations
@@ -8,12 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from robench.errors import RobenchError
+
+STDOUT = "-"
+_PSEUDO = ("/proc/", "/dev/")  # links into these name streams (/dev/stdout -> /proc/self/fd/1), never replace them
 
 
 def umask() -> int:
@@ -23,23 +28,62 @@ def umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+def is_stdout(path: str | os.PathLike | None) -> bool:
+    """True when an output path means standard output (``-``)."""
+    return path is not None and os.fspath(path) == STDOUT
 
-    New files get the usual permissions (0666 minus the umask), not mkstemp's 0600.
+
+def write_target(path: str | os.PathLike) -> tuple[Path, bool]:
+    """Where a write to ``path`` lands, and whether it goes *through* the path instead of replacing it.
+
+    A new path or a regular file is replaced atomically (a symlink to a regular file: its target is, and the
+    link stays). A FIFO or a character device (a terminal, ``/dev/stdout`` on a pipe) is written through.
+    Anything else (a folder, a block device, a socket) is a RobenchError: it is never replaced.
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        st = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        return (Path(os.path.realpath(path)) if path.is_symlink() else path), False
     except OSError as err:
-        raise RobenchError(f"cannot write to {path.parent} ({err.strerror}); choose a writable --workspace") from None
+        raise RobenchError(f"cannot write to {path} ({err.strerror})") from None
+    real = os.path.realpath(path)
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        return path, True
+    if stat.S_ISREG(st.st_mode):
+        if path.is_symlink() and real.startswith(_PSEUDO):
+            return path, True  # e.g. /dev/stdout redirected to a file: write into the open file, do not swap it
+        return Path(real) if path.is_symlink() else path, False
+    what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file, FIFO or terminal"
+    raise RobenchError(f"refusing to write to {path}: it is {what}; give a file name")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a path to write ``path``'s new content to.
+
+    For a regular (or new) file: a temporary file beside it, renamed over it only on success, else deleted;
+    new files get the usual permissions (0666 minus the umask), not mkstemp's 0600. For a FIFO or a character
+    device: the path itself, written through (see :func:`write_target`).
+    """
+    target, through = write_target(path)
+    if through:
+        yield target
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise RobenchError(f"cannot write to {target.parent} ({err.strerror}); choose a writable folder") from None
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~umask())
+    try:
+        mode = os.stat(target).st_mode & 0o7777  # replacing a file keeps its permissions
+    except FileNotFoundError:
+        mode = 0o666 & ~umask()
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)  # after writing: some writers (safetensors) replace the file they are given
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -29,7 +29,8 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     eps = "16/255"
 
     [matrix]
-    out = "matrix.csv"            # relative paths land in WORKSPACE/results/
+    out = "matrix.csv"            # relative paths land in WORKSPACE/results/ (.csv .json .md .tex)
+    plot = "matrix.pdf"           # the heatmap (.png .svg .pdf .eps)
 
     [[scores]]
     kind = "tradeoff"             # boundary | noise | shuffle | tradeoff | autoattack | folder
@@ -39,15 +40,22 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     [[scores]]
     kind = "folder"               # accuracy on a test-only folder, classes matched by name
     data_dir = "/data/stylized"   # needed by kind "folder"
+
+Every key is checked when the file is loaded, before anything runs (:func:`check`): the keys a section takes
+come from the signature of the function it feeds (``robench.train``, ``robench.attack`` plus every attack
+method's parameters, ``robench.matrix`` and each score function), so an unknown key or a value of the wrong
+type is a one-line error naming the file, the section and the key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +64,7 @@ import pandas as pd
 
 from robench import store
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.files import atomic_path
 
 if sys.version_info >= (3, 11):
@@ -67,7 +76,12 @@ log = logging.getLogger(__name__)
 
 # Keys whose value is a list by nature, so a list there is not a grid axis.
 _LIST_KEYS = {"milestones", "strides", "ensemble", "sigmas", "ks"}
-SCORE_KINDS = ("boundary", "noise", "shuffle", "tradeoff", "autoattack", "folder")
+# score kind -> (function in robench.scoring, its figure in robench.reports.plots or None, the attack method whose
+# parameters its **keywords take or None)
+SCORES = {"boundary": ("boundary_scores", None, None), "noise": ("noise_curve", "noise_plot", None),
+          "shuffle": ("shuffle_curve", "shuffle_plot", None), "tradeoff": ("tradeoff", "tradeoff_plot", None),
+          "autoattack": ("autoattack_scores", None, "autoattack"), "folder": ("folder_scores", "folder_plot", None)}
+SCORE_KINDS = tuple(SCORES)
 
 
 @dataclass
@@ -80,6 +94,8 @@ class Step:
     out: Path | None = None
     done: bool = False
     resume: bool = False
+    figure: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # how the result is shown: dpi, min_n, show_n, value
 
     @property
     def label(self) -> str:
@@ -106,6 +122,208 @@ class Suite:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+
+# ---------------------------------------------------------------- the schema
+
+# what the runner passes itself (never a suite key)
+_RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard"}
+OUTPUT_KEYS = {"out": str, "plot": str, "dpi": int}  # a matrix or a score writes its result and its figure
+
+
+@dataclass(frozen=True)
+class Section:
+    """The keys one suite section takes (name -> type), and how the section is written.
+
+    ``many``: an array of tables (``[[models]]``), else one table (``[train]``); ``grid``: a list value expands
+    into a grid of entries, except for keys whose type is a list by nature; ``required``: keys every entry needs
+    (``arch`` is checked at plan time, as ``[train]`` may give it).
+    """
+
+    fields: dict[str, Any]
+    many: bool = False
+    grid: bool = False
+    required: tuple[str, ...] = ()
+
+
+def _choices() -> dict[str, Any]:
+    """Keys whose values come from a registry, as Literal types."""
+    from typing import Literal
+
+    from robench.attacks import list_backends, list_methods
+    from robench.attacks.registry import NORMS
+    from robench.data import AUGMENTS, list_datasets
+    from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
+    from robench.scoring.probes import BOUNDARY_MODES
+    from robench.training import PRESETS
+
+    names = {"arch": list_models(), "dataset": list_datasets(), "preset": PRESETS, "placement": PLACEMENTS,
+             "mask": MASK_MODES, "regularizer": REGULARIZERS, "augment": AUGMENTS, "method": list_methods(),
+             "backend": list_backends(), "mode": BOUNDARY_MODES, "norm": NORMS,
+             "value": ("defense_rate", "agreement", "target_hit_rate")}
+    return {k: Literal[tuple(v)] for k, v in names.items()}
+
+
+def signature_fields(fn: Callable, rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """The keyword arguments of ``fn`` a suite may set (name -> type), from its signature and type hints."""
+    import inspect
+    import typing
+
+    hints, choices, rename = typing.get_type_hints(fn), _choices(), rename or {}
+    fields = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if name in _RUNNER or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        kind = choices.get(name, hints.get(name, Any))
+        if name in choices and p.default is None:
+            kind = kind | None
+        fields[rename.get(name, name)] = kind
+    return fields
+
+
+def _method_fields(methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The parameters of attack ``methods`` (default: every registered one), typed by their defaults: whole
+    numbers, true/false, text for text, a number or a fraction ('16/255') for the rest."""
+    from robench.attacks import list_methods, method_spec
+
+    fields: dict[str, Any] = {}
+    for method in methods or list_methods():
+        for key, default in method_spec(method).defaults.items():
+            kind = (bool if isinstance(default, bool) else int if isinstance(default, int)
+                    else str if isinstance(default, str) else float | str)
+            fields[key] = fields.get(key, kind) if fields.get(key, kind) == kind else float | str
+    return fields
+
+
+def _arch_fields() -> dict[str, Any]:
+    """The options of a robench architecture (``create_model``'s and the defect spec's), for imported weights."""
+    import dataclasses
+    import typing
+
+    from robench.models import DefectSpec, create_model
+
+    fields = {k: v for k, v in signature_fields(create_model).items()
+              if k not in ("name", "num_classes", "in_channels", "input_size")}
+    hints, choices = typing.get_type_hints(DefectSpec), _choices()
+    fields.update({f.name: choices.get(f.name, hints[f.name]) for f in dataclasses.fields(DefectSpec)})
+    return fields
+
+
+@functools.cache
+def sections() -> dict[str, Section]:
+    """The schema: every section a suite file may have. New sections and score kinds go here."""
+    from robench import scoring
+    from robench.api import import_model, train
+    from robench.attacks import attack
+
+    model = signature_fields(train)
+    imports = {**signature_fields(import_model, rename={"spec": "from"}), **_arch_fields(),
+               "arch": str | None}  # a robench architecture, or torchvision:NAME / timm:NAME
+    sets = {**_method_fields(), **signature_fields(attack, rename={"sources": "source"}),
+            "ensemble": list[str], "norm": _choices()["norm"]}
+    study = {"name": str, "description": str, "dataset": _choices()["dataset"], "workspace": str, "data_dir": str}
+    matrix = {**signature_fields(scoring.matrix), **OUTPUT_KEYS, "min_n": int, "show_n": bool,
+              "value": _choices()["value"]}
+    return {
+        "study": Section(study), "train": Section(model, grid=True), "models": Section(model, True, True),
+        "imports": Section(imports, many=True, required=("name", "from")),
+        "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
+        "scores": Section({"kind": str}, many=True, required=("kind",)),
+    }
+
+
+@functools.cache
+def score_fields(kind: str) -> dict[str, Any]:
+    """The keys a ``[[scores]]`` entry of ``kind`` takes: its function's arguments, out, plot if it draws, and
+    data_dir (the study's ``--data-dir`` for this entry only; kind "folder": the test-only folder)."""
+    from robench import scoring
+
+    function, figure, method = SCORES[kind]
+    keys = {"kind": str, **signature_fields(getattr(scoring, function), rename={"set_name": "set"}), "out": str,
+            "data_dir": str}
+    if method:
+        keys.update({k: v for k, v in _method_fields((method,)).items() if k not in keys})
+    return {**keys, **({"plot": str, "dpi": int} if figure else {})}
+
+
+def _where(section: str, index: int | None) -> str:
+    return f"[[{section}]] #{index + 1}" if index is not None else f"[{section}]"
+
+
+def _is_list_type(kind: Any) -> bool:
+    """True when a type takes a list by nature (list[int], Sequence[str], ...), so a list is not a grid axis."""
+    from typing import get_args, get_origin
+
+    from pydantic import TypeAdapter, ValidationError
+
+    if kind is Any:
+        return False
+    try:
+        TypeAdapter(kind).validate_python([])
+        return get_origin(kind) is not None or bool(get_args(kind))
+    except ValidationError:
+        return False
+
+
+def _check_value(kind: Any, value: Any) -> str | None:
+    """Why ``value`` is not a ``kind`` (strictly: no text for numbers, but whole numbers for floats), else None."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(kind, config=ConfigDict(strict=True)).validate_python(value)
+    except ValidationError as e:
+        return " or ".join(dict.fromkeys(err["msg"].rstrip(".") for err in e.errors()))
+    except Exception:  # a type pydantic cannot check: accept
+        return None
+    return None
+
+
+def _check_entry(source: str, where: str, entry: Any, fields: dict[str, Any], grid_ok: bool,
+                 required: tuple[str, ...] = ()) -> None:
+    import difflib
+
+    if not isinstance(entry, dict):
+        raise RobenchError(f"{source}: {where} must be a table of keys, got {type(entry).__name__}")
+    for key, value in entry.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise RobenchError(f"{source}: {where}: unknown key '{key}'; {hint}it takes {', '.join(sorted(fields))}")
+        kind = fields[key]
+        values = value if grid_ok and isinstance(value, list) and not _is_list_type(kind) else [value]
+        for v in values:
+            problem = _check_value(kind, v)
+            if problem:
+                raise RobenchError(f"{source}: {where}: {key} = {v!r}: {problem}")
+    missing = [k for k in required if k not in entry]
+    if missing:
+        raise RobenchError(f"{source}: {where} needs {', '.join(missing)}")
+
+
+def check(raw: dict[str, Any], source: str = "<dict>") -> None:
+    """Check a parsed suite against :func:`sections`: sections, keys and value types; a RobenchError names the
+    file, the section and the key of the first problem. Nothing is run, trained or written."""
+    schema = sections()
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        raise RobenchError(f"{source}: unknown section(s) {', '.join(unknown)}; use {', '.join(sorted(schema))}")
+    for name, section in schema.items():
+        if name not in raw:
+            continue
+        entries = raw[name]
+        if section.many != isinstance(entries, list):
+            form = f"[[{name}]] (one per entry)" if section.many else f"[{name}] (one table)"
+            raise RobenchError(f"{source}: write {name} as {form}")
+        for i, entry in enumerate(entries if section.many else [entries]):
+            where = _where(name, i if section.many else None)
+            fields = section.fields
+            if name == "scores":
+                kind = entry.get("kind") if isinstance(entry, dict) else None
+                if kind not in SCORES:
+                    raise RobenchError(f"{source}: {where}: kind = {kind!r} is not one of {', '.join(SCORES)}")
+                fields = score_fields(kind)
+            _check_entry(source, where, entry, fields, section.grid, section.required)
+
+
 def grid(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """Expand list values (other than list-natured keys) into the cartesian product of entries."""
     axes = {k: v for k, v in entry.items() if isinstance(v, list) and k not in _LIST_KEYS}
@@ -128,16 +346,11 @@ def load_suite(path: str | os.PathLike, workspace: str | os.PathLike | None = No
 
 def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = None,
                     data_dir: str | os.PathLike | None = None, source: str = "<dict>") -> Suite:
-    known = {"study", "train", "models", "imports", "attack", "attacks", "matrix", "scores"}
-    unknown = set(raw) - known
-    if unknown:
-        raise RobenchError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; "
-                           f"use {', '.join(sorted(known))}")
+    """A suite from parsed TOML, checked completely against the schema (see :func:`check`)."""
+    check(raw, source)
     study = raw.get("study", {})
     scores = raw.get("scores", [])
     for s in scores:
-        if s.get("kind") not in SCORE_KINDS:
-            raise RobenchError(f"{source}: score kind '{s.get('kind')}' is not one of {', '.join(SCORE_KINDS)}")
         if s["kind"] == "folder" and not s.get("data_dir"):
             raise RobenchError(f"{source}: a [[scores]] entry of kind \"folder\" needs data_dir, the test-only "
                                f"folder to score")
@@ -153,21 +366,39 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
 
 def plan(suite: Suite) -> list[Step]:
     """Every step of the suite, in order, each marked done or not."""
-    steps = [_import_step(suite, entry) for entry in suite.imports]
-    steps += [_train_step(suite, e) for entry in suite.models for e in grid({**suite.train_defaults, **entry})]
-    for entry in suite.attacks:
-        steps += [_attack_step(suite, e) for e in _attack_entries({**suite.attack_defaults, **entry})]
+    steps = []
+    for i, entry in enumerate(suite.imports):
+        with _located(suite, "imports", i):
+            steps.append(_import_step(suite, entry))
+    for i, entry in enumerate(suite.models):
+        with _located(suite, "models", i):
+            steps += [_train_step(suite, e) for e in grid({**suite.train_defaults, **entry})]
+    for i, entry in enumerate(suite.attacks):
+        with _located(suite, "attacks", i):
+            steps += [_attack_step(suite, e) for e in _attack_entries({**suite.attack_defaults, **entry})]
     _check_unique(steps)
     inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
-    if suite.matrix is not None:
-        out = _out_path(suite, suite.matrix.get("out", f"{suite.name}-matrix.csv"))
-        args = {k: v for k, v in suite.matrix.items() if k != "out"}
-        steps.append(Step("matrix", out.name, args, out, _fresh(out, suite, inputs)))
-    for i, score in enumerate(suite.scores):
-        out = _out_path(suite, score.get("out", f"{suite.name}-{score['kind']}-{i}.csv"))
-        args = {k: v for k, v in score.items() if k not in ("kind", "out")}
-        steps.append(Step(f"score:{score['kind']}", out.name, args, out, _fresh(out, suite, inputs)))
+    results = ([("matrix", suite.matrix, f"{suite.name}-matrix.csv")] if suite.matrix is not None else [])
+    results += [(f"score:{s['kind']}", s, f"{suite.name}-{s['kind']}-{i}.csv") for i, s in enumerate(suite.scores)]
+    for kind, entry, default in results:
+        out = _out_path(suite, entry.get("out", default))
+        figure = _out_path(suite, entry["plot"]) if entry.get("plot") else None
+        shown = {"dpi", "min_n", "show_n", "value"}
+        args = {k: v for k, v in entry.items() if k not in shown | {"kind", "out", "plot"}}
+        done = _fresh(out, suite, inputs) and (figure is None or _fresh(figure, suite, inputs))
+        steps.append(Step(kind, out.name, args, out, done, figure=figure,
+                          options={k: v for k, v in entry.items() if k in shown}))
     return steps
+
+
+@contextlib.contextmanager
+def _located(suite: Suite, section: str, index: int) -> Iterator[None]:
+    """Prefix a RobenchError raised while planning an entry with the file and the entry."""
+    try:
+        yield
+    except RobenchError as err:
+        message = str(err).removeprefix(f"{suite.source}: ")
+        raise RobenchError(f"{suite.source}: {_where(section, index)}: {message}") from None
 
 
 def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
@@ -176,7 +407,7 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
     args = {"dataset": suite.dataset, **entry}
     arch = args.pop("arch", None)
     if not arch:
-        raise RobenchError(f"{suite.source}: every [[models]] entry needs an arch")
+        raise RobenchError("every [[models]] entry needs an arch (or [train] gives one)")
     name = planned_model_name(arch, **args)
     directory = store.model_dir(name, suite.workspace)
     done = (directory / store.MODEL_META).exists() and not (directory / store.CHECKPOINT).exists()
@@ -194,9 +425,13 @@ def _import_step(suite: Suite, entry: dict[str, Any]) -> Step:
 
 
 def _attack_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per set: ``source`` (a list makes one set each) or ``ensemble`` (a list fused into one source,
+    which wins over a ``source`` from [attack])."""
+    entry = dict(entry)
     if "ensemble" in entry:
-        entry = {**entry, "sources": entry.pop("ensemble")}
-        return grid(entry)
+        members = list(entry.pop("ensemble"))
+        entry.pop("source", None)
+        return [{**e, "sources": members} for e in grid(entry)]
     if "source" not in entry:
         raise RobenchError("every [[attacks]] entry needs a source (a list makes one set each) or an ensemble")
     entries = []
@@ -249,22 +484,14 @@ def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
     return out.stat().st_mtime >= newest
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
 
 def run_step(suite: Suite, step: Step, callback: Callback | None = None, device: str | None = None) -> Any:
     """Run one step (whether or not it is done) and return its result (metadata or DataFrame)."""
+    from robench import scoring
     from robench.api import import_model, train
     from robench.attacks import attack
-    from robench.scoring import (
-        autoattack_scores,
-        boundary_scores,
-        folder_scores,
-        matrix,
-        noise_curve,
-        shuffle_curve,
-        tradeoff,
-    )
+    from robench.scoring import matrix
 
     common = {"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device, "callback": callback}
     if step.kind == "train":
@@ -277,21 +504,42 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     if step.kind == "attack":
         args = dict(step.args)
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
-    scorers = {"matrix": matrix, "score:boundary": boundary_scores, "score:noise": noise_curve,
-               "score:shuffle": shuffle_curve, "score:tradeoff": tradeoff, "score:autoattack": autoattack_scores,
-               "score:folder": folder_scores}
+    kind = step.kind.removeprefix("score:")
     args = dict(step.args)
-    if step.kind == "score:tradeoff":
+    if "set" in args:
         args["set_name"] = args.pop("set")
-    df: pd.DataFrame = scorers[step.kind](**{**common, **args})  # an entry's data_dir overrides the study's
-    write_csv(df, step.out)
+    scorer = matrix if step.kind == "matrix" else getattr(scoring, SCORES[kind][0])
+    df: pd.DataFrame = scorer(**{**common, **args})  # an entry's data_dir overrides the study's
+    write_result(df, step.out, matrix=step.kind == "matrix", **step.options)
+    if step.figure is not None:
+        _draw(df, step.figure, kind, step.options)
     return df
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as CSV atomically."""
+def write_result(df: pd.DataFrame, path: Path, *, matrix: bool = False, value: str = "defense_rate",
+                 min_n: int | None = None, show_n: bool = False, dpi: int | None = None) -> None:
+    """Write a result atomically in the format of the path's suffix: csv or json (tidy rows), markdown or latex
+    (a matrix in the papers' layout; a score as its table)."""
+    from robench.reports import tables
+
+    fmt = tables.format_for(path, None)
+    if matrix:
+        text = tables.render(df, fmt, value, min_n=tables.MIN_N if min_n is None else min_n, show_n=show_n)
+    else:
+        text = tables.tidy_text(df, fmt) if fmt in ("csv", "json") else tables.display_text(df, fmt, path.stem)
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        tmp.write_text(text)
+
+
+def _draw(df: pd.DataFrame, path: Path, kind: str, options: dict[str, Any]) -> Path:
+    """A result's figure: the matrix heatmap, or the score's plot."""
+    from robench.reports import plots
+
+    dpi = options.get("dpi", plots.DPI)
+    if kind == "matrix":
+        view = {k: options[k] for k in ("min_n", "show_n") if k in options}
+        return plots.heatmap(df, path, options.get("value", "defense_rate"), dpi=dpi, **view)
+    return getattr(plots, SCORES[kind][1])(df, path, dpi=dpi)
 
 
 def run(suite: Suite, callback: Callback | None = None, device: str | None = None,

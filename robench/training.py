@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from robench.data import DatasetInfo, epoch_seed
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
@@ -117,7 +118,6 @@ def preset(name: str, dataset: str) -> Recipe:
     return Recipe()
 
 
-Callback = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,8 @@ def fit(
     adversary = _madry_pgd(recipe, precision) if recipe.adv_train else None
     step = _train_step(net, opt, sched if per_step else None, scaler, loss_fn, device, precision, adversary)
     if emit:
-        emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch})
+        emit("start", {"epochs": recipe.epochs, "start_epoch": start, "steps_per_epoch": steps_per_epoch,
+                       "total": recipe.epochs * steps_per_epoch, "done": start * steps_per_epoch})
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(epoch_seed(seed, epoch) + dist.rank)
@@ -278,7 +279,7 @@ def fit(
             save_checkpoint(checkpoint, model, opt, sched, scaler, state)
         dist.barrier()
         if emit:
-            emit("epoch", stats)
+            emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
     test_acc = evaluate(model, data.test, device)
     return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc, "precision": precision,
             "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
@@ -333,7 +334,7 @@ def _run_epoch(net: nn.Module, batches, step: Step, device: torch.device, epoch:
         correct += right
         seen += len(y)
         if emit and (i == steps or time.perf_counter() - shown >= PROGRESS_INTERVAL_S):
-            emit("batch", {"epoch": epoch, "step": i, "loss": float(loss_sum) / seen,
+            emit("batch", {"epoch": epoch, "step": i, "done": epoch * steps + i, "loss": float(loss_sum) / seen,
                            "accuracy": int(correct) / seen,
                            "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)})
             shown = time.perf_counter()

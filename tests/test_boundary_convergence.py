@@ -13,7 +13,7 @@ from test_matrix import copy_models
 
 import robench
 from robench.attacks.convergence import Trace, checkpoints, trace
-from robench.attacks.generate import _seed, perturb_output
+from robench.attacks.generate import perturb_output, seeded
 from robench.data import load_dataset
 from robench.scoring import boundary_scores
 
@@ -61,12 +61,12 @@ def test_trace_comes_from_one_unchanged_run(batch):
     assert (l2[ok].diff(dim=1) <= 1e-6 * l2[ok, 1:]).all()
     assert torch.allclose(l2[ok, -1], (out.adv - x)[ok].flatten(1).norm(dim=1), rtol=1e-4)
     # Foolbox's own attack, called directly with the same seed, gives the same images: tracing changes nothing
-    _seed(0)
-    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
-    starts = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=50, steps=50).run(
-        fmodel, x, fb.criteria.Misclassification(y))
-    direct = fb.attacks.BoundaryAttack(steps=200).run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]),
-                                                      starting_points=starts[ok])
+    with seeded(0):
+        fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+        starts = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=50, steps=50).run(
+            fmodel, x, fb.criteria.Misclassification(y))
+        direct = fb.attacks.BoundaryAttack(steps=200).run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]),
+                                                          starting_points=starts[ok])
     assert torch.equal(direct, out.adv[ok])
 
 

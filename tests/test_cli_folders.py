@@ -46,7 +46,6 @@ data_dir = "{tree}"
 preset = "quick"
 epochs = 1
 width = 4
-device = "cpu"
 {extra_train}
 
 [[models]]
@@ -112,7 +111,7 @@ def test_the_whole_pipeline_on_a_png_tree(mode, tmp_path):
 
     # a small suite over the same tree: the models are found done, the rest runs
     suite = suite_file(tmp_path / "mini.toml", tree, other)
-    r = ok("run", suite, "--workspace", ws)
+    r = ok("run", suite, "--workspace", ws, "--device", "cpu")
     assert "skip train tiny" in r.stderr and (ws / "results" / "folder.csv").exists()
     assert set(pd.read_csv(ws / "results" / "folder.csv").model) == {"tiny", "tiny-keep0.5-bottom"}
 
@@ -162,7 +161,7 @@ def test_the_streamed_path_end_to_end(tmp_path, monkeypatch):
     own = pd.read_csv(tmp_path / "f.csv")  # the same evaluation transform as the model's own test split
     assert own.accuracy.tolist() == pytest.approx(own.clean_accuracy.tolist(), abs=1e-6)
     suite = suite_file(tmp_path / "s.toml", tree, tree / "test", 'stream = true\nimage_size = 16\nworkers = 0')
-    r = ok("run", suite, "--workspace", ws)
+    r = ok("run", suite, "--workspace", ws, "--device", "cpu")
     assert "skip train tiny-keep0.5-bottom" in r.stderr and (ws / "results" / "m.csv").exists()
 
     # the workspace copied elsewhere and the data moved: a clear error without --data-dir, the same matrix with it

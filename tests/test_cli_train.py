@@ -32,10 +32,11 @@ def test_help_lists_placements():
     (["resnet19"], "did you mean resnet18"),
     (["tiny", "--keep", "0"], "(0, 1]"),
     (["tiny", "--keep", "1.5"], "(0, 1]"),
-    (["tiny", "--dataset", "imagenet"], "unknown dataset"),
-    (["tiny", "--mask", "pixel"], "unknown mask mode"),
-    (["tiny", "--placement", "middle"], "unknown placement"),
-    (["tiny", "--preset", "turbo"], "unknown preset 'turbo': choose one of paper, quick, fast"),
+    (["tiny", "--dataset", "imagenet"], "unknown --dataset 'imagenet'"),
+    (["tiny", "--mask", "pixel"], "unknown --mask 'pixel'"),
+    (["tiny", "--placement", "middle"], "unknown --placement 'middle'"),
+    (["tiny", "--preset", "turbo"], "unknown --preset 'turbo'"),
+    (["tiny", "--keep", "abc"], "Invalid value for '--keep'"),
 ])
 def test_bad_input_is_one_line_no_traceback(ws, args, message):
     r = run("train", *args, "--workspace", ws)

@@ -196,7 +196,7 @@ def test_state_dict_round_trip_is_white_box(rgb_ws, digits_rgb, tmp_path):
         assert torch.equal(robench.load_model("tiny-seed9", rgb_ws)(x), original(x))
     set_rec = robench.attack("tiny-rgb", "fgsm", n=8, eps=24 / 255, workspace=rgb_ws, data_dir=digits_rgb,
                              device="cpu", name="rt-fgsm")
-    df = robench.matrix(workspace=rgb_ws, targets="tiny*", sets=set_rec.name, device="cpu")
+    df = robench.matrix(workspace=rgb_ws, models="tiny*", sets=set_rec.name, device="cpu")
     rows = df.set_index("target")
     assert rows.loc["tiny-again", "relation"] == "white-box"
     assert rows.loc["tiny-again", "defense_rate"] == rows.loc["tiny-rgb", "defense_rate"]

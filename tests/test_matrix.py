@@ -136,10 +136,12 @@ def test_scores_equal_an_independent_recomputation(scored_ws):
 
 
 def test_filters_select_cells(scored_ws):
-    df = matrix(scored_ws, targets="tiny-keep*", sets=["fgsm-tiny"], device="cpu")
+    df = matrix(scored_ws, models="tiny-keep*", sets=["fgsm-tiny"], device="cpu")
     assert list(zip(df.target, df.set, strict=True)) == [("tiny-keep0.3-bottom", "fgsm-tiny")]
-    df = matrix(scored_ws, targets="tiny,tiny-keep0.3-bottom", sets="fgsm-*", device="cpu")
+    df = matrix(scored_ws, models="tiny,tiny-keep0.3-bottom", sets="fgsm-*", device="cpu")
     assert len(df) == 4
+    with pytest.warns(DeprecationWarning, match="models="):  # the old keyword still works, for one release
+        assert len(matrix(scored_ws, targets="tiny-keep*", sets="fgsm-tiny", device="cpu")) == 1
 
 
 def test_select_errors_name_pattern_and_choices(tmp_path):
@@ -234,7 +236,7 @@ def test_cache_is_used_and_invalidated_by_retraining(ws, monkeypatch):
 def test_clean_predictions_come_from_the_test_split(scored_ws, monkeypatch):
     """A set of real test images reuses the target's test-split predictions: only the adversarial images run."""
     calls = count_predictions(monkeypatch)
-    matrix(scored_ws, targets="tiny", sets="fgsm-keep", device="cpu", use_cache=False)
+    matrix(scored_ws, models="tiny", sets="fgsm-keep", device="cpu", use_cache=False)
     n_test = len(load_dataset("digits").test)
     assert calls == [n_test, store.load_set("fgsm-keep", scored_ws).record.n]
 
@@ -277,6 +279,8 @@ def test_sets_of_another_dataset_or_shape_are_skipped_with_a_reason(ws):
     assert "dataset mnist" in reasons["other-data"] and "digits" in reasons["other-data"]
     assert "3x32x32" in reasons["rgb"] and "1x32x32" in reasons["rgb"]
     assert sum(kind == "skip" for kind, _ in events) == 2
+    start, *rest = events  # progress events (robench.events): a total, then every cell counted once
+    assert start[0] == "start" and start[1]["total"] == 3 and [p["done"] for _, p in rest] == [1, 2, 3]
 
 
 def test_api_export():

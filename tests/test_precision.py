@@ -91,7 +91,7 @@ def test_defaults_and_bad_precision(ws):
     with pytest.raises(RobenchError, match="unknown precision 'fp8'.*fp32, bf16, fp16"):
         robench.train("tiny", dataset="digits", workspace=ws, epochs=1, device="cpu", precision="fp8")
     assert not Path(ws).exists() or not list(Path(ws).rglob("*.safetensors"))
-    one_line_error(run("matrix", "--workspace", ws, "--precision", "fp8"), "unknown precision 'fp8'")
+    one_line_error(run("matrix", "--workspace", ws, "--precision", "fp8"), "unknown --precision 'fp8'")
 
 
 def test_precision_is_recorded_and_decides_the_kept_examples(trained_ws, tmp_path):
@@ -113,7 +113,7 @@ def test_precision_is_recorded_and_decides_the_kept_examples(trained_ws, tmp_pat
     assert len(s) > 0 and (clean_pred == s.labels).all() and (adv_pred != s.labels).all()
     assert torch.equal(adv_pred, s.source_pred)
 
-    df = matrix(ws, targets="tiny", sets=srec.name, device="cpu", precision="bf16")
+    df = matrix(ws, models="tiny", sets=srec.name, device="cpu", precision="bf16")
     assert df.precision.tolist() == ["bf16"] and df.relation.tolist() == ["white-box"]
     assert df.defense_rate.tolist() == [0.0]  # filtered and scored in one precision: the white-box cell is 0
 
@@ -144,5 +144,5 @@ def test_cached_predictions_of_two_precisions_never_mix(trained_ws, tmp_path):
     store.write_tensors(paths["bf16"], poisoned)
     again = matrix(ws, device="cpu", precision="fp32")
     assert again.drop(columns="precision").equals(fp32.drop(columns="precision"))
-    row = matrix(ws, targets="tiny-keep0.3-bottom", device="cpu", precision="bf16").iloc[0]
+    row = matrix(ws, models="tiny-keep0.3-bottom", device="cpu", precision="bf16").iloc[0]
     assert row.defense_rate == 1.0

@@ -55,6 +55,7 @@ target = "random"
 
 [matrix]
 out = "m.csv"
+plot = "m.pdf"
 
 [[scores]]
 kind = "shuffle"
@@ -96,15 +97,56 @@ def test_bad_suites_are_clear(tmp_path):
         suites.load_suite(bad)
     with pytest.raises(RobenchError, match="not found"):
         suites.load_suite(tmp_path / "missing.toml")
-    bad.write_text("[modles]\n")
-    with pytest.raises(RobenchError, match="unknown section"):
-        suites.load_suite(bad)
-    bad.write_text('[[models]]\narch = "resnet19"\n')
-    with pytest.raises(RobenchError, match="did you mean resnet18"):
-        suites.plan(suites.load_suite(bad, tmp_path))
     bad.write_text('[[models]]\narch = "tiny"\n[[models]]\narch = "tiny"\n')
     with pytest.raises(RobenchError, match="twice"):
         suites.plan(suites.load_suite(bad, tmp_path))
+
+
+MISTAKES = [
+    ("[modles]\n", "unknown section(s) modles"),
+    ('[study]\nnmae = "x"\n', "[study]: unknown key 'nmae'; did you mean name?"),
+    ('[[models]]\narch = "tiny"\n[[models]]\narch = "tiny"\nwidht = 4\n', "[[models]] #2: unknown key 'widht'; "
+                                                                            "did you mean width?"),
+    ('[train]\nepochs = "ten"\n', "[train]: epochs = 'ten': Input should be a valid integer"),
+    ('[[models]]\narch = "tiny"\nkeep = [1.0, "half"]\n', "[[models]] #1: keep = 'half'"),
+    ('[[models]]\narch = "resnet19"\n', "[[models]] #1: arch = 'resnet19': Input should be 'alexnet'"),
+    ('[train]\nmilestones = [1, "x"]\n', "[train]: milestones = [1, 'x']"),
+    ('[[attacks]]\nsource = "a"\neps = true\n', "[[attacks]] #1: eps = True"),
+    ('[[attacks]]\nsource = "a"\nmethod = "pgd"\nsigma = 0.1\n', "[[attacks]] #1: pgd takes no --sigma"),
+    ('[[scores]]\nkind = "noize"\n', "[[scores]] #1: kind = 'noize' is not one of boundary, noise"),
+    ('[[scores]]\nkind = "noise"\nset = "x"\n', "[[scores]] #1: unknown key 'set'"),
+    ('[matrix]\nplots = "heat.png"\n', "[matrix]: unknown key 'plots'; did you mean plot?"),
+    ('[models]\narch = "tiny"\n', "write models as [[models]]"),
+    ('[study]\ndataset = "imagenet"\n', "[study]: dataset = 'imagenet'"),
+]
+
+
+@pytest.mark.parametrize("text,message", MISTAKES, ids=[m[1][:30] for m in MISTAKES])
+def test_the_schema_rejects_each_mistake_before_running(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    r = CliRunner().invoke(app, ["run", str(path), "--workspace", str(tmp_path / "ws")])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: {message}"), lines
+    assert not (tmp_path / "ws").exists()  # nothing ran
+
+
+def test_the_schema_follows_the_functions():
+    """Keys come from the signatures of the functions a section feeds, and choices from the registries."""
+    import inspect
+
+    import robench
+    from robench.attacks import list_methods, method_spec
+
+    fields = suites.sections()
+    train_keys = set(inspect.signature(robench.train).parameters) - suites._RUNNER
+    assert set(fields["models"].fields) == train_keys
+    assert {k for m in list_methods() for k in method_spec(m).defaults} <= set(fields["attacks"].fields)
+    assert {"plot", "out", "dpi", "models", "sets"} <= set(fields["matrix"].fields)
+    assert set(suites.score_fields("tradeoff")) == {"kind", "set", "models", "out", "plot", "dpi", "precision",
+                                                    "workers", "data_dir"}
+    assert "plot" not in suites.score_fields("boundary")
 
 
 def test_suite_runs_then_resumes_by_skipping_finished_steps(tmp_path):
@@ -121,6 +163,7 @@ def test_suite_runs_then_resumes_by_skipping_finished_steps(tmp_path):
     assert df[df.set.str.contains("targeted")].target_hit_rate.between(0, 1).all()
     assert df[~df.set.str.contains("targeted")].target_hit_rate.isna().all()
     assert set(pd.read_csv(suite.workspace / "results" / "shuffle.csv")["k"]) == {2, 4}
+    assert (suite.workspace / "results" / "m.pdf").read_bytes().startswith(b"%PDF-")  # [matrix] plot
     aa = pd.read_csv(suite.workspace / "results" / "aa.csv")
     assert len(aa) == 3 and (aa.robust_accuracy <= aa.clean_accuracy).all() and (aa.n == 16).all()
     assert len(ran) == 9

@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +34,7 @@ from robench.attacks.registry import (
 )
 from robench.data import resolve_dataset
 from robench.errors import RobenchError
+from robench.events import Callback
 from robench.models import EnsembleNet, load_model
 from robench.records import ModelRecord, SetRecord, SourceRef
 from robench.runtime import (
@@ -49,7 +50,6 @@ from robench.runtime import (
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[str, dict[str, Any]], None]
 DEFAULT_N = 5000
 TARGET_MODES = ("random", "least-likely")
 
@@ -82,11 +82,28 @@ def _frozen(model: nn.Module) -> Iterator[nn.Module]:
             m.training = mode
 
 
-def _seed(seed: int) -> None:
-    """Seed every RNG the backends draw from (torch for Foolbox and noise, numpy and random for ART)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Seed the global RNGs the backends draw from (torch: Foolbox and noise; numpy and random: ART) for the
+    block only.
+
+    The caller's torch (CPU, and ``device`` when it is a GPU), numpy and ``random`` states are restored
+    afterwards, so attacking never changes a notebook's random state. ``seed=None`` leaves the RNGs alone.
+    """
+    if seed is None:
+        yield
+        return
+    devices = [device] if device is not None and device.type == "cuda" else []
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
 
 
 def _run(backend: Backend, spec: MethodSpec, net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -126,10 +143,9 @@ def perturb_output(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     if targets is not None:
         _check_targeted(spec)
         resolved["targeted"], labels = True, targets
-    if seed is not None:
-        _seed(seed)
     device = next(model.parameters()).device
-    return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved)
+    with seeded(seed, device):
+        return _run(chosen, spec, net, to_device(images.float(), device), labels.to(device), resolved)
 
 
 # ---------------------------------------------------------------- targets
@@ -301,10 +317,10 @@ def attack(
     with store.SetWriter(store.set_dir(name, workspace), overwrite=overwrite) as writer:
         data = resolve_dataset(records[0].dataset, data_dir, workers=workers)
         total = min(n, len(data.test))
-        emit("start", {"name": name, "total": total, "method": spec.name, "backend": chosen.name})
-        _seed(seed)
+        emit("start", {"name": name, "label": name, "total": total, "done": 0, "method": spec.name,
+                       "backend": chosen.name})
         aim = _Aim(mode, data.ref.num_classes, seed) if mode else None
-        with _frozen(model):  # frozen for the whole run, so a compiled source sees one set of weight flags
+        with seeded(seed, dev), _frozen(model):  # frozen for the whole run: a compiled source sees one set of flags
             net = _net(model, precision, compile)
             attempted, kept_extra = _generate(net, data.test, spec, chosen, params, writer, n, batch_size, dev,
                                               emit, aim)
@@ -322,7 +338,7 @@ def attack(
         record = writer.finish(record)
     log.info("saved set %s: %d of %d fooled the source (%.1f%%)", name, record.n, attempted,
              100 * record.success_rate)
-    emit("end", {"attempted": record.attempted, "n": record.n, "name": record.name})
+    emit("end", {"attempted": record.attempted, "done": record.attempted, "n": record.n, "name": record.name})
     return record
 
 
@@ -367,7 +383,7 @@ def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params:
                     **{k: v[fooled] for k, v in extra.items()}})
         kept.append({k: v[fooled].cpu() for k, v in out.extra.items()})
         attempted += len(y)
-        emit("batch", {"attempted": attempted, "kept": writer.count,
+        emit("batch", {"attempted": attempted, "done": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
     return attempted, {k: torch.cat([b[k] for b in kept]) for k in (kept[0] if kept else {})}
 

@@ -3,25 +3,25 @@
 Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
 units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
 (``art_backend``, ``foolbox_backend``, ``torchattacks_backend``, and ``robench``: the native torch loop of
-``torch_backend`` plus Gaussian noise); each exposes ``run(builder, model, images, labels, params) -> adversarial
-images``. A targeted attack gets the target labels as ``labels`` and ``params["targeted"] = True``.
+``torch_backend`` plus Gaussian noise); each exposes ``version()`` and ``run(builder, model, images, labels,
+params) -> adversarial images``. A targeted attack gets the target labels as ``labels`` and
+``params["targeted"] = True``. The registry itself imports neither torch nor an attack library: builders are
+named, and resolved in the backend's module when an attack runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
-
-from robench.attacks import art_backend, foolbox_backend, square, torch_backend, torchattacks_backend
-from robench.attacks.convergence import checkpoints, trace
-from robench.attacks.noise import gaussian_noise
 from robench.errors import RobenchError, unknown_name
+
+if TYPE_CHECKING:  # the registry is read without torch (``robench --help`` lists methods and their defaults)
+    import torch
+    from torch import nn
 
 
 @dataclass
@@ -33,37 +33,42 @@ class AttackOutput:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-Runner = Callable[[Any, nn.Module, torch.Tensor, torch.Tensor, dict], "torch.Tensor | AttackOutput"]
+Builder = Callable[..., Any] | str  # a callable, or the name of a function in the backend's adapter module
 
 
 @dataclass(frozen=True)
 class Backend:
-    """An attack library behind one adapter: ``run(builder, model, images, labels, params)``."""
+    """An attack library behind one adapter module, imported on first use. The module offers ``version()`` and
+    ``run(builder, model, images, labels, params) -> images (N, C, H, W) or AttackOutput``."""
 
     name: str
-    version: Callable[[], str]
-    run: Runner
+    module: str
     description: str = ""
 
+    @property
+    def adapter(self) -> Any:
+        return importlib.import_module(self.module)
 
-def _robench_version() -> str:
-    from robench._version import __version__
+    def version(self) -> str:
+        return self.adapter.version()
 
-    return __version__
+    def builder(self, builder: Builder) -> Callable[..., Any]:
+        """A method's builder for this backend: a callable as it is, a name looked up in the adapter module."""
+        return getattr(self.adapter, builder) if isinstance(builder, str) else builder
 
-
-def _run_native(builder: Callable, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                params: dict) -> torch.Tensor:
-    return builder(model, images, labels, params)
+    def run(self, builder: Builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+            params: dict) -> torch.Tensor | AttackOutput:
+        return self.adapter.run(self.builder(builder), model, images, labels, params)
 
 
 BACKENDS: dict[str, Backend] = {
-    "art": Backend("art", art_backend.version, art_backend.run, "Adversarial Robustness Toolbox"),
-    "foolbox": Backend("foolbox", foolbox_backend.version, foolbox_backend.run, "Foolbox 3 (eagerpy, PyTorch)"),
-    "robench": Backend("robench", _robench_version, _run_native, "built-in torch loop (no attack library needed)"),
-    "torchattacks": Backend("torchattacks", torchattacks_backend.version, torchattacks_backend.run, "torchattacks"),
+    "art": Backend("art", "robench.attacks.art_backend", "Adversarial Robustness Toolbox"),
+    "foolbox": Backend("foolbox", "robench.attacks.foolbox_backend", "Foolbox 3 (eagerpy, PyTorch)"),
+    "robench": Backend("robench", "robench.attacks.torch_backend", "built-in torch loop (no attack library needed)"),
+    "torchattacks": Backend("torchattacks", "robench.attacks.torchattacks_backend", "torchattacks"),
 }
 NORMS = ("linf", "l2")
+AUTOATTACK_PARTS = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard AutoAttack's attacks, in order
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ class MethodSpec:
 
     ``defaults`` lists every tunable parameter (floats in [0, 1] pixel units where they are pixel
     quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
-    backend name to that adapter's builder; ``refused`` explains backends deliberately left out.
+    backend name to that adapter's builder (a callable, or the name of a function in the backend's adapter
+    module, imported only when the attack runs); ``refused`` explains backends deliberately left out.
     ``norms`` lists the norms ``--norm`` may pick (the first, ``norm``, is the default); ``l2_defaults``
     replace defaults under ``--norm l2`` (there eps and step are L2 norms of the whole perturbation, in [0, 1]
     image units, not per-pixel amounts); ``choices`` the allowed values of string parameters; ``targeted``
@@ -83,7 +89,7 @@ class MethodSpec:
     summary: str
     norm: str
     defaults: dict[str, Any]
-    builders: dict[str, Any]
+    builders: dict[str, Builder]
     default_backend: str
     fixed: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
@@ -314,24 +320,19 @@ _TI = {"kernel": 7, "nsig": 3.0}
 _L2 = {"eps": 0.5, "step": 0.05}  # RobustBench's CIFAR-10 L2 budget; eps and step are L2 norms in image units
 
 
-def _noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Gaussian noise ignores the model; the global torch RNG (seeded per run) draws it."""
-    return gaussian_noise(images, params["sigma"])
-
-
 register_method(MethodSpec(
     "fgsm", "Fast gradient sign method (one signed-gradient step of size eps); --norm l2 gives FGM "
             "(one L2-normalised step)", "linf",
     defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS,
     l2_defaults={"eps": 0.5}, targeted=True,
-    builders={"foolbox": foolbox_backend.fgsm, "art": art_backend.fgsm, "robench": torch_backend.fgsm},
+    builders={"foolbox": "fgsm", "art": "fgsm", "robench": "fgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
     "pgd", "Basic iterative method / PGD (Linf, or --norm l2); no random start unless --random-start", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
     pixel_params=("eps", "step"), name_params=("eps",), norms=NORMS, l2_defaults=_L2, targeted=True,
-    builders={"foolbox": foolbox_backend.pgd, "art": art_backend.pgd, "robench": torch_backend.pgd},
+    builders={"foolbox": "pgd", "art": "pgd", "robench": "pgd"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -339,7 +340,7 @@ register_method(MethodSpec(
               "the momentum", "linf",
     defaults={**_TRANSFER, "decay": 1.0}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
     targeted=True,
-    builders={"art": art_backend.mifgsm, "foolbox": foolbox_backend.mifgsm, "robench": torch_backend.mifgsm},
+    builders={"art": "mifgsm", "foolbox": "mifgsm", "robench": "mifgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -347,7 +348,7 @@ register_method(MethodSpec(
               "copy (probability --diversity, size in [--resize, 1) of the image); --decay 1 gives M-DI2-FGSM",
     "linf", defaults={**_TRANSFER, "decay": 0.0, **_DI}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": torch_backend.difgsm, "torchattacks": torchattacks_backend.difgsm},
+    builders={"robench": "difgsm", "torchattacks": "difgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -355,7 +356,7 @@ register_method(MethodSpec(
               "--kernel Gaussian (over +-nsig sigmas)", "linf",
     defaults={**_TRANSFER, "decay": 0.0, **_TI}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
     targeted=True,
-    builders={"robench": torch_backend.tifgsm, "torchattacks": torchattacks_backend.tifgsm},
+    builders={"robench": "tifgsm", "torchattacks": "tifgsm"},
     default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
@@ -363,48 +364,55 @@ register_method(MethodSpec(
                "neighbours within --beta * eps", "linf",
     defaults={**_TRANSFER, "decay": 1.0, "samples": 20, "beta": 1.5}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": torch_backend.vmifgsm, "torchattacks": torchattacks_backend.vmifgsm},
+    builders={"robench": "vmifgsm", "torchattacks": "vmifgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
     "mdti", "The usual combination M-DI2-TI-FGSM: momentum, input diversity and translation invariance together",
     "linf", defaults={**_TRANSFER, "decay": 1.0, **_DI, **_TI}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": torch_backend.mdti, "torchattacks": torchattacks_backend.mdti},
+    builders={"robench": "mdti", "torchattacks": "mdti"},
     default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
     defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
     fixed={"norm": "l2", "targeted": False}, targeted=True,
-    builders={"foolbox": foolbox_backend.cw, "art": art_backend.cw}, default_backend="foolbox",
+    builders={"foolbox": "cw", "art": "cw"}, default_backend="foolbox",
 ))
 register_method(MethodSpec(
     "apgd", "Auto-PGD (Croce & Hein): step size adapted per example, --loss ce (APGD-CE) or dlr (APGD-DLR); "
             "Linf or --norm l2", "linf",
     defaults={"eps": 8 / 255, "steps": 100, "loss": "ce", "restarts": 1}, fixed=_LINF, pixel_params=("eps",),
     name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5}, choices={"loss": ("ce", "dlr")},
-    builders={"torchattacks": torchattacks_backend.apgd, "art": art_backend.apgd}, default_backend="torchattacks",
+    builders={"torchattacks": "apgd", "art": "apgd"}, default_backend="torchattacks",
 ))
 register_method(MethodSpec(
     "autoattack", "AutoAttack, standard version (RobustBench): APGD-CE, APGD-T, FAB-T and Square, each on the "
                   "inputs the earlier ones left; --attacks picks a subset, --steps and --queries shorten it", "linf",
     defaults={"eps": 8 / 255, "steps": 100, "queries": 5000,
-              "attacks": ",".join(torchattacks_backend.AUTOATTACK_PARTS)},
+              "attacks": ",".join(AUTOATTACK_PARTS)},
     fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5},
-    choices={"attacks": torchattacks_backend.AUTOATTACK_PARTS},
-    builders={"torchattacks": torchattacks_backend.autoattack}, default_backend="torchattacks",
+    choices={"attacks": AUTOATTACK_PARTS},
+    builders={"torchattacks": "autoattack"}, default_backend="torchattacks",
     refused={"art": "ART's AutoAttack is not the standard version (no APGD-T or FAB-T)",
              "foolbox": "Foolbox has no AutoAttack"},
 ))
 def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
     """The score's median at every doubling of steps over the kept examples, and whether it converged."""
+    import torch
+
+    from robench.attacks.convergence import checkpoints, trace
+
     l2 = extra.get("l2_trace", torch.empty(0, len(checkpoints(params["steps"]))))
     return {"trace": trace(l2.cpu(), checkpoints(params["steps"]), math.prod(shape), params["tolerance"]).to_json()}
 
 
 def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
     """Median (and mean, max) of the queries the kept examples used."""
+    import numpy as np
+    import torch
+
     q = extra.get("queries", torch.empty(0)).double().cpu().numpy()
     summary = {"over": "kept examples", "n": len(q), "budget": params["queries"]}
     if len(q):
@@ -418,7 +426,7 @@ register_method(MethodSpec(
     defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
               "tolerance": 0.05},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
-    builders={"foolbox": foolbox_backend.boundary}, default_backend="foolbox",
+    builders={"foolbox": "boundary"}, default_backend="foolbox",
     refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,
 ))
 register_method(MethodSpec(
@@ -426,7 +434,7 @@ register_method(MethodSpec(
     "--queries per example", "linf",
     defaults={"eps": 16 / 255, "queries": 5000, "p_init": 0.8}, norms=NORMS, l2_defaults={"eps": 0.5},
     fixed={"targeted": False, "restarts": 1, "loss": "margin"},
-    pixel_params=("eps",), name_params=("eps",), builders={"robench": square.square, "art": art_backend.square},
+    pixel_params=("eps",), name_params=("eps",), builders={"robench": "square", "art": "square"},
     default_backend="robench", refused={"foolbox": "Foolbox 3 has no Square Attack"}, summarise=_query_stats,
 ))
 register_method(MethodSpec(
@@ -437,7 +445,7 @@ register_method(MethodSpec(
     norms=("l2", "linf"), l2_defaults={"eps": 0.5},
     fixed={"targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50,
            "stepsize_search": "geometric_progression", "hsj_steps": 1_000_000},
-    pixel_params=("eps",), name_params=("eps",), builders={"foolbox": foolbox_backend.hopskipjump},
+    pixel_params=("eps",), name_params=("eps",), builders={"foolbox": "hopskipjump"},
     default_backend="foolbox",
     refused={"art": "ART's HopSkipJump runs one sample at a time and draws its start from an unseeded RNG"},
     summarise=_query_stats,
@@ -445,6 +453,6 @@ register_method(MethodSpec(
 register_method(MethodSpec(
     "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",
     defaults={"sigma": 0.08}, fixed={"distribution": "gaussian", "clip": [0.0, 1.0]}, name_params=("sigma",),
-    builders={"robench": _noise}, default_backend="robench",
+    builders={"robench": "noise"}, default_backend="robench",
     refused={"art": "noise is not an attack-library method", "foolbox": "noise is not an attack-library method"},
 ))

@@ -197,3 +197,31 @@ def mdti(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: d
                                                 resize=params["resize"], kernel=params["kernel"],
                                                 nsig=params["nsig"]))
 
+
+# ---------------------------------------------------------------- the backend's adapter interface
+
+
+def version() -> str:
+    from robench._version import __version__
+
+    return __version__
+
+
+def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
+    """Run one of this module's builders (they take the batch directly)."""
+    return builder(model, images, labels, params)
+
+
+def noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
+    """Gaussian noise ignores the model; the global torch RNG (seeded per run, in a fork) draws it."""
+    from robench.attacks.noise import gaussian_noise
+
+    return gaussian_noise(images, params["sigma"])
+
+
+def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict):
+    """Square Attack, robench's own batched implementation (:mod:`robench.attacks.square`): an AttackOutput
+    with the queries (N,) each example used."""
+    from robench.attacks.square import square as square_attack
+
+    return square_attack(model, images, labels, params)

@@ -80,7 +80,7 @@ def apgd(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
                       n_restarts=params["restarts"], seed=_seed(), loss=params["loss"], rho=0.75)
 
 
-AUTOATTACK_PARTS = ("apgd-ce", "apgd-t", "fab-t", "square")
+from robench.attacks.registry import AUTOATTACK_PARTS  # noqa: E402,F401  (the one list, torch-free)
 
 
 def autoattack_parts(model: nn.Module, params: dict, num_classes: int) -> list[Any]:

@@ -4,27 +4,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from robench import attacks
-from robench.attacks.convergence import Trace
-from robench.attacks.generate import DEFAULT_N
-from robench.cli.render import cli_errors, err, out, progress, table
-from robench.cli.train import WORKERS
+from robench.cli import names
+from robench.cli.options import (
+    DATA_DIR,
+    DEVICE,
+    FORMAT,
+    OUT,
+    PRECISION,
+    WORKERS,
+    WORKSPACE,
+    Backend,
+    Format,
+    Loss,
+    Method,
+    Norm,
+    Precision,
+    value,
+)
+from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
 from robench.errors import RobenchError
-from robench.records import SetRecord
-from robench.runtime import PRECISIONS
 
-WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
-                         help="Workspace folder (default: ./robench-workspace).")
+DEFAULT_N = 5000  # robench.attacks.generate.DEFAULT_N (checked by tests/test_cli_conventions.py)
 
 
-def _defaults(value: object, key: str, spec: attacks.MethodSpec, linf: bool = True) -> str:
+def _pixels(value: float) -> str:
+    return f"{round(value * 255, 2):g}/255"
+
+
+def _defaults(value: object, key: str, pixel_params: tuple[str, ...], linf: bool = True) -> str:
     if isinstance(value, str):
         return value
-    if key in spec.pixel_params and linf:
-        return f"{round(value * 255, 2):g}/255"
+    if key in pixel_params and linf:
+        return _pixels(value)
     if isinstance(value, (bool, str)):
         return str(value).lower()
     return f"{value:g}"
@@ -32,9 +45,9 @@ def _defaults(value: object, key: str, spec: attacks.MethodSpec, linf: bool = Tr
 
 def _methods_help() -> str:
     lines = []
-    for name in attacks.list_methods():
-        spec = attacks.method_spec(name)
-        defaults = ", ".join(f"{k}={_defaults(v, k, spec)}" for k, v in spec.defaults.items())
+    for name in names.METHODS:
+        spec = names.method_spec(name)
+        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in spec.defaults.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
         norms = " or ".join(spec.supported_norms)
         l2 = ", ".join(f"{k}={v:g}" for k, v in spec.l2_defaults.items())
@@ -53,23 +66,32 @@ _OWN_OPTIONS = ("eps", "step", "steps", "n", "seed", "name", "backend", "workspa
 def _extra(params: list[str] | None) -> dict[str, str]:
     extra = {}
     for item in params or []:
-        key, sep, value = item.partition("=")
+        key, sep, val = item.partition("=")
         if not sep or not key.strip():
             raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
         key = key.strip().replace("-", "_")
         if key in _OWN_OPTIONS:
             raise RobenchError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
-        extra[key] = value.strip()
+        extra[key] = val.strip()
     return extra
 
 
-def _params_text(record: SetRecord) -> str:
-    spec = attacks.method_spec(record.method)
+def _params_text(record) -> str:
+    """A set's parameters as the papers write them (pixel fractions for Linf), its norm and target."""
+    spec = names.method_spec(record.method)
     linf = record.params.get("norm") != "l2"
-    shown = [f"{k}={_defaults(v, k, spec, linf)}" for k, v in record.params.items() if k in spec.defaults]
+    shown = [f"{k}={_defaults(v, k, spec.pixel_params, linf)}" for k, v in record.params.items()
+             if k in spec.defaults]
     shown += [f"norm={record.params['norm']}"] if not linf and spec.norm != "l2" else []
     shown += [f"target={record.target}"] if record.target else []
     return " ".join(shown)
+
+
+def _attack_info(kind: str, p: dict) -> str | None:
+    if kind == "batch":
+        rate = p["kept"] / max(p["attempted"], 1)
+        return f"fooled {p['kept']} ({rate:.0%}) {p['images_per_s']:.1f} img/s"
+    return None
 
 
 @cli_errors
@@ -77,14 +99,13 @@ def attack(
     source: list[str] = typer.Option(..., "--source", "-s",
                                      help="Source model name (or folder); repeat it for an ensemble source "
                                           "(logits averaged)."),
-    method: str = typer.Option("pgd", "--method", "-m", help=f"One of {', '.join(attacks.list_methods())}."),
-    backend: str = typer.Option(None, help=f"One of {', '.join(attacks.list_backends())} (default: the method's "
-                                           f"fastest; see below)."),
+    method: Method = typer.Option("pgd", "--method", "-m", help="Attack method (see below)."),
+    backend: Backend = typer.Option(None, help="Attack library (default: the method's fastest; see below)."),
     eps: str = typer.Option(None, help="Budget: per pixel for Linf, 16/255 or 0.0627; under --norm l2 the L2 norm "
                                        "of the whole perturbation in [0, 1] image units, e.g. 0.5."),
     step: str = typer.Option(None, help="Step size, in eps's units: 1/255 or 0.0039 (cw: the learning rate)."),
-    norm: str = typer.Option(None, help="linf or l2 (fgsm: l2 gives FGM; pgd, apgd, autoattack, square, "
-                                        "hopskipjump; default: the method's)."),
+    norm: Norm = typer.Option(None, help="fgsm: l2 gives FGM; pgd, apgd, autoattack, square, hopskipjump "
+                                         "(default: the method's)."),
     target: str = typer.Option(None, help="Targeted attack: random, least-likely or a class label; keeps the "
                                           "examples the source classifies as their target."),
     steps: int = typer.Option(None, help="Iterations (pgd, mifgsm, cw per binary-search step, boundary)."),
@@ -97,7 +118,7 @@ def attack(
     diversity: float = typer.Option(None, help="difgsm, mdti: probability of input diversity per step (0.5)."),
     kernel: int = typer.Option(None, help="tifgsm, mdti: odd size of the Gaussian smoothing kernel in pixels (7)."),
     samples: int = typer.Option(None, help="vmifgsm: neighbours sampled for the variance (20)."),
-    loss: str = typer.Option(None, help="apgd: ce or dlr."),
+    loss: Loss = typer.Option(None, help="apgd: the loss."),
     param: list[str] = typer.Option(None, "--param", "-p",
                                     help="Any other method parameter as KEY=VALUE, e.g. binary_search_steps=3."),
     n: int = typer.Option(DEFAULT_N, "--n", "-n",
@@ -106,54 +127,44 @@ def attack(
     name: str = typer.Option(None, help="Set name (default: sources-method-eps, e.g. densenet121-pgd-eps16)."),
     batch_size: int = typer.Option(256, help="Images attacked together."),
     workspace: Path = WORKSPACE,
-    data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (default: ~/.cache/robench/data)."),
+    data_dir: Path = DATA_DIR,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing set of the same name."),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)."),
-    precision: str = typer.Option("fp32", help=f"Autocast precision of every forward pass: {', '.join(PRECISIONS)}; "
-                                               f"the kept examples are decided in it."),
+    device: str = DEVICE,
+    precision: Precision = PRECISION,
     compile: bool = typer.Option(False, "--compile", help="Run the source through torch.compile."),
     workers: int = WORKERS,
 ) -> None:
     """Generate an adversarial set from a source model and save it in the workspace."""
-    bar = progress()
-    task: dict = {}
+    import pandas as pd
 
-    def on_event(kind: str, p: dict) -> None:
-        if kind == "start":
-            bar.start()
-            task["id"] = bar.add_task(p["name"], total=p["total"], info="")
-        elif kind == "batch":
-            rate = p["kept"] / max(p["attempted"], 1)
-            bar.update(task["id"], completed=p["attempted"],
-                       info=f"fooled {p['kept']} ({rate:.0%}) {p['images_per_s']:.1f} img/s")
-        elif kind == "end":
-            bar.update(task["id"], total=p["attempted"], completed=p["attempted"])
+    from robench import attacks
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
                                        "decay": decay, "diversity": diversity, "kernel": kernel, "samples": samples,
-                                       "loss": loss, "norm": norm, "queries": queries, **_extra(param)}.items()
+                                       "loss": value(loss), "norm": value(norm), "queries": queries,
+                                       **_extra(param)}.items()
                      if v is not None}
-    try:
+    with Bars(info=_attack_info) as bars:
         record = attacks.attack(
-            source, method, backend=backend, eps=eps, step=step, steps=steps, n=n, seed=seed, name=name,
-            workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device, batch_size=batch_size,
-            precision=precision, compile=compile, workers=workers, callback=on_event, target=target, **method_params,
+            source, value(method), backend=value(backend), eps=eps, step=step, steps=steps, n=n, seed=seed,
+            name=name, workspace=workspace, data_dir=data_dir, overwrite=overwrite, device=device,
+            batch_size=batch_size, precision=value(precision), compile=compile, workers=workers, callback=bars,
+            target=target, **method_params,
         )
-    finally:
-        if bar.live.is_started:
-            bar.stop()
     row = pd.DataFrame([{
-        "name": record.name, "method": record.method, "backend": record.backend,
-        "params": _params_text(record), "attempted": record.attempted, "kept": record.n,
-        "success_rate": record.success_rate, "wall_time_s": record.wall_time_s,
+        "name": record.name, "method": record.method, "backend": record.backend, "params": _params_text(record),
+        "attempted": record.attempted, "kept": record.n, "success_rate": record.success_rate,
+        "wall_time_s": record.wall_time_s,
     }])
     out.print(table(row, title="adversarial set"))
     _notes(record)
     err.print(f"saved [bold]{record.name}[/] to {record.path}")
 
 
-def _notes(record: SetRecord) -> None:
-    """Query counts and the Boundary trace, on stderr."""
+def _notes(record) -> None:
+    """Query counts and the Boundary trace of a set's record, on stderr."""
+    from robench.attacks.convergence import Trace
+
     queries = record.stats.get("queries")
     if queries and queries.get("n"):
         err.print(f"queries per kept example: median {queries['median']:g}, max {queries['max']} "
@@ -175,21 +186,38 @@ turns into adversarial examples fooling the source (float32 in [0, 1], never qua
 {_methods_help()}
 """
 
+SET_COLUMNS = ["name", "sources", "method", "backend", "eps", "steps", "target", "dataset", "attempted", "n",
+               "success_rate"]
+
 
 @cli_errors
-def sets(workspace: Path = WORKSPACE) -> None:
-    """List the adversarial sets in the workspace."""
+def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT) -> None:
+    """List the adversarial sets in the workspace.
+
+    --format csv|json writes every recorded column (eps as a number); markdown|latex the table as shown.
+    """
+    import pandas as pd
+
+    from robench import attacks
+    from robench.reports import tables
+
+    check_out(out_path)
     df = attacks.list_sets(workspace)
-    if df.empty:
-        err.print(f"no sets in {workspace or 'robench-workspace'}; make one with `robench attack`")
-        return
-    df["eps"] = [None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else f"{round(e * 255, 2):g}/255"
-                 for e, norm in zip(df["eps"], df["norm"], strict=True)]
-    df = df.rename(columns={"median_queries": "median queries (kept)"})
-    cols = ["name", "sources", "method", "backend", "eps", "steps", "target", "dataset", "attempted", "n",
-            "success_rate"]
-    cols += ["median queries (kept)"] if df["median queries (kept)"].notna().any() else []
-    out.print(table(df, title=f"sets in {workspace or 'robench-workspace'}", columns=cols))
+    where = workspace or "robench-workspace"
+    columns = SET_COLUMNS + (["median_queries"] if df["median_queries"].notna().any() else [])
+    shown = df[columns].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)
+                                    for e, norm in zip(df["eps"], df["norm"], strict=True)])
+    shown = shown.rename(columns={"median_queries": "median queries (kept)"})
+    title = f"sets in {where}"
+
+    def show() -> None:
+        if df.empty:
+            err.print(f"no sets in {where}; make one with `robench attack`", soft_wrap=True)
+        else:
+            out.print(table(shown, title=title, right=["eps"]))
+
+    output(value(fmt), out_path, show, lambda f: tables.tidy_text(df, f) if f in ("csv", "json")
+           else tables.display_text(shown, f, title))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import typer
 
-from robench import api
+from robench.cli import names
+from robench.cli.options import DATA_DIR, DEVICE, WORKSPACE, Dataset, MaskMode, Placement, value
 from robench.cli.render import cli_errors, err
-from robench.cli.train import WORKSPACE, _ints
-from robench.data import list_datasets
+from robench.cli.train import _ints
 from robench.errors import RobenchError
-from robench.importing import FORMS
-from robench.models import MASK_MODES, PLACEMENTS, list_models
 
 
 def _floats(text: str | None) -> list[float] | None:
@@ -27,9 +25,9 @@ def _floats(text: str | None) -> list[float] | None:
 @cli_errors
 def import_cmd(
     name: str = typer.Argument(..., help="Name of the model in the workspace."),
-    spec: str = typer.Option(..., "--from", help=f"Where the model comes from: {'; '.join(FORMS.values())}."),
-    dataset: str = typer.Option(..., help=f"The data the model classifies: {', '.join(list_datasets())}."),
-    data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder (a folder dataset: its root)."),
+    spec: str = typer.Option(..., "--from", help=f"Where the model comes from: {'; '.join(names.IMPORT_FORMS)}."),
+    dataset: Dataset = typer.Option(..., help="The data the model classifies (folder: an image tree, --data-dir)."),
+    data_dir: Path = DATA_DIR,
     workspace: Path = WORKSPACE,
     mean: str = typer.Option(None, help="Normalisation mean, 1 or C values in [0, 1] units (default: the weights' "
                                         "preset, else none)."),
@@ -39,12 +37,12 @@ def import_cmd(
     class_map: Path = typer.Option(None, help="JSON object mapping model output indices to dataset labels (index "
                                               "or class name); needed when their numbers differ."),
     arch: str = typer.Option(None, help=f"state-dict: the architecture the weights are for: a robench one "
-                                        f"({', '.join(list_models())}), torchvision:NAME or timm:NAME."),
+                                        f"({', '.join(names.ARCHITECTURES)}), torchvision:NAME or timm:NAME."),
     width: int = typer.Option(None, help="state-dict: the architecture's base channels."),
     keep: float = typer.Option(None, help="state-dict: keep probability of the defective layers."),
-    placement: str = typer.Option(None, help=f"state-dict: {', '.join(PLACEMENTS)}."),
+    placement: Placement = typer.Option(None, help="state-dict: where the defective layers are."),
     keep_top: float = typer.Option(None, help="state-dict: separate keep for the top layers."),
-    mask: str = typer.Option(None, help=f"state-dict: mask mode, {', '.join(MASK_MODES)}."),
+    mask: MaskMode = typer.Option(None, help="state-dict: mask mode."),
     widen: int = typer.Option(None, help="state-dict: channel multiplier of the defective blocks."),
     ensemble: int = typer.Option(None, help="state-dict: number of ensemble members."),
     upsample: float = typer.Option(None, help="state-dict: input upsampling factor."),
@@ -53,7 +51,7 @@ def import_cmd(
     rb_dataset: str = typer.Option(None, help="robustbench: cifar10, cifar100 or imagenet (default: --dataset)."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Record the clean test accuracy."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model of the same name."),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... for the accuracy (default: CUDA when present)."),
+    device: str = DEVICE,
 ) -> None:
     """Import a model robench did not train; it is then a source, a target and a row like any other.
 
@@ -71,11 +69,13 @@ def import_cmd(
     The import checks the model on a batch of the dataset's test images and stores it with its normalisation
     inside, taking images in [0, 1].
     """
+    from robench import api
+
     record = api.import_model(
-        name, spec, dataset=dataset, data_dir=data_dir, workspace=workspace, arch=arch, mean=_floats(mean),
+        name, spec, dataset=value(dataset), data_dir=data_dir, workspace=workspace, arch=arch, mean=_floats(mean),
         std=_floats(std), gray_to_rgb=gray_to_rgb, class_map=class_map,
         threat_model=threat_model, rb_dataset=rb_dataset, evaluate=evaluate, overwrite=overwrite, device=device,
-        width=width, keep=keep, placement=placement, keep_top=keep_top, mask=mask, widen=widen, ensemble=ensemble,
-        upsample=upsample, strides=_ints(strides))
+        width=width, keep=keep, placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen,
+        ensemble=ensemble, upsample=upsample, strides=_ints(strides))
     accuracy = f": clean accuracy {record.clean_accuracy:.4f}" if record.clean_accuracy is not None else ""
     err.print(f"imported [bold]{record.name}[/] ({record.arch}) to {record.path}{accuracy}", highlight=False)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from robench import suites
-from robench.cli.render import cli_errors, err, out, progress, show_matrix, table
+from robench.cli.render import Bars, cli_errors, err, out, show_matrix, table
+
+if TYPE_CHECKING:
+    from robench import suites
 
 
 def register(app: typer.Typer) -> None:
@@ -17,62 +20,32 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_cmd)
 
 
-class StepProgress:
-    """One progress bar per running step, fed by the library's callbacks."""
+class StepProgress(Bars):
+    """One progress bar per running step (named after it), fed by the library's progress events."""
 
-    def __init__(self) -> None:
-        self.bar = progress()
-        self.task = None
-        self.label = ""
-        self.steps = 1
-        self.started = 0.0
+    started = 0.0  # when the running step started (perf_counter), for its wall time
 
     def on_step(self, step: suites.Step, status: str) -> None:
         if status == "skipped":
             err.print(f"[dim]skip[/] {step.label} (done)")
         elif status == "running":
-            self.label = step.label
-            self.task = None
-            self.started = time.perf_counter()
+            self.label, self.task, self.started = step.label, None, time.perf_counter()
         elif status == "done":
             err.print(f"[green]done[/] {step.label} in {time.perf_counter() - self.started:.1f}s")
 
-    def callback(self, kind: str, p: dict) -> None:
-        if kind == "start":
-            if not self.bar.live.is_started:
-                self.bar.start()
-            total = p.get("total") or p.get("epochs", 1) * p.get("steps_per_epoch", 1)
-            self.steps = p.get("steps_per_epoch", 1)
-            done = p.get("start_epoch", 0) * self.steps
-            self.task = self.bar.add_task(self.label, total=total or None, completed=done, info="")
-        elif self.task is None:
-            return
-        elif kind == "batch" and "step" in p and "epoch" in p:
-            self.bar.update(self.task, completed=p["epoch"] * self.steps + p["step"],
-                            info=f"loss {p['loss']:.3f} acc {p['accuracy']:.3f}")
-        elif kind == "batch" and "attempted" in p:  # attack progress
-            self.bar.update(self.task, completed=p["attempted"], info=f"fooled {p['kept']}")
-        elif kind == "end" and "attempted" in p:
-            self.bar.update(self.task, total=p["attempted"], completed=p["attempted"])
-        elif "done" in p:  # matrix and scores
-            self.bar.update(self.task, completed=p["done"])
-
-    def close(self) -> None:
-        if self.bar.live.is_started:
-            self.bar.stop()
-
 
 def _show_plan(suite: suites.Suite) -> None:
+    from robench import suites
+
     out.print(table(suites.plan_frame(suites.plan(suite)), title=f"plan: {suite.name} (workspace {suite.workspace})"))
 
 
 def _execute(suite: suites.Suite, device: str | None) -> dict:
+    from robench import suites
+
     _show_plan(suite)
-    tracker = StepProgress()
-    try:
-        return suites.run(suite, callback=tracker.callback, device=device, on_step=tracker.on_step)
-    finally:
-        tracker.close()
+    with StepProgress() as tracker:
+        return suites.run(suite, callback=tracker, device=device, on_step=tracker.on_step)
 
 
 @cli_errors
@@ -84,7 +57,12 @@ def run_cmd(
     data_dir: Path = typer.Option(None, envvar="ROBENCH_DATA", help="Data folder."),
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
 ) -> None:
-    """Run a whole study described in a TOML file; finished steps (models, sets, scores) are skipped."""
+    """Run a whole study described in a TOML file.
+
+    Finished steps (models, sets, scores) are skipped, so running it again resumes it.
+    """
+    from robench import suites
+
     suite = suites.load_suite(suite_file, workspace, data_dir)
     if dry_run:
         _show_plan(suite)
@@ -104,6 +82,8 @@ def demo_cmd(
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
 ) -> None:
     """The whole study in one command, offline on the built-in digits data (a few minutes on a CPU)."""
+    from robench import suites
+
     started = time.time()
     suite = suites.demo_suite(workspace, epochs=epochs, n=n)
     results = _execute(suite, device)

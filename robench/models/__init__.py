@@ -1,19 +1,29 @@
-"""Models: the registry, the defective layer and one file per architecture family."""
+"""Models: the registry, the defective layer, the network wrapper and one file per architecture family.
 
-from robench.models import densenet, external, resnet, small, vgg, wrn  # noqa: F401  (registration)
-from robench.models.defective import MASK_MODES, PLACEMENTS, REGULARIZERS, DefectSpec, Slot, slots
-from robench.models.registry import (
-    EnsembleNet,
-    RobenchNet,
-    create_model,
-    list_models,
-    model_entry,
-    register_model,
-)
-from robench.models.saved import build, load_model, register_builder
+Names are imported on first use (PEP 562): the registry's names and choices are read without torch.
+"""
 
-__all__ = [
-    "MASK_MODES", "PLACEMENTS", "REGULARIZERS", "DefectSpec", "EnsembleNet", "RobenchNet", "Slot",
-    "build", "create_model", "list_models", "load_model", "model_entry", "register_builder", "register_model",
-    "slots",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from robench._lazy import lazy_exports
+
+_EXPORTS = {
+    "MASK_MODES": "registry", "PLACEMENTS": "registry", "REGULARIZERS": "registry", "list_models": "registry",
+    "model_entry": "registry", "register_model": "registry",
+    "DefectSpec": "defective", "Slot": "defective", "slots": "defective",
+    "EnsembleNet": "network", "RobenchNet": "network", "create_model": "network",
+    "build": "saved", "load_model": "saved", "register_builder": "saved",
+}
+__all__ = ["DefectSpec", "EnsembleNet", "MASK_MODES", "PLACEMENTS", "REGULARIZERS", "RobenchNet", "Slot", "build",
+    "create_model", "list_models", "load_model", "model_entry", "register_builder", "register_model", "slots"]
+
+if TYPE_CHECKING:
+    from robench.models.defective import DefectSpec, Slot, slots
+    from robench.models.network import EnsembleNet, RobenchNet, create_model
+    from robench.models.registry import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models, model_entry, register_model
+    from robench.models.saved import build, load_model, register_builder
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

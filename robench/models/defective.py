@@ -16,10 +16,7 @@ from torch import nn
 from torchvision.ops import DropBlock2d
 
 from robench.errors import RobenchError
-
-PLACEMENTS = ("bottom", "top", "both")
-MASK_MODES = ("neuron", "channel", "shared")
-REGULARIZERS = ("none", "spatial-dropout", "dropblock")
+from robench.models.registry import MASK_MODES, PLACEMENTS, REGULARIZERS  # noqa: F401  (re-exported)
 
 
 class _MaskedReLU(torch.autograd.Function):

@@ -10,7 +10,6 @@ from torch import nn
 
 from robench.models.common import head
 from robench.models.defective import DefectSpec, Slot
-from robench.models.registry import register_model
 
 
 class DenseLayer(nn.Module):
@@ -33,11 +32,6 @@ def _transition(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-@register_model(
-    "densenet121", default_width=32,
-    bottom="stem conv + 3x3 convs of dense blocks 1-2", top="3x3 convs of dense blocks 3-4",
-    description="DenseNet-121, CIFAR variant; --width is the growth rate (32 in the papers)",
-)
 def densenet121(num_classes: int, in_channels: int, width: int, spec: DefectSpec) -> nn.Module:
     growth = width
     groups = ["bottom", "bottom", "top", "top"]

@@ -37,7 +37,7 @@ from torch import nn
 
 from robench import store
 from robench.errors import RobenchError
-from robench.models.registry import create_model
+from robench.models.network import create_model
 from robench.models.saved import register_builder
 from robench.records import ModelRecord
 

@@ -1,50 +1,68 @@
-"""The model registry: architectures register by name; ``create_model`` builds any of them.
+"""The model registry: architectures register by name, with what ``--help`` shows about them.
 
-Every model takes NCHW float32 input in [0, 1]. Its first layer subtracts the per-pixel mean of
-the training set (a buffer, saved with the weights), so attack libraries can always use
-``clip_values=(0, 1)`` / ``bounds=(0, 1)``.
+The registry imports no torch: an entry names its builder (``"module:function"``), imported when a model is
+built (``robench.models.network.create_model``), so the CLI lists architectures and their placements at once.
+Built-in architectures are registered at the bottom of this file; your own register with
+:func:`register_model` (as a decorator, or with ``builder=``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
+from robench.errors import unknown_name
 
-from robench.errors import RobenchError, unknown_name
-from robench.models.defective import DefectSpec, apply_defects, slots
+PLACEMENTS = ("bottom", "top", "both")
+MASK_MODES = ("neuron", "channel", "shared")
+REGULARIZERS = ("none", "spatial-dropout", "dropblock")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered architecture."""
+    """One registered architecture. ``builder(num_classes, in_channels, width, spec, strides) -> nn.Module``, or
+    its ``"module:function"`` name."""
 
     name: str
-    builder: Callable[..., nn.Module]
+    builder: Callable[..., Any] | str
     default_width: int
     bottom: str
     top: str
     n_strides: int = 0
     description: str = ""
 
+    @property
+    def build(self) -> Callable[..., Any]:
+        """The builder itself (its module imported on first use)."""
+        if callable(self.builder):
+            return self.builder
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, default_width: int, bottom: str, top: str, n_strides: int = 0, description: str = ""
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``builder(num_classes, in_channels, width, spec, strides) -> nn.Module``."""
+    name: str, *, default_width: int, bottom: str, top: str, n_strides: int = 0, description: str = "",
+    builder: Callable[..., Any] | str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an architecture: ``builder`` (a callable or ``"module:function"``), or decorate the builder.
 
-    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    A duplicate name is an error. The builder is called as ``builder(num_classes, in_channels, width, spec,
+    strides=...) -> nn.Module``.
+    """
+
+    def wrap(fn: Callable[..., Any] | str) -> Callable[..., Any] | str:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is already registered")
-        _REGISTRY[name] = ModelEntry(name, builder, default_width, bottom, top, n_strides, description)
-        return builder
+        _REGISTRY[name] = ModelEntry(name, fn, default_width, bottom, top, n_strides, description)
+        return fn
 
+    if builder is not None:
+        wrap(builder)
     return wrap
 
 
@@ -61,135 +79,32 @@ def model_entry(name: str) -> ModelEntry:
         raise unknown_name("architecture", name, _REGISTRY) from None
 
 
-class PixelMean(nn.Module):
-    """Subtracts a per-pixel mean of shape (C, H, W), computed on the training set."""
+# ---------------------------------------------------------------- the built-in zoo (appendix C of the papers)
 
-    def __init__(self, in_channels: int, input_size: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(in_channels, input_size, input_size))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x - self.mean.to(dtype=x.dtype)
-
-
-class RobenchNet(nn.Module):
-    """Normalisation, optional input upsampling, then the architecture's body.
-
-    Input (N, C, S, S) float32 in [0, 1]; output (N, num_classes) logits.
-    """
-
-    def __init__(self, body: nn.Module, in_channels: int, input_size: int, upsample: float, config: dict):
-        super().__init__()
-        self.normalize = PixelMean(in_channels, input_size)
-        self.upsample = nn.Upsample(scale_factor=upsample, mode="bilinear") if upsample != 1 else nn.Identity()
-        self.body = body
-        self.config = config
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.upsample(self.normalize(x)))
-
-    def set_mean(self, mean: torch.Tensor) -> None:
-        """Set the per-pixel mean (C, H, W) of the training set."""
-        self.normalize.mean.copy_(mean)
-
-
-class EnsembleNet(nn.Module):
-    """Averages the logits of its members (the papers' EN ensembles and fused sources).
-
-    Input (N, C, H, W) in [0, 1]; output (N, num_classes), the mean of the members' logits.
-    """
-
-    def __init__(self, members: list[nn.Module], config: dict | None = None) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.config = config or {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(x) for m in self.members]).mean(0)
-
-    def set_mean(self, mean: torch.Tensor) -> None:
-        for m in self.members:
-            m.set_mean(mean)
-
-
-_SPEC_FIELDS = {f.name for f in fields(DefectSpec)}
-
-
-def create_model(
-    name: str,
-    *,
-    num_classes: int = 10,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: int | None = None,
-    upsample: float = 1.0,
-    strides: tuple[int, ...] | list[int] | None = None,
-    ensemble: int = 1,
-    **defects: Any,
-) -> nn.Module:
-    """Build a registered architecture, optionally defective.
-
-    ``defects`` are the fields of :class:`DefectSpec` (keep, placement, keep_top, mask, widen,
-    mask_seed, regularizer, drop_keep, block_size). ``ensemble=N`` builds N members whose masks
-    are drawn with seeds mask_seed, mask_seed+1, ... and averages their logits.
-    The returned model maps (N, in_channels, input_size, input_size) in [0,1] to (N, num_classes).
-    """
-    entry = model_entry(name)
-    unknown = set(defects) - _SPEC_FIELDS
-    if unknown:
-        raise RobenchError(f"unknown model option(s) {', '.join(sorted(unknown))} for create_model")
-    spec = DefectSpec(**defects)
-    width = entry.default_width if width is None else int(width)
-    _check_geometry(entry, width, upsample, strides, ensemble, num_classes, in_channels, input_size)
-    config = {
-        "name": name, "num_classes": num_classes, "in_channels": in_channels, "input_size": input_size,
-        "width": width, "upsample": upsample, "strides": list(strides) if strides else None,
-        "ensemble": ensemble, **spec.to_dict(),
-    }
-    if ensemble > 1:
-        members = [
-            _build(entry, config, DefectSpec(**{**spec.to_dict(), "mask_seed": spec.mask_seed + i}))
-            for i in range(ensemble)
-        ]
-        return EnsembleNet(members, config)
-    return _build(entry, config, spec)
-
-
-def _build(entry: ModelEntry, config: dict, spec: DefectSpec) -> RobenchNet:
-    kwargs = {"strides": tuple(config["strides"])} if config["strides"] else {}
-    body = entry.builder(config["num_classes"], config["in_channels"], config["width"], spec, **kwargs)
-    net = RobenchNet(body, config["in_channels"], config["input_size"], config["upsample"], config)
-    example = torch.zeros(1, config["in_channels"], config["input_size"], config["input_size"])
-    apply_defects(net, spec, example)
-    return net
-
-
-def _check_geometry(entry, width, upsample, strides, ensemble, num_classes, in_channels, input_size) -> None:
-    checks = [
-        (width >= 1, f"--width must be a positive integer, got {width}"),
-        (upsample >= 1, f"--upsample must be >= 1, got {upsample}"),
-        (ensemble >= 1, f"ensemble size must be >= 1, got {ensemble}"),
-        (num_classes >= 2, f"num_classes must be >= 2, got {num_classes}"),
-        (in_channels in (1, 3), f"in_channels must be 1 or 3, got {in_channels}"),
-        (input_size >= 8, f"input size must be at least 8 px, got {input_size}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise RobenchError(message)
-    if strides is not None:
-        if entry.n_strides == 0:
-            raise RobenchError(f"{entry.name} does not support --strides; it fixes its downsampling")
-        if len(strides) != entry.n_strides or any(s not in (1, 2) for s in strides):
-            raise RobenchError(
-                f"--strides for {entry.name} takes {entry.n_strides} values of 1 or 2, got {list(strides)}"
-            )
-
-
-def count_masked(model: nn.Module) -> tuple[int, int]:
-    """(live, total) mask entries over every masked slot, for reporting the effective keep."""
-    live = total = 0
-    for s in slots(model):
-        if s.mask is not None:
-            live += int(s.mask.sum().item())
-            total += s.mask.numel()
-    return live, total
+register_model("alexnet", builder="robench.models.small:alexnet", default_width=64, n_strides=3,
+               bottom="conv1 + conv2", top="conv3 + conv4 + conv5",
+               description="AlexNet, CIFAR variant with BN and global average pooling; --strides sets the 3 pools")
+register_model("tiny", builder="robench.models.small:tiny", default_width=16, n_strides=2,
+               bottom="conv1 + conv2", top="conv3",
+               description="Three-conv CNN for fast tests and CPU demos")
+register_model("resnet18", builder="robench.models.resnet:resnet18", default_width=64, n_strides=4,
+               bottom="stem conv + layer1 + layer2 (blocks 0-2)", top="layer3 + layer4 (blocks 3-4)",
+               description="ResNet-18, CIFAR variant (3x3 stem, no max-pool)")
+register_model("resnet50", builder="robench.models.resnet:resnet50", default_width=64, n_strides=4,
+               bottom="3x3 convs of stem + layer1 + layer2", top="3x3 convs of layer3 + layer4",
+               description="ResNet-50, CIFAR variant (bottlenecks)")
+register_model("preactresnet18", builder="robench.models.resnet:preactresnet18", default_width=64, n_strides=4,
+               bottom="stem conv + layer1 + layer2", top="layer3 + layer4",
+               description="Pre-activation ResNet-18, CIFAR variant")
+register_model("senet18", builder="robench.models.resnet:senet18", default_width=64, n_strides=4,
+               bottom="stem conv + first three SE blocks", top="last three SE blocks",
+               description="SENet-18, pre-activation version (as in the papers)")
+register_model("densenet121", builder="robench.models.densenet:densenet121", default_width=32,
+               bottom="stem conv + 3x3 convs of dense blocks 1-2", top="3x3 convs of dense blocks 3-4",
+               description="DenseNet-121, CIFAR variant; --width is the growth rate (32 in the papers)")
+register_model("vgg19", builder="robench.models.vgg:vgg19", default_width=64, n_strides=5,
+               bottom="first four 3x3 convs", top="last four 3x3 convs",
+               description="VGG-19 with BN and one FC layer; --strides sets the five max-pools (1 = no pool)")
+register_model("wrn32_10", builder="robench.models.wrn:wrn32_10", default_width=16, n_strides=3,
+               bottom="stages 1-2 (blocks 1 and 2)", top="stage 3 (block 3)",
+               description="Wide ResNet 32-10 (Madry's CIFAR model); --width is the stem width (16)")

@@ -11,7 +11,6 @@ from torch import nn
 
 from robench.models.common import conv_bn_act, head
 from robench.models.defective import DefectSpec, Slot
-from robench.models.registry import register_model
 
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
@@ -120,40 +119,20 @@ def _resnet(block, depths, num_classes, in_channels, width, spec: DefectSpec, st
     return nn.Sequential(stem, body, *final, head(cout, num_classes))
 
 
-@register_model(
-    "resnet18", default_width=64, n_strides=4,
-    bottom="stem conv + layer1 + layer2 (blocks 0-2)", top="layer3 + layer4 (blocks 3-4)",
-    description="ResNet-18, CIFAR variant (3x3 stem, no max-pool)",
-)
 def resnet18(num_classes, in_channels, width, spec, strides=(1, 2, 2, 2)):
     # 'strides' are the first-block strides of layer1..layer4 (CIFAR layout: 1, 2, 2, 2).
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width, spec, strides)
 
 
-@register_model(
-    "resnet50", default_width=64, n_strides=4,
-    bottom="3x3 convs of stem + layer1 + layer2", top="3x3 convs of layer3 + layer4",
-    description="ResNet-50, CIFAR variant (bottlenecks)",
-)
 def resnet50(num_classes, in_channels, width, spec, strides=(1, 2, 2, 2)):
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, width, spec, strides)
 
 
-@register_model(
-    "preactresnet18", default_width=64, n_strides=4,
-    bottom="stem conv + layer1 + layer2", top="layer3 + layer4",
-    description="Pre-activation ResNet-18, CIFAR variant",
-)
 def preactresnet18(num_classes, in_channels, width, spec, strides=(1, 2, 2, 2)):
     return _resnet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels, width, spec, strides,
                    pre_act=True)
 
 
-@register_model(
-    "senet18", default_width=64, n_strides=4,
-    bottom="stem conv + first three SE blocks", top="last three SE blocks",
-    description="SENet-18, pre-activation version (as in the papers)",
-)
 def senet18(num_classes, in_channels, width, spec, strides=(1, 2, 2, 2)):
     return _resnet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels, width, spec, strides,
                    pre_act=True, se=True)

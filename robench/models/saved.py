@@ -7,6 +7,7 @@ architectures) is built in; other kinds (imported models) register theirs with :
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 
@@ -15,11 +16,12 @@ from torch import nn
 
 from robench import store
 from robench.errors import RobenchError
-from robench.models.registry import create_model
+from robench.models.network import create_model
 from robench.records import ModelRecord
 
 Builder = Callable[[ModelRecord], nn.Module]
 _BUILDERS: dict[str, Builder] = {}
+_PROVIDERS = {"import": "robench.models.external"}  # modules that register the builder of an origin kind
 
 
 def register_builder(kind: str) -> Callable[[Builder], Builder]:
@@ -42,6 +44,8 @@ def _robench_architecture(record: ModelRecord) -> nn.Module:
 
 def build(record: ModelRecord) -> nn.Module:
     """The untrained module a record describes (its weights are loaded by :func:`load_model`)."""
+    if record.origin.kind not in _BUILDERS and record.origin.kind in _PROVIDERS:
+        importlib.import_module(_PROVIDERS[record.origin.kind])  # registers its builder
     try:
         builder = _BUILDERS[record.origin.kind]
     except KeyError:
@@ -59,7 +63,8 @@ def load_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | N
     """
     record = store.read_model(name_or_path, workspace)
     state = store.read_weights(record)
-    model = build(record)
+    with torch.random.fork_rng(devices=[]):  # the throw-away initial weights do not draw from the caller's RNG
+        model = build(record)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

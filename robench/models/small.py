@@ -6,18 +6,12 @@ from torch import nn
 
 from robench.models.common import conv_bn_act, head
 from robench.models.defective import DefectSpec
-from robench.models.registry import register_model
 
 
 def _pool(stride: int) -> nn.Module:
     return nn.MaxPool2d(3, 2, 1, ceil_mode=True) if stride == 2 else nn.Identity()
 
 
-@register_model(
-    "alexnet", default_width=64, n_strides=3,
-    bottom="conv1 + conv2", top="conv3 + conv4 + conv5",
-    description="AlexNet, CIFAR variant with BN and global average pooling; --strides sets the 3 pools",
-)
 def alexnet(num_classes: int, in_channels: int, width: int, spec: DefectSpec, strides=(2, 2, 2)) -> nn.Module:
     b, t = spec.widen_for("bottom"), spec.widen_for("top")
     c1, c2, c3, c4 = width * b, 3 * width * b, 6 * width * t, 4 * width * t
@@ -29,11 +23,6 @@ def alexnet(num_classes: int, in_channels: int, width: int, spec: DefectSpec, st
     )
 
 
-@register_model(
-    "tiny", default_width=16, n_strides=2,
-    bottom="conv1 + conv2", top="conv3",
-    description="Three-conv CNN for fast tests and CPU demos",
-)
 def tiny(num_classes: int, in_channels: int, width: int, spec: DefectSpec, strides=(2, 2)) -> nn.Module:
     b, t = spec.widen_for("bottom"), spec.widen_for("top")
     c1, c2, c3 = width * b, 2 * width * b, 4 * width * t

@@ -6,16 +6,10 @@ from torch import nn
 
 from robench.models.common import conv_bn_act, head, pool_or_skip
 from robench.models.defective import DefectSpec
-from robench.models.registry import register_model
 
 _CFG = [1, 1, "M", 2, 2, "M", 4, 4, 4, 4, "M", 8, 8, 8, 8, "M", 8, 8, 8, 8, "M"]
 
 
-@register_model(
-    "vgg19", default_width=64, n_strides=5,
-    bottom="first four 3x3 convs", top="last four 3x3 convs",
-    description="VGG-19 with BN and one FC layer; --strides sets the five max-pools (1 = no pool)",
-)
 def vgg19(num_classes: int, in_channels: int, width: int, spec: DefectSpec, strides=(2, 2, 2, 2, 2)) -> nn.Module:
     n_convs = sum(1 for c in _CFG if c != "M")
     layers: list[nn.Module] = []

@@ -10,15 +10,9 @@ from torch import nn
 
 from robench.models.common import head
 from robench.models.defective import DefectSpec, Slot
-from robench.models.registry import register_model
 from robench.models.resnet import PreActBlock, stages
 
 
-@register_model(
-    "wrn32_10", default_width=16, n_strides=3,
-    bottom="stages 1-2 (blocks 1 and 2)", top="stage 3 (block 3)",
-    description="Wide ResNet 32-10 (Madry's CIFAR model); --width is the stem width (16)",
-)
 def wrn32_10(num_classes: int, in_channels: int, width: int, spec: DefectSpec, strides=(1, 2, 2)) -> nn.Module:
     stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), Slot(""))
     widths = [10 * width, 20 * width, 40 * width]

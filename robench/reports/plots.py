@@ -1,34 +1,51 @@
-"""Figures with matplotlib's Agg canvas (no display, no global pyplot state): PNG by default, SVG on request.
+"""Figures with matplotlib's Agg canvas (no display, no global pyplot state).
 
-Each function takes a tidy frame (or tensors) and a path, writes the figure atomically and returns the path.
-The format follows the path's suffix (.png or .svg).
+Each function takes a tidy frame (or tensors) and a target, writes the figure and returns where it went. The
+target is a path, whose suffix picks the format (.png, .svg, .pdf, .eps; a name without one gets .png), or a
+binary file object (then ``fmt`` says the format). Figures are sized from their labels and saved with a tight
+bounding box, so no label or title is cut off.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import torch
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robench.errors import RobenchError
 from robench.files import atomic_path
-from robench.reports.tables import MARKERS, column_labels, wide
+from robench.reports.labels import short_titles
+from robench.reports.tables import CLEAN, MARKERS, MIN_N, column_labels, wide
 
-PLOT_FORMATS = ("png", "svg")
+PLOT_FORMATS = ("png", "svg", "pdf", "eps")
+DPI = 150
+FONT = 8  # points
+Target = str | os.PathLike | IO[bytes]
 
 
-def plot_path(path: str | Path, fmt: str | None = None) -> Path:
-    """``path`` with a .png/.svg suffix: ``fmt`` when given (added if the suffix differs), else the suffix."""
+def plot_path(path: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Where a figure goes: ``path`` when its suffix is a figure format, else ``path`` + '.' + ``fmt`` (png).
+
+    A ``fmt`` that contradicts the suffix, or an unknown ``fmt``, is a RobenchError.
+    """
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
-    fmt = fmt or (suffix if suffix in PLOT_FORMATS else "png")
-    if fmt not in PLOT_FORMATS:
-        raise RobenchError(f"unknown plot format '{fmt}': choose one of {', '.join(PLOT_FORMATS)}")
-    return path if suffix == fmt else path.with_name(path.name + "." + fmt)
+    if fmt is not None and fmt not in PLOT_FORMATS:
+        raise RobenchError(f"unknown figure format '{fmt}': choose one of {', '.join(PLOT_FORMATS)}")
+    if suffix in PLOT_FORMATS:
+        if fmt is not None and fmt != suffix:
+            raise RobenchError(f"--format {fmt} contradicts the file name {path.name}; drop one of them")
+        return path
+    return path.with_name(f"{path.name}.{fmt or 'png'}")
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -37,107 +54,210 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` atomically in the format of the path's suffix (see :func:`plot_path`)."""
-    path = plot_path(path)
+def save(fig: Figure, target: Target, fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:
+    """Write ``fig`` to a path (atomically; format from the suffix, see :func:`plot_path`) or a binary stream."""
+    if dpi <= 0:
+        raise RobenchError(f"--dpi must be a positive number, got {dpi}")
+    options = {"dpi": dpi, "bbox_inches": "tight", "pad_inches": 0.05, "metadata": _metadata(fmt, target)}
+    if hasattr(target, "write"):
+        fig.savefig(target, format=fmt or "png", **options)
+        return target
+    path = plot_path(target, fmt)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=120)
+        fig.savefig(tmp, format=path.suffix.lstrip("."), **options)
     return path
 
 
-def heatmap(df: pd.DataFrame, path: str | Path, value: str = "defense_rate") -> Path:
-    """The matrix as heatmaps (one panel per attack configuration): targets x sources, cells in %."""
+def _metadata(fmt: str | None, target: Target) -> dict[str, Any] | None:
+    """No creation date in PDFs and SVGs, so the same figure gives the same bytes."""
+    kind = fmt or ("png" if hasattr(target, "write") else plot_path(target).suffix.lstrip("."))
+    return {"CreationDate": None} if kind == "pdf" else {"Date": None} if kind == "svg" else None
+
+
+def _text_width(labels: list[str], size: float = FONT) -> float:
+    """Approximate width in inches of the longest label at ``size`` points."""
+    return max((len(s) for s in labels), default=0) * size * 0.6 / 72
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def _attack_configs(df: pd.DataFrame, attacks: list[str]) -> list[tuple[str, dict]]:
+    """(method, params) of each attack configuration, from the tidy frame's method and params (JSON) columns."""
+    configs = []
+    for attack in attacks:
+        row = df[df["attack"] == attack].iloc[0]
+        try:
+            params = json.loads(row["params"]) if isinstance(row.get("params"), str) else None
+        except json.JSONDecodeError:
+            params = None
+        configs.append((str(row["method"]), params) if params is not None else (attack, {}))
+    return configs
+
+
+def heatmap_figure(df: pd.DataFrame, value: str = "defense_rate", *, min_n: int = MIN_N,
+                   show_n: bool = False) -> Figure:
+    """The matrix as heatmaps (one panel per attack configuration): targets x sources, cells in %.
+
+    A cell resting on fewer than ``min_n`` images is greyed and shows its n (every cell shows n with ``show_n``).
+    """
     if df.empty:
         raise RobenchError("nothing to plot: the matrix has no scored cells")
-    tables = wide(df, value)
-    width = max(4.0, max(1.2 * (t.shape[1] - 1) + 3 for t in tables.values()))
-    fig = _figure(width, sum(0.5 * len(t) + 1.6 for t in tables.values()))
+    tables, counts = wide(df, value), wide(df, column="n")
+    titles = short_titles(_attack_configs(df, list(tables)))
+    rows = [f"{t} ({c:.1f}%)" for table in tables.values() for t, c in zip(table.index, table[CLEAN], strict=True)]
+    cols = [str(c) for table in tables.values() for c in table.columns[1:]]
+    ncols = max(t.shape[1] - 1 for t in tables.values())
+    cell = max(0.75, _text_width(["100.0 [w]"]) + 0.15)
+    width = _text_width(rows) + ncols * cell + 1.6
+    height = sum(0.32 * len(t) + 0.6 for t in tables.values()) + _text_width(cols) * 0.7 + 0.4
+    fig = _figure(max(width, _text_width(titles, FONT + 1) + 1.0, 3.5), max(height, 2.0))
     axes = fig.subplots(len(tables), 1, squeeze=False)[:, 0]
-    for ax, (attack, table) in zip(axes, tables.items(), strict=True):
-        values = table.drop(columns="clean").to_numpy(dtype=float)
-        image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        part = df[df["attack"] == attack]
-        part = part.assign(column=column_labels(part)).set_index(["target", "column"])["relation"].to_dict()
-        for i, target in enumerate(table.index):
-            for j, source in enumerate(table.columns[1:]):
-                v = values[i, j]
-                mark = MARKERS.get(part.get((target, source), ""), "")
-                ax.text(j, i, "n/a" if math.isnan(v) else f"{v:.1f}{mark}", ha="center", va="center",
-                        color="white" if not math.isnan(v) and v < 60 else "black", fontsize=8)
-        ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns[1:]], rotation=30, ha="right")
-        ax.set_yticks(range(len(table)), [f"{t} ({c:.1f}%)" for t, c in zip(table.index, table["clean"], strict=True)])
-        ax.set_xlabel("source")
-        ax.set_title(attack, fontsize=9)
-        fig.colorbar(image, ax=ax, label=f"{value.replace('_', ' ')} (%)")
-    return save(fig, path)
+    for ax, title, (attack, table) in zip(axes, titles, tables.items(), strict=True):
+        _panel(ax, df, attack, table, counts[attack], value, min_n, show_n)
+        ax.set_title(title, fontsize=FONT + 1)
+    return fig
 
 
-def curves(df: pd.DataFrame, path: str | Path, x: str, y: str = "accuracy", hue: str = "model",
-           xlabel: str | None = None, title: str | None = None) -> Path:
-    """One line per ``hue`` value: ``y`` against ``x`` (the noise curve, the patch-shuffle curve)."""
+
+def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.DataFrame, value: str,
+           min_n: int, show_n: bool) -> None:
+    """One attack configuration's heatmap: colours by value; greyed, with n, where n < min_n."""
+    values = table.drop(columns=CLEAN).to_numpy(dtype=float)
+    n = counts.reindex(index=table.index, columns=table.columns[1:]).to_numpy(dtype=float)
+    small = ~np.isnan(n) & (n < min_n)
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")  # greyed: masked (small n) and NaN (n = 0) cells
+    image = ax.imshow(np.ma.masked_where(small, values), vmin=0, vmax=100, cmap=cmap, aspect="auto")
+    part = df[df["attack"] == attack]
+    relation = part.assign(column=column_labels(part)).set_index(["target", "column"])["relation"].to_dict()
+    for i, target in enumerate(table.index):
+        for j, source in enumerate(table.columns[1:]):
+            v = values[i, j]
+            text = "n/a" if math.isnan(v) else f"{v:.1f}{MARKERS.get(relation.get((target, source), ''), '')}"
+            if not math.isnan(n[i, j]) and not math.isnan(v) and (show_n or small[i, j]):
+                text += f"\nn={int(n[i, j])}"
+            dark = not small[i, j] and not math.isnan(v) and v < 60
+            ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1,
+                    color="white" if dark else "0.35" if small[i, j] else "black")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns[1:]], rotation=30, ha="right",
+                  fontsize=FONT)
+    ax.set_yticks(range(len(table)), [f"{t} ({c:.1f}%)" for t, c in zip(table.index, table[CLEAN], strict=True)],
+                  fontsize=FONT)
+    ax.set_xlabel("source", fontsize=FONT)
+    ax.set_ylabel("target (clean accuracy)", fontsize=FONT)
+    bar = ax.figure.colorbar(image, ax=ax)
+    bar.set_label(f"{value.replace('_', ' ')} (%)", fontsize=FONT)
+    bar.ax.tick_params(labelsize=FONT)
+
+
+def heatmap(df: pd.DataFrame, target: Target, value: str = "defense_rate", *, fmt: str | None = None,
+            dpi: int = DPI, min_n: int = MIN_N, show_n: bool = False) -> Path | IO[bytes]:
+    """Draw :func:`heatmap_figure` and write it (see :func:`save`)."""
+    return save(heatmap_figure(df, value, min_n=min_n, show_n=show_n), target, fmt, dpi)
+
+
+# ---------------------------------------------------------------- curves
+
+
+def curves_figure(df: pd.DataFrame, x: str, y: str = "accuracy", hue: str = "model", xlabel: str | None = None,
+                  title: str | None = None) -> Figure:
+    """One line per ``hue`` value: ``y`` (a fraction, drawn in %) against ``x``."""
     if df.empty:
         raise RobenchError("nothing to plot: the score table is empty")
-    fig = _figure(6, 4)
+    labels = [str(v) for v in df[hue].unique()]
+    fig = _figure(5.0 + _text_width(labels), 3.6)
     ax = fig.subplots()
     for label, part in df.groupby(hue, sort=False):
         part = part.sort_values(x)
         ax.plot(part[x], part[y] * 100, marker="o", label=str(label))
-    ax.set_xlabel(xlabel or x)
-    ax.set_ylabel(f"{y} (%)")
+    ax.set_xlabel(xlabel or x, fontsize=FONT + 1)
+    ax.set_ylabel(f"{y.replace('_', ' ')} (%)", fontsize=FONT + 1)
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     if title:
-        ax.set_title(title, fontsize=9)
-    return save(fig, path)
+        ax.set_title(title, fontsize=FONT + 1)
+    return fig
 
 
-def noise_plot(df: pd.DataFrame, path: str | Path) -> Path:
+def curves(df: pd.DataFrame, target: Target, x: str, y: str = "accuracy", hue: str = "model",
+           xlabel: str | None = None, title: str | None = None, *, fmt: str | None = None,
+           dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`curves_figure` and write it (see :func:`save`)."""
+    return save(curves_figure(df, x, y, hue, xlabel, title), target, fmt, dpi)
+
+
+def _images_title(df: pd.DataFrame) -> str:
+    return f" on {int(df['n'].iloc[0])} images" if "n" in df and len(df) else ""
+
+
+def noise_plot(df: pd.DataFrame, target: Target, *, fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:
     """Accuracy against Gaussian-noise sigma, one line per model (frame of ``noise_curve``)."""
-    return curves(df, path, "sigma", xlabel="noise sigma (images in [0,1])", title="Gaussian noise")
+    return curves(df, target, "sigma", xlabel="noise σ (images in [0, 1])",
+                  title=f"Gaussian noise{_images_title(df)}", fmt=fmt, dpi=dpi)
 
 
-def shuffle_plot(df: pd.DataFrame, path: str | Path) -> Path:
+def shuffle_plot(df: pd.DataFrame, target: Target, *, fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:
     """Accuracy against patch-grid size k, one line per model (frame of ``shuffle_curve``)."""
-    return curves(df, path, "k", xlabel="k (k x k patches shuffled)", title="Patch shuffle")
+    return curves(df, target, "k", xlabel="k (k×k patches shuffled)", title=f"Patch shuffle{_images_title(df)}",
+                  fmt=fmt, dpi=dpi)
 
 
-def tradeoff_plot(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+def tradeoff_figure(df: pd.DataFrame, title: str | None = None) -> Figure:
     """Defense rate and clean accuracy against keep probability (frame of ``tradeoff``)."""
     if df.empty:
         raise RobenchError("nothing to plot: the trade-off table is empty")
     part = df.sort_values("keep")
-    fig = _figure(6, 4)
+    fig = _figure(5.0, 3.6)
     ax = fig.subplots()
     ax.plot(part["keep"], part["defense_rate"] * 100, marker="o", label="defense rate")
     ax.plot(part["keep"], part["clean_accuracy"] * 100, marker="s", label="clean accuracy")
-    ax.set_xlabel("keep probability")
-    ax.set_ylabel("%")
+    ax.set_xlabel("keep probability", fontsize=FONT + 1)
+    ax.set_ylabel("%", fontsize=FONT + 1)
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "keep trade-off", fontsize=9)
-    return save(fig, path)
+    ax.legend(fontsize=FONT)
+    ax.set_title(title or "keep trade-off", fontsize=FONT + 1)
+    return fig
 
 
-def folder_plot(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+def tradeoff_plot(df: pd.DataFrame, target: Target, title: str | None = None, *, fmt: str | None = None,
+                  dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`tradeoff_figure` and write it (see :func:`save`)."""
+    return save(tradeoff_figure(df, title), target, fmt, dpi)
+
+
+# ---------------------------------------------------------------- folder scores
+
+
+def folder_figure(df: pd.DataFrame, title: str | None = None) -> Figure:
     """Accuracy on a test-only folder beside clean accuracy, one pair of bars per model (frame of
     ``folder_scores``)."""
     if df.empty:
         raise RobenchError("nothing to plot: the folder score table is empty")
-    fig = _figure(max(5.0, 0.9 * len(df) + 2), 4)
+    labels = [str(m) for m in df["model"]]
+    fig = _figure(max(5.0, 0.9 * len(df) + 2), 3.6 + 0.5 * _text_width(labels))
     ax = fig.subplots()
     x = range(len(df))
     folder = Path(str(df["folder"].iloc[0])).name if "folder" in df else "folder"
     ax.bar([i - 0.2 for i in x], df["clean_accuracy"].astype(float) * 100, 0.4, label="own test split")
-    ax.bar([i + 0.2 for i in x], df["accuracy"] * 100, 0.4, label=folder)
-    ax.set_xticks(list(x), [str(m) for m in df["model"]], rotation=30, ha="right")
-    ax.set_ylabel("accuracy (%)")
+    ax.bar([i + 0.2 for i in x], df["accuracy"].astype(float) * 100, 0.4, label=folder)
+    ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=FONT)
+    ax.set_ylabel("accuracy (%)", fontsize=FONT + 1)
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    ax.set_title(title or f"accuracy on {folder}", fontsize=9)
-    return save(fig, path)
+    ax.legend(fontsize=FONT)
+    ax.set_title(title or f"accuracy on {folder}", fontsize=FONT + 1)
+    return fig
+
+
+def folder_plot(df: pd.DataFrame, target: Target, title: str | None = None, *, fmt: str | None = None,
+                dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`folder_figure` and write it (see :func:`save`)."""
+    return save(folder_figure(df, title), target, fmt, dpi)
+
+
+# ---------------------------------------------------------------- examples
 
 
 def _show(ax, image: torch.Tensor, title: str) -> None:
@@ -147,25 +267,25 @@ def _show(ax, image: torch.Tensor, title: str) -> None:
         ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
     else:
         ax.imshow(img.permute(1, 2, 0).numpy())
-    ax.set_title(title, fontsize=7)
+    ax.set_title(title, fontsize=FONT - 1)
     ax.axis("off")
 
 
-def examples_grid(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, adv_pred: torch.Tensor,
-                  path: str | Path, clean_pred: torch.Tensor | None = None, title: str | None = None,
-                  classes: list[str] | None = None) -> Path:
-    """Clean (top row) vs adversarial (middle) with true/predicted labels, and the perturbation (bottom, rescaled).
-
-    Images (n, C, H, W) in [0,1]; labels and predictions (n,).
-    """
+def examples_figure(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, adv_pred: torch.Tensor,
+                    clean_pred: torch.Tensor | None = None, title: str | None = None,
+                    classes: list[str] | None = None) -> Figure:
+    """Clean (top row) vs adversarial (middle) with true/predicted labels (class names when given), and the
+    perturbation (bottom, rescaled). Images (n, C, H, W) in [0,1]; labels and predictions (n,)."""
     n = len(labels)
     if n == 0:
         raise RobenchError("nothing to plot: the set is empty")
 
     def name(i: torch.Tensor) -> str:
-        return classes[int(i)] if classes else str(int(i))
+        return classes[int(i)] if classes and 0 <= int(i) < len(classes) else str(int(i))
 
-    fig = _figure(max(3.0, 1.3 * n), 4.4)
+    names = [name(i) for i in labels] + [name(i) for i in adv_pred]
+    column = max(1.3, _text_width([f"adv pred {s}" for s in names], FONT - 1) + 0.2)
+    fig = _figure(max(3.0, column * n), 4.6)
     axes = fig.subplots(3, n, squeeze=False)
     for i in range(n):
         pred = f"\npred {name(clean_pred[i])}" if clean_pred is not None else ""
@@ -173,7 +293,14 @@ def examples_grid(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, 
         _show(axes[1, i], adv[i], f"adv pred {name(adv_pred[i])}")
         delta = adv[i] - clean[i]
         scale = float(delta.abs().max()) or 1.0
-        _show(axes[2, i], delta / (2 * scale) + 0.5, f"delta x{0.5 / scale:.0f}" if scale < 0.5 else "delta")
+        _show(axes[2, i], delta / (2 * scale) + 0.5, f"δ ×{0.5 / scale:.0f}" if scale < 0.5 else "δ")
     if title:
-        fig.suptitle(title, fontsize=9)
-    return save(fig, path)
+        fig.suptitle(title, fontsize=FONT + 1)
+    return fig
+
+
+def examples_grid(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, adv_pred: torch.Tensor,
+                  target: Target, clean_pred: torch.Tensor | None = None, title: str | None = None,
+                  classes: list[str] | None = None, *, fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`examples_figure` and write it (see :func:`save`)."""
+    return save(examples_figure(clean, adv, labels, adv_pred, clean_pred, title, classes), target, fmt, dpi)

@@ -1,20 +1,132 @@
-"""Tidy score frames -> the papers' wide layout (targets x sources, per attack) and text formats.
+"""Tidy score frames as text: the tidy rows themselves (csv, json) and the papers' wide layout (markdown, latex).
 
 The matrix stays one tidy DataFrame (see ``robench.scoring.matrix``); these functions only pivot it for display.
+csv and json hold the same tidy rows (one record per row, with n and the relation), so ``pd.read_json`` and
+``pd.read_csv`` give the same frame; markdown and latex are the layout a paper prints.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from robench.errors import RobenchError
 
 FORMATS = ("csv", "json", "markdown", "latex")
+SUFFIXES = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown", ".tex": "latex"}
 MARKERS = {"white-box": " [w]", "gray-box": " [g]", "black-box": ""}
-LEGEND = "Cells: defense success rate in %, [w] white-box (target = source), [g] gray-box (same family)."
+MIN_N = 30  # a cell resting on fewer images than this shows its n
+LEGEND = ("Cells: defense success rate in %, [w] white-box (target = source), [g] gray-box (same family); "
+          "(n=...) rests on fewer than {min_n} images.")
 CLEAN = "clean"
+
+
+def legend(min_n: int = MIN_N, value: str = "defense_rate") -> str:
+    """The one-line key to the marked cells."""
+    text = LEGEND.format(min_n=min_n)
+    names = {"agreement": "transfer agreement", "target_hit_rate": "target hit rate"}
+    return text.replace("defense success rate", names[value]) if value in names else text
+
+
+def format_for(path: str | os.PathLike | None, fmt: str | None) -> str:
+    """The text format to write: ``fmt`` when given, else the path's suffix (.csv .json .md .tex), else csv."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise RobenchError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
+        return fmt
+    return SUFFIXES.get(Path(os.fspath(path or "")).suffix.lower(), "csv")
+
+
+# ---------------------------------------------------------------- tidy rows
+
+
+def to_json(df: pd.DataFrame) -> str:
+    """The tidy rows as a JSON array of records (NaN as null, floats at full precision)."""
+    records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+    return json.dumps(records, indent=2, default=_plain) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (and anything else with ``item()``) as plain Python values, for json.dumps."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def tidy_text(df: pd.DataFrame, fmt: str) -> str:
+    """The tidy rows as csv or json text."""
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        return to_json(df)
+    raise RobenchError(f"tidy rows are written as csv or json, not '{fmt}'")
+
+
+# ---------------------------------------------------------------- display tables
+
+
+def cell_text(value: Any, digits: int = 4, missing: str = "n/a") -> str:
+    """One value as a table shows it: whole numbers without decimals, others to ``digits`` places (tiny ones in
+    ``digits`` significant figures), NaN/None as ``missing``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (for captions; cells are escaped by pandas)."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text)
+
+
+def _numeric_like(column: pd.Series) -> bool:
+    """Numbers, or numbers as text with markers ('78.23 [w]', '16/255', 'n/a'): right-aligned."""
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    text = column.dropna().astype(str)
+    return bool(len(text)) and text.str.match(r"^\s*(n/a|[-+]?\d[\d.eE+-]*(/\d+)?)?(\s|$)").all()
+
+
+def markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub pipe table (tabulate), numeric columns right-aligned."""
+    align = (["left"] if index else []) + ["right" if _numeric_like(frame[c]) else "left" for c in frame.columns]
+    return frame.to_markdown(index=index, colalign=align, disable_numparse=True)
+
+
+def latex(frame: pd.DataFrame, caption: str, index: bool = True) -> str:
+    """A booktabs ``table`` environment: escaped cells and caption, numeric columns right-aligned."""
+    spec = ("l" if index else "") + "".join("r" if _numeric_like(frame[c]) else "l" for c in frame.columns)
+    return frame.to_latex(index=index, escape=True, column_format=spec, caption=latex_escape(caption),
+                          position="htbp")
+
+
+def display_text(frame: pd.DataFrame, fmt: str, title: str, index: bool = False) -> str:
+    """One displayed table (already pivoted or formatted) as markdown (with a heading) or latex (captioned).
+
+    Numbers are written as the terminal's table shows them (:func:`cell_text`; missing values left blank).
+    """
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    frame = frame.astype({c: object for c in numeric})
+    for c in numeric:
+        frame[c] = frame[c].map(lambda v: cell_text(v, missing=""))
+    if fmt == "markdown":
+        return f"### {title}\n\n{markdown(frame, index)}\n"
+    if fmt == "latex":
+        return latex(frame, title, index)
+    raise RobenchError(f"a displayed table is written as markdown or latex, not '{fmt}'")
+
+
+# ---------------------------------------------------------------- the matrix
 
 
 def column_labels(part: pd.DataFrame) -> pd.Series:
@@ -23,62 +135,68 @@ def column_labels(part: pd.DataFrame) -> pd.Series:
     return part["source"].where(~several, part["source"] + " [" + part["set"] + "]")
 
 
-def wide(df: pd.DataFrame, value: str = "defense_rate", percent: bool = True) -> dict[str, pd.DataFrame]:
-    """One frame per attack configuration: rows targets, a 'clean' accuracy column, then one column per source."""
+def wide(df: pd.DataFrame, value: str = "defense_rate", percent: bool = True,
+         column: str | None = None) -> dict[str, pd.DataFrame]:
+    """One frame per attack configuration: rows targets, a 'clean' accuracy column, then one column per source.
+
+    ``column`` picks another per-cell column to pivot (e.g. ``n``), without the clean column or scaling.
+    """
     scale = 100.0 if percent else 1.0
     tables = {}
     for attack, part in df.groupby("attack", sort=False):
         part = part.assign(column=column_labels(part))
-        table = part.pivot(index="target", columns="column", values=value) * scale
-        table.insert(0, CLEAN, part.groupby("target")["target_clean_accuracy"].first() * scale)
+        if column is not None:
+            table = part.pivot(index="target", columns="column", values=column)
+        else:
+            table = part.pivot(index="target", columns="column", values=value) * scale
+            table.insert(0, CLEAN, part.groupby("target")["target_clean_accuracy"].first() * scale)
         table.columns.name = None
         tables[str(attack)] = table
     return tables
 
 
-def marked(df: pd.DataFrame, value: str = "defense_rate", digits: int = 2) -> dict[str, pd.DataFrame]:
-    """Like :func:`wide`, as strings with relation markers ('78.23 [w]'); NaN (n = 0) reads 'n/a'."""
+def _cell(v: float, n: float, digits: int, min_n: int, show_n: bool) -> str:
+    if v is None or math.isnan(v):
+        return "n/a"  # n = 0
+    text = f"{v:.{digits}f}"
+    if not math.isnan(n) and (show_n or n < min_n):
+        text += f" (n={int(n)})"
+    return text
+
+
+def marked(df: pd.DataFrame, value: str = "defense_rate", digits: int = 2, min_n: int = MIN_N,
+           show_n: bool = False) -> dict[str, pd.DataFrame]:
+    """Like :func:`wide`, as strings with relation markers ('78.23 [w]'); NaN (n = 0) reads 'n/a'.
+
+    A cell resting on fewer than ``min_n`` images (or every cell, with ``show_n``) shows its n: '100.00 (n=1)'.
+    """
     tables = {}
+    counts = wide(df, column="n")
     for attack, numbers in wide(df, value).items():
         part = df[df["attack"] == attack]
         rel = part.assign(column=column_labels(part)).pivot(index="target", columns="column", values="relation")
-        text = numbers.map(lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v))
-                           else f"{v:.{digits}f}")
+        text = numbers.copy().astype(object)
+        text[CLEAN] = numbers[CLEAN].map(lambda v: "n/a" if math.isnan(v) else f"{v:.{digits}f}")
         for col in rel.columns:  # a cell with no relation was not scored (skipped): left blank
-            text[col] = (text[col] + rel[col].map(MARKERS)).where(rel[col].notna(), "")
+            cells = [_cell(v, float(n), digits, min_n, show_n) for v, n in zip(numbers[col], counts[attack][col],
+                                                                                 strict=True)]
+            text[col] = (pd.Series(cells, index=numbers.index) + rel[col].map(MARKERS)).where(rel[col].notna(), "")
         tables[attack] = text
     return tables
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub pipe table (pandas' to_markdown needs the optional 'tabulate'; used when installed, with the
-    cells kept as the text they are: tabulate would otherwise read '95.00' as a number and print '95')."""
-    try:
-        return frame.to_markdown(disable_numparse=True)
-    except ImportError:
-        pass
-    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
-    for idx, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
-
-
-def render(df: pd.DataFrame, fmt: str, value: str = "defense_rate") -> str:
-    """The wide, paper-style layout of a tidy matrix frame as csv, json, markdown or latex text."""
-    if fmt not in FORMATS:
-        raise RobenchError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
+def render(df: pd.DataFrame, fmt: str, value: str = "defense_rate", min_n: int = MIN_N,
+           show_n: bool = False) -> str:
+    """A tidy matrix frame as text: csv/json hold its tidy rows; markdown/latex the papers' wide layout."""
+    fmt = format_for(None, fmt)
     if df.empty:
         raise RobenchError("nothing to render: the matrix has no scored cells")
     if fmt in ("csv", "json"):
-        table = pd.concat(wide(df, value), names=["attack"]).reset_index()
-        return table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=2) + "\n"
-    parts = []
-    for attack, table in marked(df, value).items():
-        if fmt == "markdown":
-            parts.append(f"### {attack}\n\n{markdown(table)}\n")
-        else:
-            parts.append(table.to_latex(caption=f"{attack}. {LEGEND}", escape=True))
-    if fmt == "markdown":
-        parts.append(f"{LEGEND}\n")
-    return "\n".join(parts)
+        return tidy_text(df, fmt)
+    name, key = value.replace("_", " "), legend(min_n, value)
+    tables = marked(df, value, min_n=min_n, show_n=show_n).items()
+    if fmt == "latex":  # a paper's caption carries the key
+        return "\n".join(latex(table.reset_index(), f"{attack}: {name} (%). {key}", index=False)
+                         for attack, table in tables)
+    parts = [display_text(table.reset_index(), fmt, f"{attack}: {name} (%)") for attack, table in tables]
+    return "\n".join([*parts, f"{key}\n"])

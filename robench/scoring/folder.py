@@ -22,10 +22,11 @@ import torch
 
 from robench import store
 from robench.errors import RobenchError
+from robench.events import emitter
 from robench.folders import Tree, check_workers, few, scan_test_only, view
 from robench.records import DatasetRef
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
-from robench.scoring.probes import _images, _model_columns, _notify
+from robench.scoring.probes import _images, _model_columns
 
 COLUMNS = ["model", "accuracy", "clean_accuracy", "n", "folder", "dataset", "arch", "keep", "placement",
            "precision"]
@@ -85,7 +86,8 @@ def folder_scores(
         ref = scorer.record(name).dataset
         key = (ref.in_channels, ref.input_size, bool(ref.options.get("stream")))
         groups.setdefault(key, []).append(name)
-    _notify(callback, "start", total=len(names))
+    emit = emitter(callback)
+    emit("start", {"label": "folder score", "total": len(names), "done": 0})
     correct = dict.fromkeys(names, 0)
     done = 0
     for (channels, size, streamed), group in groups.items():
@@ -97,7 +99,7 @@ def folder_scores(
                 correct[name] += int((scorer.predict(name, images) == maps[name][labels]).sum())
         for name in group:
             done += 1
-            _notify(callback, "step", model=name, done=done)
+            emit("step", {"done": done, "model": name, "info": name})
     rows = []
     for name in names:
         rec = scorer.record(name)

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,14 @@ from torch import nn
 from robench import store
 from robench.data import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
+from robench.events import Callback, emitter
 from robench.models import load_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
+from robench.reports.labels import param_text
 from robench.runtime import check_precision, pick_device, predict, prepare
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[str, dict[str, Any]], None]
 Patterns = str | Sequence[str]
 
 WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
@@ -154,15 +156,6 @@ def cell_scores(labels: torch.Tensor, source_pred: torch.Tensor, clean_pred: tor
     return {"n": n, "defense_rate": defended / n, "agreement": agreed / n, "target_hit_rate": hit}
 
 
-def _param(key: str, value: Any, linf: bool = True) -> str:
-    pixels = value * 255 if isinstance(value, float) and key in ("eps", "step") and linf else 0.0
-    if pixels >= 0.5 and abs(pixels - round(pixels)) < 1e-4:
-        return f"{round(value * 255)}/255"  # pixel units, as the papers write them
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def _fixed_params(method: str) -> dict:
     """Settings the attack registry records with every set of ``method`` but that are not tunable."""
     try:
@@ -179,7 +172,7 @@ def attack_label(method: str, params: dict) -> str:
     shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)
              and not (k == "targeted" and "target" in params)}
     linf = (params or {}).get("norm") != "l2"
-    return " ".join([method, *(f"{k}={_param(k, v, linf)}" for k, v in sorted(shown.items()))])
+    return " ".join([method, *(f"{k}={param_text(k, v, linf)}" for k, v in sorted(shown.items()))])
 
 
 def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:
@@ -327,7 +320,7 @@ class Scorer:
 
 def matrix(
     workspace: str | os.PathLike | None = None,
-    targets: Patterns = "*",
+    models: Patterns = "*",
     sets: Patterns = "*",
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -338,10 +331,12 @@ def matrix(
     shard: tuple[int, int] | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    targets: Patterns | None = None,
 ) -> pd.DataFrame:
     """Score every target model on every adversarial set: one tidy row per (target, set).
 
-    ``targets`` and ``sets`` are glob patterns (a comma-separated string or a list). Columns:
+    ``models`` (the targets; ``targets=`` is its old name) and ``sets`` are glob patterns (a comma-separated
+    string or a list). Columns:
     see ``COLUMNS``; rates are fractions in [0, 1] (NaN when n == 0). Cells that cannot be scored (another
     dataset or input shape) are left out and listed in ``df.attrs["skipped"]`` as dicts (target, set, reason).
     ``callback(kind, payload)`` receives 'start', 'cell' and 'skip' events. ``shard=(i, n)`` scores only
@@ -350,15 +345,19 @@ def matrix(
     ``workers``: DataLoader workers that decode a streamed folder's test images (default: from the core count).
     """
     check_precision(precision)
-    model_names = shard_of(select(store.list_model_names(workspace), targets, "model", workspace), shard)
+    if targets is not None:
+        warnings.warn("matrix(targets=...) is now matrix(models=...)", DeprecationWarning, stacklevel=2)
+        models = targets
+    model_names = shard_of(select(store.list_model_names(workspace), models, "model", workspace), shard)
     set_names = select(store.list_set_names(workspace), sets, "set", workspace)
     scorer = Scorer(workspace, device, data_dir, batch_size, use_cache, precision=precision, workers=workers)
     set_records = [store.read_set(s, workspace) for s in set_names]
     for name in model_names:  # find every target's data first: a missing dataset fails before any progress
         if any(mismatch(scorer.record(name), srec) is None for srec in set_records):
             scorer.dataset(name)
-    notify = callback or (lambda kind, payload: None)
-    notify("start", {"targets": model_names, "sets": set_names, "total": len(model_names) * len(set_names)})
+    notify = emitter(callback)
+    notify("start", {"label": "matrix", "targets": model_names, "sets": set_names, "done": 0,
+                     "total": len(model_names) * len(set_names)})
     rows, skipped, done = [], [], 0
     for srec in set_records:
         loaded: list[store.AdvSet] = []
@@ -374,11 +373,12 @@ def matrix(
             if reason:
                 log.info("skipped %s on %s: %s", name, srec.name, reason)
                 skipped.append({"target": name, "set": srec.name, "reason": reason})
-                notify("skip", {**skipped[-1], "done": done})
+                notify("skip", {**skipped[-1], "done": done, "info": f"skipped {name} on {srec.name}"})
                 continue
             preds = scorer.set_predictions(name, srec, load)
             rows.append(_row(scorer, name, srec, preds))
-            notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done})
+            notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done,
+                            "info": f"{name} on {srec.name}" + (" (cached)" if preds["cached"] else "")})
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["skipped"] = skipped
     return df

@@ -20,6 +20,7 @@ from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
 from robench.errors import RobenchError
+from robench.events import emitter
 from robench.records import SetRecord
 from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
 
@@ -31,11 +32,6 @@ BOUNDARY_MODES = ("auto", "sets", "attack")
 
 
 # ---------------------------------------------------------------- shared
-
-
-def _notify(callback: Callback | None, kind: str, **payload: Any) -> None:
-    if callback:
-        callback(kind, payload)
 
 
 def _one_dataset(scorer: Scorer, names: list[str]) -> str:
@@ -106,19 +102,26 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
+    emit = emitter(callback)
+    emit("start", {"label": f"{column} curve", "total": len(names) * (1 + len(values)), "done": 0})
+    for done, name in enumerate(names, 1):  # clean test predictions (cached on disk), to pick the samples
+        scorer.clean_predictions(name)
+        emit("step", {"done": done, "model": name, "info": f"{name} clean"})
     idx = _samples(scorer, names, n, common, seed)
     generators = {value: torch.Generator().manual_seed(seed) for value in values}
     correct = {(name, value): 0 for value in values for name in names}
+    chunks = 1 if data.test.in_memory else max(1, math.ceil(len(idx) / STREAM_CHUNK))
+    done = float(len(names))
     for images, labels in _images(data.test, idx):
         for value in values:
             corrupted = corrupt(images, value, generators[value])
             for name in names:
                 correct[name, value] += int((scorer.predict(name, corrupted) == labels).sum())
-    rows = []
-    for value in values:
-        rows += [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
-                  "precision": scorer.precision} for name in names]
-        _notify(callback, "step", **{column: value})
+                done += 1 / chunks
+                emit("step", {"done": done, "model": name, column: value, "info": f"{name} {column}={value:g}"})
+    rows = [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
+             "precision": scorer.precision} for value in values for name in names]
+    emit("end", {"done": len(names) * (1 + len(values))})
     return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
 
 
@@ -225,9 +228,12 @@ def _boundary_set(scorer: Scorer, name: str, workspace, sets: Patterns) -> SetRe
     return max(found, key=lambda r: r.created, default=None)
 
 
-def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict) -> tuple[torch.Tensor, Trace]:
+def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
+                     tick: Callable[[float, str], None]) -> tuple[torch.Tensor, Trace]:
     """Run the Boundary attack on up to n test images the model gets right: L2 norms (k,) of the successes and
-    the score's trace over them (median at every doubling of steps, from the same run)."""
+    the score's trace over them (median at every doubling of steps, from the same run).
+
+    ``tick(fraction, info)`` reports the fraction of the batches done."""
     try:
         from robench.attacks.generate import perturb_output
     except ImportError:
@@ -237,13 +243,16 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict)
     model = scorer.model(name)
     resolved = resolve_params(method_spec("boundary"), **params)
     norms, traces, pixels = [], [], None
+    total, done = len(idx), 0
     for images, labels in _images(scorer.dataset(name).test, idx, scorer.batch_size):
+        tick(done / max(total, 1), f"{name}: Boundary attack on images {done + 1}-{done + len(labels)} of {total}")
         out = perturb_output(model, images, labels, "boundary", seed=seed, precision=scorer.precision, **params)
         adv = out.adv.cpu()
         fooled = scorer.predict(name, adv) != labels
         norms.append((adv[fooled] - images[fooled]).flatten(1).norm(dim=1))
         traces.append(out.extra["l2_trace"].cpu()[fooled])
         pixels = images[0].numel()
+        done += len(labels)
     l2_trace = torch.cat(traces) if traces else torch.empty(0, len(checkpoints(resolved["steps"])))
     tr = trace(l2_trace, checkpoints(resolved["steps"]), pixels or 1, resolved["tolerance"])
     return (torch.cat(norms) if norms else torch.empty(0)), tr
@@ -288,8 +297,10 @@ def boundary_scores(
     resolve_params(method_spec("boundary"), **params)  # bad --steps / --tolerance fail before any work
     scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
+    emit = emitter(callback)
+    emit("start", {"label": "boundary score", "total": len(names), "done": 0})
     rows, traces = [], []
-    for name in names:
+    for i, name in enumerate(names):
         set_record = _boundary_set(scorer, name, workspace, sets) if mode != "attack" else None
         used = scorer.precision
         if set_record is not None:
@@ -299,7 +310,10 @@ def boundary_scores(
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
         else:
-            (l2, tr), origin = _boundary_attack(scorer, name, n, seed, params), "attack"
+            def tick(fraction: float, info: str, i: int = i) -> None:
+                emit("batch", {"done": i + fraction, "info": info})
+
+            (l2, tr), origin = _boundary_attack(scorer, name, n, seed, params, tick), "attack"
         c, h, w = scorer.record(name).dataset.shape
         pixels = c * h * w
         values = l2.double().pow(2) / pixels
@@ -313,7 +327,7 @@ def boundary_scores(
                      "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
                      "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
                      **_model_columns(scorer, name), "precision": used})
-        _notify(callback, "step", model=name, origin=origin)
+        emit("step", {"done": i + 1, "model": name, "origin": origin, "info": f"{name}: {origin}"})
     df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
                                      "arch", "keep", "placement", "precision"])
     df.attrs["trace"] = pd.DataFrame(traces, columns=["model", "steps", "median", "n"])
@@ -360,7 +374,7 @@ def tradeoff(
     """
     names = select(store.list_model_names(workspace), models, "model", workspace)
     check_family({n: store.read_model(n, workspace).config for n in names})
-    df = matrix(workspace, targets=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback,
+    df = matrix(workspace, models=names, sets=[set_name], device=device, data_dir=data_dir, callback=callback,
                 precision=precision, workers=workers)
     if df.empty:
         reasons = "; ".join(s["reason"] for s in df.attrs.get("skipped", []))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ from robench import store
 from robench.attacks import method_spec, perturb
 from robench.attacks.registry import resolve_params
 from robench.errors import RobenchError
+from robench.events import emitter
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,10 @@ COLUMNS = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "at
            "keep", "placement", "precision"]
 
 
-def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int) -> tuple[float, float, int]:
-    """(clean accuracy, robust accuracy, images) of model ``name`` on the first ``n`` test images.
+def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int,
+            tick: Callable[[float, str], None] | None = None) -> tuple[float, float, int]:
+    """(clean accuracy, robust accuracy, images) of model ``name`` on the first ``n`` test images; ``tick(fraction,
+    info)`` reports the fraction of the images done.
 
     The test split is read in batches of ``batch_size`` (a streamed folder is decoded only that far, one batch in
     memory at a time); each batch's correctly classified images are attacked together."""
@@ -39,6 +43,8 @@ def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_si
         if sl.start >= count:
             break
         x, y = x[:count - sl.start], y[:count - sl.start]
+        if tick:
+            tick(sl.start / count, f"{name}: AutoAttack on images {sl.start + 1}-{sl.start + len(y)} of {count}")
         hit = (scorer.predict(name, x) == y).nonzero().flatten()
         correct += len(hit)
         if not len(hit):
@@ -83,9 +89,14 @@ def autoattack_scores(
     scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     rows = []
+    emit = emitter(callback)
+    emit("start", {"label": "autoattack", "total": len(names), "done": 0})
     with torch.random.fork_rng(devices=[scorer.device] if scorer.device.type == "cuda" else []):
-        for name in names:
-            clean, robust, count = _robust(scorer, name, n, params, seed, batch_size)
+        for i, name in enumerate(names):
+            def tick(fraction: float, info: str, i: int = i) -> None:
+                emit("batch", {"done": i + fraction, "info": info})
+
+            clean, robust, count = _robust(scorer, name, n, params, seed, batch_size, tick)
             rec = scorer.record(name)
             rows.append({"model": name, "clean_accuracy": clean, "robust_accuracy": robust, "n": count,
                          "eps": params["eps"], "norm": params["norm"], "attacks": params["attacks"],
@@ -93,6 +104,5 @@ def autoattack_scores(
                          "keep": rec.config.get("keep"), "placement": rec.config.get("placement"),
                          "precision": scorer.precision})
             log.info("autoattack %s: clean %.4f robust %.4f on %d images", name, clean, robust, count)
-            if callback:
-                callback("step", {"model": name})
+            emit("step", {"done": i + 1, "model": name, "info": f"{name}: robust {robust:.2%}"})
     return pd.DataFrame(rows, columns=COLUMNS)
