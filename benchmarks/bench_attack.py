@@ -150,70 +150,90 @@ def per_sample(model, x, y) -> list[tuple[str, str, float, float]]:
     return rows
 
 
-class _Calls(torch.nn.Module):
-    """Counts the forward calls the wrapped model gets (to size robench's budget like a direct Foolbox run)."""
+class _Stop(Exception):
+    """The capped model's call budget is spent."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+
+class _Calls(torch.nn.Module):
+    """Counts the forward calls the wrapped model gets; with ``cap``, raises :class:`_Stop` on call ``cap + 1``
+    (the same budget robench's ``--queries`` gives, for the library run directly)."""
+
+    def __init__(self, model: torch.nn.Module, cap: int | None = None) -> None:
         super().__init__()
-        self.model, self.calls = model, 0
+        self.model, self.calls, self.cap = model, 0, cap
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cap is not None and self.calls >= self.cap:
+            raise _Stop
         self.calls += 1
         return self.model(x)
 
 
-def query_based(model, x, y, rounds: int, square_queries: int, hsj_steps: int) -> list[tuple[str, str, float, float]]:
-    """Square and HopSkipJump: robench against the same attack called directly in its library, interleaved.
+def query_based(model, x, y, rounds: int, square_queries: int, square_eps: float,
+                hsj_queries: int) -> list[tuple[str, str, float, float, str]]:
+    """Square and HopSkipJump: robench against the same attack called directly in its library, interleaved, on
+    equal work.
 
-    Square: ART's SquareAttack.generate with max_iter = queries - 1 (ART's own batching: it re-evaluates the
-    current images and the whole batch every iteration). HopSkipJump: Foolbox's blended-noise start and
-    HopSkipJumpAttack(steps=hsj_steps) run directly; robench gets as many queries per example as that run made
-    (Foolbox queries the whole batch in every call), so both stop at the same point.
+    Square at ``square_eps``, small enough that no variant fools any image: every example then runs the whole
+    budget in every variant (at a larger eps the variant that fools more images early stops early, and the time
+    ratio measures luck, not overhead). ART's SquareAttack.generate runs with max_iter = queries - 1 (ART's own
+    batching: it re-evaluates the current images and the whole batch every iteration).
+    HopSkipJump: Foolbox's blended-noise start and HopSkipJumpAttack run directly on the model behind a plain
+    call counter that stops the run after ``hsj_queries`` calls (Foolbox queries the whole batch in every call),
+    against robench with ``--queries hsj_queries``. Rows: (variant, s/batch, paired ratio, fooled, model calls).
     """
     import foolbox as fb
     import numpy as np
     from art.attacks.evasion import SquareAttack
 
     net = frozen(model)  # as robench runs every attack (see "Frozen weights" in RESULTS.md)
+    calls: dict[str, int] = {}
 
     def art_square():
-        attack = SquareAttack(art_backend.classifier(net, x), norm=np.inf, eps=EPS, max_iter=square_queries - 1,
-                              batch_size=len(x), verbose=False)
+        attack = SquareAttack(art_backend.classifier(net, x), norm=np.inf, eps=square_eps,
+                              max_iter=square_queries - 1, batch_size=len(x), verbose=False)
         return torch.from_numpy(attack.generate(x.numpy(), y.numpy()))
 
-    def foolbox_hsj(wrapped=net):
-        fmodel = fb.PyTorchModel(wrapped, bounds=(0, 1))
-        crit = fb.criteria.Misclassification(y)
-        starts = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=100, steps=50).run(fmodel, x, crit)
-        ok = fmodel(starts).argmax(1) != y
-        return fb.attacks.HopSkipJumpAttack(steps=hsj_steps).run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]),
-                                                                  starting_points=starts[ok])
+    def foolbox_hsj():
+        counting = _Calls(net, cap=hsj_queries)
+        fmodel = fb.PyTorchModel(counting, bounds=(0, 1))
+        try:
+            starts = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=100, steps=50).run(
+                fmodel, x, fb.criteria.Misclassification(y))
+            ok = fmodel(starts).argmax(1) != y
+            fb.attacks.HopSkipJumpAttack(steps=10**6).run(fmodel, x[ok], fb.criteria.Misclassification(y[ok]),
+                                                          starting_points=starts[ok])
+        except _Stop:
+            pass
+        calls["hopskipjump: Foolbox direct"] = counting.calls
+        return None
 
-    counting = _Calls(net)
-    foolbox_hsj(counting)
-    hsj_queries = counting.calls
+    def robench_hsj():
+        counting = _Calls(net)
+        out = perturb(counting, x, y, "hopskipjump", queries=hsj_queries, eps=1e4)
+        calls["hopskipjump: robench"] = counting.calls
+        return out
+
     fns = {
         "square: ART SquareAttack.generate": art_square,
-        "square: robench (default: robench)": lambda: perturb(model, x, y, "square", eps=EPS, queries=square_queries),
-        "square: robench --backend art": lambda: perturb(model, x, y, "square", backend="art", eps=EPS,
+        "square: robench (default: robench)": lambda: perturb(model, x, y, "square", eps=square_eps,
+                                                              queries=square_queries),
+        "square: robench --backend art": lambda: perturb(model, x, y, "square", backend="art", eps=square_eps,
                                                          queries=square_queries),
         "hopskipjump: Foolbox direct": foolbox_hsj,
-        "hopskipjump: robench": lambda: perturb(model, x, y, "hopskipjump", queries=hsj_queries, eps=1e6),
+        "hopskipjump: robench": robench_hsj,
     }
     times = interleaved_times(fns, repeats=rounds, warmup=0)
-    outputs = {k: fn() for k, fn in fns.items()}
     rows = []
-    for k in fns:
+    for k, fn in fns.items():
         base = "square: ART SquareAttack.generate" if k.startswith("square") else "hopskipjump: Foolbox direct"
+        adv = fn()
         with torch.no_grad():
-            adv = outputs[k]
-            fooled = (model(adv).argmax(1) != y[: len(adv)]).float().mean().item() if len(adv) == len(y) else math.nan
-        rows.append((k, f"{statistics.median(times[k]):.2f}", paired_ratio(times, k, base), fooled))
-    rows.append((f"(hopskipjump budget: {hsj_queries} queries per example = Foolbox's {hsj_steps} steps)", "", math.nan,
-                 math.nan))
+            fooled = math.nan if adv is None else (model(adv).argmax(1) != y).float().mean().item()
+        rows.append((k, f"{statistics.median(times[k]):.2f}", paired_ratio(times, k, base), fooled,
+                     str(calls.get(k, ""))))
     return rows
-
-
 
 
 def _rounds(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
@@ -380,7 +400,10 @@ def main() -> None:
     parser.add_argument("--slow-batch", type=int, default=32, help="batch for Boundary and CW")
     parser.add_argument("--query-batch", type=int, default=32, help="batch for Square and HopSkipJump")
     parser.add_argument("--square-queries", type=int, default=200)
-    parser.add_argument("--hsj-steps", type=int, default=2)
+    parser.add_argument("--square-eps", type=float, default=2 / 255,
+                        help="Square's Linf eps: small, so no variant fools an image and all do equal work")
+    parser.add_argument("--hsj-queries", type=int, default=300,
+                        help="HopSkipJump's budget: model calls of the direct run, queries per example of robench's")
     parser.add_argument("--only-queries", action="store_true", help="run only the query-based rows")
     parser.add_argument("--query-model", default=None,
                         help="trained model folder for the query rows, with --query-data (a random network calls "
@@ -398,7 +421,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
-    if args.part in ("all", "precision"):
+    if args.part in ("all", "precision") and not args.only_queries:
         print_precision(args)
         if args.part == "precision":
             return
@@ -420,7 +443,9 @@ def main() -> None:
             print(f"| {label} | {k} | {med:.3f} | {ratio:.2f}x |")
         print()
     if args.part in ("all", "methods"):
-        xm, ym = x[: args.methods_batch], y[: args.methods_batch]
+        xm = x[: args.methods_batch]
+        with torch.no_grad():  # the model's own predictions: APGD and AutoAttack attack only correctly classified
+            ym = model(xm).argmax(1)  # images, so with random labels they would time ~10% of the batch
         print(f"### Issue 13 methods, batch {len(xm)}: ratio to the library's direct call\n\n"
               "| method | variant | s/batch | ms/image | ratio |\n|---|---|---:|---:|---:|")
         for label, k, med, ratio in methods(model, xm, ym, args.rounds, only=args.methods):
@@ -462,12 +487,14 @@ def print_queries(model, x, y, args) -> None:
         print(f"query rows: model {args.query_model} on its first {args.query_batch} test images")
     with torch.no_grad():
         ys = model(xs).argmax(1)  # the model's own predictions: every image starts correctly classified
-    print(f"### Square (Linf eps {EPS * 255:g}/255, {args.square_queries} queries) and HopSkipJump (L2), batch "
-          f"{args.query_batch}, median of {args.rounds} interleaved rounds\n\n"
-          f"| variant | s/batch | ratio to the library's direct call (paired) | fooled |\n|---|---:|---:|---:|")
-    for name, t, ratio, fooled in query_based(model, xs, ys, args.rounds, args.square_queries, args.hsj_steps):
+    print(f"### Square (Linf eps {args.square_eps * 255:g}/255, {args.square_queries} queries) and HopSkipJump "
+          f"(L2, {args.hsj_queries} queries), batch {args.query_batch}, median of {args.rounds} interleaved rounds\n\n"
+          f"| variant | s/batch | ratio to the library's direct call (paired) | fooled | model calls |\n"
+          f"|---|---:|---:|---:|---:|")
+    for name, t, ratio, fooled, n_calls in query_based(model, xs, ys, args.rounds, args.square_queries,
+                                                       args.square_eps, args.hsj_queries):
         print(f"| {name} | {t} | {'' if math.isnan(ratio) else f'{ratio:.2f}x'} | "
-              f"{'' if math.isnan(fooled) else f'{fooled:.2f}'} |")
+              f"{'' if math.isnan(fooled) else f'{fooled:.2f}'} | {n_calls} |", flush=True)
 
 
 if __name__ == "__main__":

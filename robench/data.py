@@ -79,7 +79,7 @@ class Split:
             yield sl, self.floats(sl), self.labels[sl]
 
     def train_epoch(self, batch_size: int, augment: str, seed: int, epoch: int, device: torch.device | str,
-                    rank: int = 0, world: int = 1, workers: int | None = None) -> DeviceEpoch | _OnDevice:
+                    rank: int = 0, world: int = 1, workers: int | None = None) -> DeviceEpoch | OnDevice:
         """One shuffled, augmented training epoch as (x, y) batches on ``device``; ``len()`` is its batch count.
 
         x: (b, C, H, W) float32 in [0, 1]; y: (b,) int64; ``batch_size`` images per batch on this process. For
@@ -104,7 +104,7 @@ class Split:
         else:
             loader = DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset, world, rank, shuffle=True,
                                                                                 seed=es), pin_memory=pin)
-        return _OnDevice(loader, device)
+        return OnDevice(loader, device)
 
     def mean(self) -> torch.Tensor:
         """Per-pixel mean (C, H, W) of the images in [0, 1]."""
@@ -114,8 +114,11 @@ class Split:
         return (total / max(len(self), 1)).float()
 
 
-class _OnDevice:
-    """A DataLoader's (x, y) batches moved to ``device`` (channels_last on CUDA), with its length."""
+class OnDevice:
+    """A DataLoader's batches as (x, y) on ``device`` (channels_last on CUDA), with its length.
+
+    :meth:`convert` turns one loader batch into (x, y); a loader of other batches overrides it (see
+    ``folders.Epoch``)."""
 
     def __init__(self, loader: DataLoader, device: torch.device) -> None:
         self.loader, self.device = loader, device
@@ -124,8 +127,12 @@ class _OnDevice:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
-            yield to_device(x, self.device), y.to(self.device, non_blocking=True)
+        for batch in self.loader:
+            yield self.convert(batch)
+
+    def convert(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return to_device(x, self.device), y.to(self.device, non_blocking=True)
 
 
 @dataclass

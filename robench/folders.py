@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from torchvision.transforms import v2
 
-from robench.data import AUGMENTS, DatasetInfo, Split, epoch_seed
+from robench.data import AUGMENTS, DatasetInfo, OnDevice, Split, epoch_seed
 from robench.errors import RobenchError
 from robench.runtime import to_device
 
@@ -285,19 +285,17 @@ def stream_transform(augment: str, size: int, resize: int | None = None) -> v2.T
 # ---------------------------------------------------------------- the streamed split
 
 
-class Epoch:
-    """One epoch of training batches from a DataLoader: (x float32 (b, C, H, W) in [0,1], y (b,)) on the device."""
+class Epoch(OnDevice):
+    """One epoch of training batches from a DataLoader of (uint8 images, labels, index) batches, checked and
+    converted: (x float32 (b, C, H, W) in [0,1], y (b,)) on the device."""
 
     def __init__(self, loader: DataLoader, tree: Tree, device: torch.device) -> None:
-        self.loader, self.tree, self.device = loader, tree, device
+        super().__init__(loader, device)
+        self.tree = tree
 
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in self.loader:
-            x, y, _ = _checked(batch, self.tree)
-            yield to_device(x, self.device).float().div_(255), y.to(self.device, non_blocking=True)
+    def convert(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, _ = _checked(batch, self.tree)
+        return to_device(x, self.device).float().div_(255), y.to(self.device, non_blocking=True)
 
 
 class StreamedSplit:

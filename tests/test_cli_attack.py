@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,27 @@ def test_help_comes_from_the_registry():
     assert r.exit_code == 0
     for method in list_methods():
         assert f"{method}:" in r.output
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_help_defaults_are_the_default_norms(method):
+    """Each method's help shows the defaults it runs with under its default norm (HopSkipJump's is L2: eps 0.5),
+    and the other norm's eps where they differ."""
+    from robench.attacks.registry import method_spec, resolve_params
+    from robench.cli.attack import _methods_help
+
+    line = next(x for x in _methods_help().split("\n\n") if x.startswith(f"{method}:"))
+    spec, resolved = method_spec(method), resolve_params(method_spec(method))
+    if "eps" not in resolved:
+        return
+    shown = re.search(r"Defaults: [^.]*?\beps=(\d+/255|[\d.]*\d)", line).group(1)
+    assert (f"{round(resolved['eps'] * 255)}/255" if resolved.get("norm", spec.norm) == "linf"
+            else f"{resolved['eps']:g}") == shown
+    others = [n for n in spec.supported_norms if n != spec.supported_norms[0]]
+    if others and spec.l2_defaults:
+        other = resolve_params(spec, norm=others[0])["eps"]
+        assert f"Under --norm {others[0]}: eps={round(other * 255)}/255" in line if others[0] == "linf" else \
+            f"Under --norm l2: eps={other:g}" in line
 
 
 def test_empty_sets(ws):

@@ -3,6 +3,7 @@ model actually saw, seeding, backend agreement, bad input."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +129,8 @@ def test_hopskipjump_counts_and_budget(batch):
     out = perturb_output(rows, x, y, "hopskipjump", seed=0, queries=budget, eps=3.0, init_directions=10)
     q = out.extra["queries"].cpu()
     assert (q <= budget).all() and q.max() == budget  # the budget, not Foolbox's step count, ends the run
-    # every row the model saw is charged to one example, except the uncharged classifications of the clean images:
-    # all of them behind the noise start's counter, those with an adversarial start again behind HopSkipJump's
-    assert len(x) <= rows.total - q.sum() <= 2 * len(x)
+    # every row the model saw is charged to one example, except one uncharged classification of each clean image
+    assert rows.total - q.sum() == len(x)
 
 
 def test_query_counter_caches_and_enforces(batch):
@@ -143,12 +143,34 @@ def test_query_counter_caches_and_enforces(batch):
     counter(noisy)  # the same rows again: answered from the cache
     assert (counter.counts == 1).all()
     counter((x - 0.01).clamp(0, 1))
+    assert (counter.counts == 2).all()
     from robench.attacks.queries import BudgetSpent
 
     with pytest.raises(BudgetSpent):
         counter((x + 0.02).clamp(0, 1))
     with pytest.raises(RuntimeError, match="neither the batch"):
         counter(x[:1]) if len(counter.subset) != 1 else counter(x[:2])
+
+
+def test_query_counter_cache_is_exact(batch):
+    """A row one float step away from a cached image is a new query; answers from the cache are the logits the
+    model gave; NaN rows are never answered from the cache (empty slots hold NaN)."""
+    model, x, y = batch
+    counter = QueryCounter(model, x, y, norm="l2")
+    nudged = x.clone()
+    at = int(x[0].argmax())  # the brightest pixel: one float step down stays a normal float (no denormals)
+    nudged[0].view(-1)[at] = torch.nextafter(x[0].view(-1)[at], torch.tensor(-1.0))
+    assert nudged[0].view(-1)[at] > 0.5 and not torch.equal(nudged, x)
+    first = counter(nudged)
+    assert counter.counts.tolist() == [1] + [0] * (len(x) - 1)
+    assert torch.equal(counter(nudged), first) and counter.counts.tolist() == [1] + [0] * (len(x) - 1)
+    with torch.no_grad():
+        assert torch.allclose(first, model(nudged).float(), atol=1e-5)
+    holes = x.clone()
+    holes[:, 0, 0, 0] = math.nan
+    counter(holes)
+    counter(holes)
+    assert counter.counts.tolist() == [3] + [2] * (len(x) - 1)
 
 
 @pytest.mark.parametrize("method,backend,params", [CASES[0], CASES[1], CASES[2], CASES[3]], ids=IDS[:4])

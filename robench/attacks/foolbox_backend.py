@@ -183,7 +183,7 @@ class _HopSkipJump:
         best, dist, counts = counter.best, counter.best_dist, counter.counts
         if ok.any():
             sub = QueryCounter(model, images[ok], labels[ok], norm=p["norm"], budget=p["queries"] - counts[ok],
-                               enforce=True)
+                               enforce=True, clean_logits=counter.clean_logits[ok])
             attack = fb.attacks.HopSkipJumpAttack(
                 steps=p["hsj_steps"], initial_gradient_eval_steps=p["grad_evals"],
                 max_gradient_eval_steps=p["max_grad_evals"], gamma=p["gamma"], constraint=p["norm"])

@@ -32,8 +32,7 @@ class BudgetSpent(Exception):
 
 def distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-row ||delta|| in ``norm`` ('linf' or 'l2'): delta (N, ...) -> (N,)."""
-    flat = delta.flatten(1)
-    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+    return torch.linalg.vector_norm(delta.flatten(1), math.inf if norm == "linf" else 2, dim=1)
 
 
 def project(clean: torch.Tensor, adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
@@ -56,7 +55,8 @@ class QueryCounter(nn.Module):
     """
 
     def __init__(self, model: nn.Module, clean: torch.Tensor, labels: torch.Tensor, *, norm: str = "l2",
-                 budget: int | torch.Tensor | None = None, enforce: bool = False) -> None:
+                 budget: int | torch.Tensor | None = None, enforce: bool = False,
+                 clean_logits: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         self.clean, self.labels, self.norm, self.enforce = clean, labels, norm, enforce
@@ -65,13 +65,17 @@ class QueryCounter(nn.Module):
         self.budget = None if budget is None else torch.as_tensor(budget, device=clean.device).expand(n)
         self.best = clean.clone()
         self.best_dist = torch.full((n,), math.inf, device=clean.device)
-        with torch.no_grad():
-            logits = model(clean).float()
-        self.cache_x = clean.new_zeros((n, CACHE, *clean.shape[1:]))
+        if clean_logits is None:  # ``clean_logits`` (N, K): the clean batch's, when the caller has them already
+            with torch.no_grad():
+                clean_logits = model(clean)
+        logits = clean_logits.float()
+        self.clean_logits = logits
+        self.all = torch.arange(n, device=clean.device)
+        self.cache_x = torch.full((n, CACHE, *clean.shape[1:]), math.nan, device=clean.device)  # NaN: never equal
         self.cache_logits = logits.new_zeros((n, CACHE, logits.shape[1]))
-        self.cache_age = torch.full((n, CACHE), -1, dtype=torch.long, device=clean.device)  # -1: empty slot
+        self.cache_age = torch.zeros((n, CACHE), dtype=torch.long, device=clean.device)
         self._tick = 0
-        self._remember(torch.arange(n, device=clean.device), clean, logits)
+        self._remember(self.all, clean, logits)
         self.subset = (logits.argmax(1) == labels).nonzero().flatten()
         self.eval()
 
@@ -79,7 +83,7 @@ class QueryCounter(nn.Module):
         """Store rows x (k, ...) with their logits in the least recently used slot of examples idx (k,)."""
         if not len(idx):
             return
-        slot = self.cache_age[idx].argmin(1)
+        slot = self.cache_age[idx].argmin(1)  # an empty slot has age 0
         self._tick += 1
         self.cache_x[idx, slot] = x
         self.cache_logits[idx, slot] = logits
@@ -88,35 +92,44 @@ class QueryCounter(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = len(self.clean)
-        idx = torch.arange(n, device=x.device) if len(x) == n else self.subset
+        whole = len(x) == n
+        idx = self.all if whole else self.subset
         if len(idx) != len(x):
             raise RuntimeError(f"query counter: a call with {len(x)} rows is neither the batch ({n}) nor the "
                                f"{len(idx)} examples still classified correctly; the attack library changed")
-        same = (self.cache_x[idx] == x[:, None]).flatten(2).all(2) & (self.cache_age[idx] >= 0)  # (k, CACHE)
+        cached = self.cache_x if whole else self.cache_x[idx]
+        # (k, CACHE) exact equality, as a zero difference (3x faster than ==); empty slots hold NaN: never equal
+        same = (cached.flatten(2) - x.flatten(1)[:, None]).abs_().amax(2) == 0
         hit = same.any(1)
-        out = torch.empty((len(x), self.cache_logits.shape[2]), device=x.device)
-        if hit.any():
+        if not bool(hit.any()):  # the common case: every row is new
+            out = self._evaluate(idx, x)
+        else:
+            out = torch.empty((len(x), self.cache_logits.shape[2]), device=x.device)
             rows, slot = hit.nonzero().flatten(), same[hit].float().argmax(1)
             out[rows] = self.cache_logits[idx[rows], slot]
             self._tick += 1
             self.cache_age[idx[rows], slot] = self._tick
-        miss = (~hit).nonzero().flatten()
-        if len(miss):
-            spent = idx[miss]
-            if self.enforce and self.budget is not None and bool((self.counts[spent] >= self.budget[spent]).any()):
-                raise BudgetSpent
-            logits = self.model(x[miss]).float()
-            out[miss] = logits
-            self.counts[spent] += 1
-            self._remember(spent, x[miss], logits)
+            miss = (~hit).nonzero().flatten()
+            if len(miss):
+                out[miss] = self._evaluate(idx[miss], x[miss])
         self._track_best(idx, x, out)
-        if len(x) == n:
+        if whole:
             self.subset = (out.argmax(1) == self.labels).nonzero().flatten()
         return out
 
+    def _evaluate(self, spent: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits (k, K) for rows x (k, ...) of examples ``spent`` (k,), charged one query each."""
+        if self.enforce and self.budget is not None and bool((self.counts[spent] >= self.budget[spent]).any()):
+            raise BudgetSpent
+        logits = self.model(x).float()
+        self.counts[spent] += 1
+        self._remember(spent, x, logits)
+        return logits
+
     def _track_best(self, idx: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> None:
-        adv = logits.argmax(1) != self.labels[idx]
-        dist = distance(x - self.clean[idx], self.norm)
+        whole = len(idx) == len(self.clean)
+        adv = logits.argmax(1) != (self.labels if whole else self.labels[idx])
+        dist = distance(x - (self.clean if whole else self.clean[idx]), self.norm)
         better = adv & (dist < self.best_dist[idx])
         if better.any():
             self.best[idx[better]] = x[better]

@@ -47,11 +47,18 @@ def _methods_help() -> str:
     lines = []
     for name in names.METHODS:
         spec = names.method_spec(name)
-        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params)}" for k, v in spec.defaults.items())
+        l2_first = spec.supported_norms[0] == "l2"  # the default norm's defaults first, then the other norm's
+        shown = {**spec.defaults, **(spec.l2_defaults if l2_first else {})}
+        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params, not l2_first)}" for k, v in shown.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
         norms = " or ".join(spec.supported_norms)
-        l2 = ", ".join(f"{k}={v:g}" for k, v in spec.l2_defaults.items())
-        extra = f" Under --norm l2: {l2} (L2 norms)." if l2 else ""
+        if l2_first and spec.l2_defaults and "linf" in spec.supported_norms:
+            linf = ", ".join(f"{k}={_defaults(spec.defaults[k], k, spec.pixel_params)}" for k in spec.l2_defaults)
+            extra = f" Under --norm linf: {linf}."
+        elif spec.l2_defaults and not l2_first:
+            extra = f" Under --norm l2: {', '.join(f'{k}={v:g}' for k, v in spec.l2_defaults.items())} (L2 norms)."
+        else:
+            extra = ""
         targeted = " Targeted: yes." if spec.targeted else ""
         lines.append(f"{name}: {spec.summary}. Norm: {norms}. Defaults: {defaults}.{extra} "
                      f"Backends: {backends}.{targeted}")
