@@ -600,6 +600,8 @@ def _save(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path,
         for filename, content in programs.items():
             if isinstance(content, dict):
                 store.write_tensors(tmp / filename, content)
+                if filename == ext.PROGRAM_CONSTANTS:  # checked like the program when loaded
+                    record.origin.details["constants_sha256"] = store.file_sha256(tmp / filename)
             else:
                 (tmp / filename).write_bytes(content)
         saved = store.save_model(state, record, tmp)

@@ -19,7 +19,9 @@ import robench
 from robench import store
 from robench.attacks import list_methods
 from robench.data import load_dataset
+from robench.errors import RobenchError
 from robench.importing import FORMS, parse_spec
+from robench.models import external as ext
 from robench.records import read_model_record
 from robench.store import load_set
 
@@ -220,6 +222,40 @@ def test_torchscript_and_exported_round_trips(tmp_path, digits_rgb, ws):
         for model in loaded.values():
             assert torch.equal(model(x), net(x))
             assert model(x[:3]).shape == (3, 10)  # another batch size than at export
+
+
+class _Scaled(torch.nn.Module):
+    """A network with a plain tensor attribute: torch.export lifts it into the program's constants."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net, self.scale = net, torch.tensor([1.5])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * self.scale
+
+
+def test_exported_constants_round_trip_and_are_checked(tmp_path, digits_rgb, ws):
+    """An exported program's lifted constants are stored, hashed in the record, give the original logits, and a
+    changed constants file is a one-line error, never a silently different model."""
+    torch.manual_seed(0)
+    net = _Scaled(_small_cnn(3)).eval()
+    x = _test_images(digits_rgb)
+    path = tmp_path / "scaled.pt2"
+    torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)), path)
+    record = robench.import_model("scaled", f"exported:{path}", dataset="folder", data_dir=digits_rgb, workspace=ws,
+                                  evaluate=False)
+    constants = store.model_dir("scaled", ws) / ext.PROGRAM_CONSTANTS
+    assert record.origin.details["constants"] and record.origin.details["constants_sha256"] == store.file_sha256(
+        constants)
+    with _no_unpickling(), torch.no_grad():
+        assert torch.equal(robench.load_model("scaled", ws)(x), net(x))
+    stored = store.read_tensors(constants)
+    store.write_tensors(constants, {k: v * 2 for k, v in stored.items()})
+    one_line_error(run("attack", "--source", "scaled", "--n", "2", "--workspace", ws, "--data-dir", digits_rgb),
+                   "does not match its record")
+    with pytest.raises(RobenchError, match="does not match its record"):
+        robench.load_model("scaled", ws)
 
 
 class _Refused(Exception):

@@ -210,12 +210,14 @@ def _robustbench(record: ModelRecord) -> nn.Module:
     return zoo[details["name"]]["model"]()
 
 
-def _program(record: ModelRecord, file: str) -> Path:
-    """A program file stored beside the weights, checked against the sha256 its record holds."""
+def _program(record: ModelRecord, file: str, key: str = "program_sha256") -> Path:
+    """A program file stored beside the weights, checked against the sha256 its record holds under ``key``
+    (a constants file imported before robench recorded its hash is not checked)."""
     path = Path(record.path or ".") / file
     if not path.is_file():
         raise RobenchError(f"model '{record.name}' lacks its program file {path}; re-import it")
-    if store.file_sha256(path) != record.origin.details.get("program_sha256"):
+    expected = record.origin.details.get(key)
+    if (expected is not None or key == "program_sha256") and store.file_sha256(path) != expected:
         raise RobenchError(f"program file {path} does not match its record (changed or corrupt); re-import the model")
     return path
 
@@ -255,7 +257,8 @@ def _exported(record: ModelRecord) -> nn.Module:
     details = record.origin.details
     program = _program(record, PROGRAM_JSON).read_bytes()
     state = {k.removeprefix("net."): v for k, v in store.read_weights(record).items() if k.startswith("net.")}
-    constants = store.read_tensors(Path(record.path or ".") / PROGRAM_CONSTANTS) if details.get("constants") else {}
+    constants = store.read_tensors(_program(record, PROGRAM_CONSTANTS, "constants_sha256")) \
+        if details.get("constants") else {}
     shape = (details["model_channels"], details["input_size"], details["input_size"])
     try:
         return exported_module(program, state, constants, torch.zeros(2, *shape))
