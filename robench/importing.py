@@ -232,6 +232,7 @@ def _exported(spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
                            f"({type(err).__name__}); for TorchScript files use torchscript:FILE") from None
     finally:
         quiet.setLevel(level)
+    _check_exported_input(program, spec, data, options["gray_to_rgb"])
     constants = dict(program.constants)
     if any(not torch.is_tensor(v) for v in constants.values()):
         raise RobenchError(f"{spec.file} holds script objects among its constants; robench stores exported "
@@ -251,6 +252,27 @@ def _exported(spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
     if constants:
         loaded.programs[ext.PROGRAM_CONSTANTS] = {k: v.detach().clone() for k, v in constants.items()}
     return loaded
+
+
+def _check_exported_input(program: Any, spec: Spec, data: DatasetInfo, gray_to_rgb: bool) -> None:
+    """An exported program records its input's shape (N, C, H, W), each dimension fixed or dynamic: a fixed batch,
+    other channels or another image size than the dataset's is a RobenchError naming the fix."""
+    users = set(program.graph_signature.user_inputs)
+    shapes = [tuple(n.meta["val"].shape) for n in program.graph.nodes
+              if n.op == "placeholder" and n.name in users and torch.is_tensor(n.meta.get("val"))]
+    if len(shapes) != 1 or len(shapes[0]) != 4:
+        return  # not one image input: the forward-pass check says what goes wrong
+    batch, channels, height, width = (d if isinstance(d, int) else None for d in shapes[0])
+    if channels is not None:
+        _check_channels(None, data, gray_to_rgb, wanted=channels)
+    size = data.input_size
+    if (height is not None and height != size) or (width is not None and width != size):
+        raise RobenchError(f"{spec.file} was exported for {height}x{width} images and {data.ref.label} holds "
+                           f"{size}x{size}; export it for this data (or make those dimensions dynamic)")
+    if batch is not None:
+        raise RobenchError(f"{spec.file} was exported for a fixed batch of {batch}; export it with a dynamic batch "
+                           f"dimension: torch.export.export(net, (x,), dynamic_shapes=({{0: torch.export.Dim("
+                           f"'batch')}},))")
 
 
 LIBRARY_ARCHS = ("torchvision", "timm")
@@ -291,13 +313,15 @@ def _input_channels(net: nn.Module) -> int | None:
     return None
 
 
-def _check_channels(net: nn.Module, data: DatasetInfo, gray_to_rgb: bool) -> int:
-    """The channels the network takes (3 with --gray-to-rgb); a mismatch with the dataset is a RobenchError."""
+def _check_channels(net: nn.Module | None, data: DatasetInfo, gray_to_rgb: bool, wanted: int | None = None) -> int:
+    """The channels the network takes (3 with --gray-to-rgb); a mismatch with the dataset is a RobenchError.
+
+    ``wanted``: the channels the network is known to take (else read from its first convolution)."""
     if gray_to_rgb and data.in_channels != 1:
         raise RobenchError(f"--gray-to-rgb repeats the gray channel of 1-channel data; {data.ref.label} has "
                            f"{data.in_channels} channels, drop the option")
     given = 3 if gray_to_rgb else data.in_channels
-    wanted = _input_channels(net)
+    wanted = wanted if wanted is not None else (_input_channels(net) if net is not None else None)
     if wanted is None or wanted == given:
         return given
     if wanted == 3 and data.in_channels == 1:

@@ -338,6 +338,13 @@ def test_bad_input_is_one_line_and_writes_nothing(user_module, ws, tmp_path):
         net = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(classes))
         net(torch.zeros(1, channels, 32, 32))
         torch.jit.save(torch.jit.script(net), tmp_path / file)
+    exports = {"rgb.pt2": (3, 32, True), "fixed.pt2": (1, 32, False), "small.pt2": (1, 16, True)}
+    for file, (channels, size, dynamic) in exports.items():  # digits: 1 channel, 32 px, and robench's batches vary
+        net = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                  torch.nn.Linear(4, 10)).eval()
+        x = torch.zeros(2, channels, size, size)
+        torch.export.save(torch.export.export(
+            net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},) if dynamic else None), tmp_path / file)
     tiny_sd = robench.create_model("tiny", num_classes=5, in_channels=1, width=8).state_dict()
     torch.save(tiny_sd, tmp_path / "tiny5.pt")
     cases = [
@@ -350,6 +357,9 @@ def test_bad_input_is_one_line_and_writes_nothing(user_module, ws, tmp_path):
         (["--from", f"torchscript:{tmp_path / 'rgb.pt'}"], ["3-channel images", "--gray-to-rgb"]),
         (["--from", f"torchscript:{tmp_path / 'evil.pt'}"], ["TorchScript"]),
         (["--from", f"exported:{tmp_path / 'five.pt'}"], ["exported program"]),
+        (["--from", f"exported:{tmp_path / 'rgb.pt2'}"], ["3-channel images", "--gray-to-rgb"]),
+        (["--from", f"exported:{tmp_path / 'fixed.pt2'}"], ["fixed batch of 2", "dynamic_shapes"]),
+        (["--from", f"exported:{tmp_path / 'small.pt2'}"], ["exported for 16x16 images", "32x32"]),
         (["--from", f"python:{user_module}:raises"], ["forward pass fails", "only takes 4 features"]),
         (["--from", f"python:{user_module}:nan"], ["NaN"]),
         (["--from", f"python:{user_module}:not_a_module"], ["not a torch nn.Module"]),
