@@ -152,6 +152,27 @@ def test_query_counter_caches_and_enforces(batch):
         counter(x[:1]) if len(counter.subset) != 1 else counter(x[:2])
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_square_never_proposes_a_no_op(channels):
+    """Every Linf proposal changes its example's current image (the reference code draws the signs again when the
+    window would not change), stays within eps of the clean image and in [0, 1], and changes one square only."""
+    from robench.attacks.square import _propose_linf
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(256, channels, 16, 16, generator=gen)
+    x[:, :, :4] = 0.0  # clipped pixels: clean - eps and 0 are the same value there
+    eps = 8 / 255
+    best = (x + eps).clamp(0, 1)  # every window uniform: a fresh sign equals the current one half the time or more
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        new = _propose_linf(x, best, eps, p=0.05)
+    changed = new != best
+    assert changed.flatten(1).any(1).all()
+    assert ((new - x).abs() <= eps + 1e-7).all() and new.min() >= 0 and new.max() <= 1
+    rows, cols = changed.any(1).any(2), changed.any(1).any(1)  # (k, W), (k, H): the changed square's extent
+    assert (rows.sum(1) <= 4).all() and (cols.sum(1) <= 4).all()  # s = round(sqrt(0.05 * 256)) = 4
+
+
 def test_query_counter_cache_is_exact(batch):
     """A row one float step away from a cached image is a new query; answers from the cache are the logits the
     model gave; NaN rows are never answered from the cache (empty slots hold NaN)."""
