@@ -4,9 +4,10 @@ Written here because neither library at hand has a sound batched version of both
 divides its new window by the remaining budget where the reference multiplies (``delta_new /= ||.|| * sqrt(...)``),
 and torchattacks pins an old ``requests``. This follows the authors' reference code: margin loss, vertical-stripe
 (Linf) or tiled-window (L2) start, the p schedule rescaled to the budget, a random square per example and
-iteration (Linf: its signs drawn again while it would leave the image unchanged), and only examples not yet fooled are evaluated. One query is one model evaluation of one example:
-the start costs 1, each iteration 1, so no example exceeds ``queries`` (the clean image's own classification,
-done by set generation for every method, is not counted, as in the paper).
+iteration (Linf: its signs drawn again while it would leave the image unchanged), and only examples not yet fooled
+are evaluated. One query is one model evaluation of one example: the start costs 1, each iteration 1, so no
+example exceeds ``queries`` (the clean image's own classification, done by set generation for every method, is
+not counted, as in the paper).
 """
 
 from __future__ import annotations
