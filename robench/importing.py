@@ -107,7 +107,7 @@ class Loaded:
     details: dict[str, Any] = field(default_factory=dict)
     preset: tuple[list[float], list[float]] | None = None  # the weights' own normalisation
     versions: dict[str, str] = field(default_factory=dict)
-    programs: dict[str, bytes | dict[str, torch.Tensor]] = field(default_factory=dict)  # files beside the weights
+    programs: dict[str, bytes] = field(default_factory=dict)  # files beside the weights, by file name
     config: dict[str, Any] = field(default_factory=dict)  # identity of the network in the record's config
     form: str | None = None  # the form that rebuilds it, when not the SPEC's own (state-dict into torchvision)
     label: str | None = None  # its architecture as listings show it, when not the SPEC's
@@ -249,8 +249,9 @@ def _exported(spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
         raise RobenchError(f"{spec.file}: torch cannot rebuild this exported program from its serialized form "
                            f"({type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''})") from None
     loaded = Loaded(net, programs={ext.PROGRAM_JSON: text}, details={"constants": bool(constants)})
-    if constants:
-        loaded.programs[ext.PROGRAM_CONSTANTS] = {k: v.detach().clone() for k, v in constants.items()}
+    if constants:  # checked like the program when loaded
+        loaded.programs[ext.PROGRAM_CONSTANTS] = blob = store.tensor_bytes(constants)
+        loaded.details["constants_sha256"] = _sha(blob)
     return loaded
 
 
@@ -264,7 +265,7 @@ def _check_exported_input(program: Any, spec: Spec, data: DatasetInfo, gray_to_r
         return  # not one image input: the forward-pass check says what goes wrong
     batch, channels, height, width = (d if isinstance(d, int) else None for d in shapes[0])
     if channels is not None:
-        _check_channels(None, data, gray_to_rgb, wanted=channels)
+        _check_channels(channels, data, gray_to_rgb)
     size = data.input_size
     if (height is not None and height != size) or (width is not None and width != size):
         raise RobenchError(f"{spec.file} was exported for {height}x{width} images and {data.ref.label} holds "
@@ -313,15 +314,13 @@ def _input_channels(net: nn.Module) -> int | None:
     return None
 
 
-def _check_channels(net: nn.Module | None, data: DatasetInfo, gray_to_rgb: bool, wanted: int | None = None) -> int:
-    """The channels the network takes (3 with --gray-to-rgb); a mismatch with the dataset is a RobenchError.
-
-    ``wanted``: the channels the network is known to take (else read from its first convolution)."""
+def _check_channels(wanted: int | None, data: DatasetInfo, gray_to_rgb: bool) -> int:
+    """The channels to feed a network that takes ``wanted`` channels (None: unknown): the dataset's, or 3 with
+    --gray-to-rgb; a mismatch with the dataset is a RobenchError."""
     if gray_to_rgb and data.in_channels != 1:
         raise RobenchError(f"--gray-to-rgb repeats the gray channel of 1-channel data; {data.ref.label} has "
                            f"{data.in_channels} channels, drop the option")
     given = 3 if gray_to_rgb else data.in_channels
-    wanted = wanted if wanted is not None else (_input_channels(net) if net is not None else None)
     if wanted is None or wanted == given:
         return given
     if wanted == 3 and data.in_channels == 1:
@@ -566,7 +565,7 @@ def _wrapped_model(spec: Spec, data: DatasetInfo, *, mean, std, gray_to_rgb: boo
                    ) -> tuple[nn.Module, dict, dict, dict, dict]:
     loaded = (_library_weights if spec.form == "state-dict" else _LOADERS[spec.form])(spec, data, options)
     form = loaded.form or spec.form
-    channels = _check_channels(loaded.net, data, gray_to_rgb)
+    channels = _check_channels(_input_channels(loaded.net), data, gray_to_rgb)
     mean, std, norm_from = _normalisation(mean, std, loaded.preset, channels)
     details: dict[str, Any] = {"form": form, **loaded.details, "mean": mean, "std": std,
                                "normalisation": norm_from, "gray_to_rgb": gray_to_rgb, "model_channels": channels,
@@ -617,17 +616,12 @@ def _arch_label(spec: Spec) -> str:
 
 
 def _save(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path,
-          programs: dict[str, Any]) -> ModelRecord:
+          programs: dict[str, bytes]) -> ModelRecord:
     """Write programs, weights and record into a hidden folder, then move it into place (nothing half-written)."""
     tmp = store.staging_dir(directory)
     try:
         for filename, content in programs.items():
-            if isinstance(content, dict):
-                store.write_tensors(tmp / filename, content)
-                if filename == ext.PROGRAM_CONSTANTS:  # checked like the program when loaded
-                    record.origin.details["constants_sha256"] = store.file_sha256(tmp / filename)
-            else:
-                (tmp / filename).write_bytes(content)
+            (tmp / filename).write_bytes(content)
         saved = store.save_model(state, record, tmp)
         if directory.exists():
             shutil.rmtree(directory)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 
 from robench.errors import RobenchError, unknown_name
 from robench.files import atomic_path, umask  # noqa: F401  (re-exported)
@@ -55,10 +55,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write tensors to a safetensors file atomically."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file(_plain(tensors), str(tmp), metadata=metadata)
+
+
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """The safetensors file of ``tensors``, as bytes (what :func:`write_tensors` would write, to hash first)."""
+    return save(_plain(tensors))
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ class QueryCounter(nn.Module):
             miss = (~hit).nonzero().flatten()
             if len(miss):
                 out[miss] = self._evaluate(idx[miss], x[miss])
-        self._track_best(idx, x, out)
+        self._track_best(idx, x, out, whole)
         if whole:
             self.subset = (out.argmax(1) == self.labels).nonzero().flatten()
         return out
@@ -126,8 +126,7 @@ class QueryCounter(nn.Module):
         self._remember(spent, x, logits)
         return logits
 
-    def _track_best(self, idx: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> None:
-        whole = len(idx) == len(self.clean)
+    def _track_best(self, idx: torch.Tensor, x: torch.Tensor, logits: torch.Tensor, whole: bool) -> None:
         adv = logits.argmax(1) != (self.labels if whole else self.labels[idx])
         dist = distance(x - (self.clean if whole else self.clean[idx]), self.norm)
         better = adv & (dist < self.best_dist[idx])

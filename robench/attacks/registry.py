@@ -110,6 +110,10 @@ class MethodSpec:
     def supported_norms(self) -> tuple[str, ...]:
         return self.norms or (self.norm,)
 
+    def defaults_for(self, norm: str) -> dict[str, Any]:
+        """Every parameter's default under ``norm`` (``l2_defaults`` replace the defaults under l2)."""
+        return {**self.defaults, **(self.l2_defaults if norm == "l2" else {})}
+
 
 _METHODS: dict[str, MethodSpec] = {}
 
@@ -245,7 +249,7 @@ def resolve_params(spec: MethodSpec, **given: Any) -> dict[str, Any]:
     ``norm`` picks one of ``spec.supported_norms`` (under ``l2``, ``spec.l2_defaults`` replace the defaults).
     """
     norm = _norm(spec, given.pop("norm", None))
-    params = {**spec.defaults, **(spec.l2_defaults if norm == "l2" else {})}
+    params = spec.defaults_for(norm)
     for key, value in given.items():
         if value is None:
             continue
@@ -302,7 +306,7 @@ def name_suffix(spec: MethodSpec, params: dict[str, Any]) -> str:
     """
     norm = params.get("norm", spec.norm)
     linf = norm != "l2"
-    defaults = {**spec.defaults, **(spec.l2_defaults if not linf else {})}
+    defaults = spec.defaults_for(norm)
     parts = [spec.name] + ([] if linf or spec.norm == "l2" else ["l2"])
     parts += [f"{_SHORT.get(k, k)}{_fmt(k, params[k], spec, linf)}" for k in spec.name_params]
     for key, default in defaults.items():

@@ -47,18 +47,18 @@ def _methods_help() -> str:
     lines = []
     for name in names.METHODS:
         spec = names.method_spec(name)
-        l2_first = spec.supported_norms[0] == "l2"  # the default norm's defaults first, then the other norm's
-        shown = {**spec.defaults, **(spec.l2_defaults if l2_first else {})}
-        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params, not l2_first)}" for k, v in shown.items())
+        default_norm, *others = spec.supported_norms  # the default norm's defaults, then the other norm's
+        shown = spec.defaults_for(default_norm)
+        defaults = ", ".join(f"{k}={_defaults(v, k, spec.pixel_params, default_norm != 'l2')}"
+                             for k, v in shown.items())
         backends = ", ".join(b + (" (default)" if b == spec.default_backend else "") for b in spec.backends)
         norms = " or ".join(spec.supported_norms)
-        if l2_first and spec.l2_defaults and "linf" in spec.supported_norms:
-            linf = ", ".join(f"{k}={_defaults(spec.defaults[k], k, spec.pixel_params)}" for k in spec.l2_defaults)
-            extra = f" Under --norm linf: {linf}."
-        elif spec.l2_defaults and not l2_first:
-            extra = f" Under --norm l2: {', '.join(f'{k}={v:g}' for k, v in spec.l2_defaults.items())} (L2 norms)."
-        else:
-            extra = ""
+        extra = ""
+        if others and spec.l2_defaults:
+            other = spec.defaults_for(others[0])
+            text = ", ".join(f"{k}={_defaults(other[k], k, spec.pixel_params, others[0] != 'l2')}"
+                             for k in spec.l2_defaults)
+            extra = f" Under --norm {others[0]}: {text}{' (L2 norms)' if others[0] == 'l2' else ''}."
         targeted = " Targeted: yes." if spec.targeted else ""
         lines.append(f"{name}: {spec.summary}. Norm: {norms}. Defaults: {defaults}.{extra} "
                      f"Backends: {backends}.{targeted}")

@@ -210,14 +210,14 @@ def _robustbench(record: ModelRecord) -> nn.Module:
     return zoo[details["name"]]["model"]()
 
 
-def _program(record: ModelRecord, file: str, key: str = "program_sha256") -> Path:
-    """A program file stored beside the weights, checked against the sha256 its record holds under ``key``
-    (a constants file imported before robench recorded its hash is not checked)."""
+def _program(record: ModelRecord, file: str, key: str = "program_sha256", optional: bool = False) -> Path:
+    """A program file stored beside the weights, checked against the sha256 its record holds under ``key``;
+    ``optional``: a record without that hash is not checked (constants imported before robench hashed them)."""
     path = Path(record.path or ".") / file
     if not path.is_file():
         raise RobenchError(f"model '{record.name}' lacks its program file {path}; re-import it")
     expected = record.origin.details.get(key)
-    if (expected is not None or key == "program_sha256") and store.file_sha256(path) != expected:
+    if not (optional and expected is None) and store.file_sha256(path) != expected:
         raise RobenchError(f"program file {path} does not match its record (changed or corrupt); re-import the model")
     return path
 
@@ -257,7 +257,7 @@ def _exported(record: ModelRecord) -> nn.Module:
     details = record.origin.details
     program = _program(record, PROGRAM_JSON).read_bytes()
     state = {k.removeprefix("net."): v for k, v in store.read_weights(record).items() if k.startswith("net.")}
-    constants = store.read_tensors(_program(record, PROGRAM_CONSTANTS, "constants_sha256")) \
+    constants = store.read_tensors(_program(record, PROGRAM_CONSTANTS, "constants_sha256", optional=True)) \
         if details.get("constants") else {}
     shape = (details["model_channels"], details["input_size"], details["input_size"])
     try:
