@@ -326,6 +326,9 @@ def _check_channels(wanted: int | None, data: DatasetInfo, gray_to_rgb: bool) ->
     if wanted == 3 and data.in_channels == 1:
         raise RobenchError(f"the model takes 3-channel images and {data.ref.label} has 1 channel; pass --gray-to-rgb "
                            f"to feed it the gray channel repeated three times")
+    if gray_to_rgb and wanted == data.in_channels:
+        raise RobenchError(f"the model takes {wanted}-channel images, as {data.ref.label} has; drop --gray-to-rgb "
+                           f"(it feeds 3 channels)")
     raise RobenchError(f"the model takes {wanted}-channel images and {data.ref.label} has {data.in_channels}; "
                        f"import a model made for this data")
 

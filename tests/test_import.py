@@ -358,6 +358,8 @@ def test_bad_input_is_one_line_and_writes_nothing(user_module, ws, tmp_path):
         (["--from", f"torchscript:{tmp_path / 'evil.pt'}"], ["TorchScript"]),
         (["--from", f"exported:{tmp_path / 'five.pt'}"], ["exported program"]),
         (["--from", f"exported:{tmp_path / 'rgb.pt2'}"], ["3-channel images", "--gray-to-rgb"]),
+        (["--from", f"exported:{tmp_path / 'small.pt2'}", "--gray-to-rgb"], ["1-channel images", "drop --gray-to-rgb"]),
+        (["--from", f"torchscript:{tmp_path / 'five.pt'}", "--gray-to-rgb"], ["drop --gray-to-rgb"]),
         (["--from", f"exported:{tmp_path / 'fixed.pt2'}"], ["fixed batch of 2", "dynamic_shapes"]),
         (["--from", f"exported:{tmp_path / 'small.pt2'}"], ["exported for 16x16 images", "32x32"]),
         (["--from", f"python:{user_module}:raises"], ["forward pass fails", "only takes 4 features"]),
