@@ -152,7 +152,7 @@ def execute_step(suite: Suite, step: Step, device: str | None = None, callback: 
         try:
             outcome = Outcome(step.label, DONE, where=where, result=run_step(suite, step, _logged(callback), device))
         except Exception as err:  # noqa: BLE001  (a step's failure is reported; the others go on)
-            log.error("%s failed:\n%s", step.label, traceback.format_exc())
+            log.error("%s failed:\n%s", step.label, traceback.format_exc(), extra={"file_only": True})
             outcome = Outcome(step.label, FAILED, error=one_line(err), where=where)
         outcome.seconds = time.perf_counter() - started
         log.info("%s: %s in %.1fs%s", step.label, outcome.status, outcome.seconds,
@@ -190,7 +190,8 @@ class _Forward(logging.Handler):
     """Passes records (at its level and above) on to the root logger's handlers."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger().handle(record)
+        if not getattr(record, "file_only", False):  # a step's traceback stays in its log
+            logging.getLogger().handle(record)
 
 
 def one_line(err: BaseException) -> str:

@@ -59,7 +59,9 @@ def plan(suite: Suite) -> list[Step]:
     inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     results = ([("matrix", suite.matrix, f"{suite.name}-matrix.csv")] if suite.matrix is not None else [])
     results += [(f"score:{s['kind']}", s, f"{suite.name}-{s['kind']}-{i}.csv") for i, s in enumerate(suite.scores)]
-    for kind, entry, default in results:
+    for i, (kind, entry, default) in enumerate(results):
+        if "set" in entry:
+            _check_set(suite, entry["set"], inputs, i - (suite.matrix is not None))
         out = _out_path(suite, entry.get("out", default))
         figure = _out_path(suite, entry["plot"]) if entry.get("plot") else None
         shown = {"dpi", "min_n", "show_n", "value"}
@@ -98,6 +100,14 @@ def _cycle(steps: list[Step], placed: dict[str, Step]) -> str:
             loop = path[path.index(nxt):] + [nxt]
             return " -> ".join(loop)
         path.append(nxt)
+
+
+def _check_set(suite: Suite, name: str, inputs: list[Step], index: int) -> None:
+    """A score's one set must be made by an attack of the suite or be in the workspace."""
+    if not any(s.kind == "attack" and s.name == name for s in inputs) and \
+            not (store.set_dir(name, suite.workspace) / store.SET_META).exists():
+        raise RobenchError(f"{suite.source}: {_where('scores', index)}: set '{name}' is made by no [[attacks]] entry "
+                           f"and is not in workspace {suite.workspace}; add the attack or fix the name")
 
 
 def _check_folders(suite: Suite) -> None:
