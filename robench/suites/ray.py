@@ -85,6 +85,18 @@ def _join_task(suite: Suite, step: Step, started: float, *parts: Any) -> Outcome
     return Outcome(step.label, DONE, where=f"{len(parts)} shards", seconds=time.time() - started, result=df)
 
 
+def _worker_env() -> dict[str, str]:
+    """PYTHONPATH for the workers of a Ray started here when they would not import this robench by themselves
+    (a checkout or an editable install that is not on $PYTHONPATH, which they inherit); else nothing, since a
+    runtime environment slows every worker's start."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if os.path.basename(root) in ("site-packages", "dist-packages") or any(
+            os.path.abspath(p) == root for p in path):
+        return {}
+    return {"PYTHONPATH": os.pathsep.join([root, *path])}
+
+
 class RayExecutor(Executor):
     """Run each ready step as a Ray task (see the module's docstring).
 
@@ -113,9 +125,9 @@ class RayExecutor(Executor):
                 options["address"] = self.address
             else:
                 options.update(num_cpus=self.num_cpus, num_gpus=self.num_gpus)
-                path = os.environ.get("PYTHONPATH")  # workers import this robench, wherever it was found
-                root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-                options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}}
+                env = _worker_env()
+                if env:
+                    options["runtime_env"] = {"env_vars": env}
             try:
                 ray.init(**options)
             except (ConnectionError, RuntimeError, ValueError) as err:
