@@ -171,3 +171,23 @@ def test_a_failing_step_fails_only_its_dependents_and_the_run_reports_it(tmp_pat
     assert r.stderr.strip().splitlines()[-1] == ("error: 1 step(s) failed (attack tiny-seed1-fgsm-eps8-n0: --n must "
                                                  "be a positive number of test images, got 0), 1 more not run; fix "
                                                  "it and run again: finished steps are skipped")
+
+
+def test_the_executor_comes_from_the_suite_and_the_command_line_wins(tmp_path):
+    from robench.suites.ray import RayExecutor
+
+    raw = {"study": {"dataset": "digits"}, "executor": {"name": "ray", "gpus_per_train": 0.25, "cpus_per_step": 2,
+                                                        "matrix_shards": 3}}
+    suite = suites.suite_from_dict(raw, tmp_path)
+    chosen = suites.executor_for(suite, gpus_per_train=0.5, gpus_per_attack=None, address="auto")
+    assert isinstance(chosen, RayExecutor) and chosen.address == "auto" and chosen.matrix_shards == 3
+    assert chosen.resources.cpus == 2 and chosen.resources.gpus == {"train": 0.5}
+    assert chosen.resources.of(suites.Step("score:noise", "x", {})) == (2, 0.0)  # nothing Ray-side started yet
+    assert isinstance(suites.executor_for(suite, "sequential"), suites.Sequential)
+    assert isinstance(suites.executor_for(suites.suite_from_dict({}, tmp_path)), suites.Sequential)
+    with pytest.raises(RobenchError, match="gpus-per-train must be 0 or more, got -1"):
+        suites.executor_for(suite, gpus_per_train=-1)
+    with pytest.raises(RobenchError, match="unknown executor 'slurm'; use sequential or ray"):
+        suites.executor_for(suite, "slurm")
+    with pytest.raises(RobenchError, match=r"\[executor\]: unknown key 'gpus_per_trian'; did you mean gpus_per_train"):
+        suites.suite_from_dict({"executor": {"gpus_per_trian": 1}}, tmp_path)

@@ -375,6 +375,8 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
                     executor.submit(r.step)
                     changed(r, r.status)  # submitted: still waiting for a worker
             if not active:
+                if pending:  # cannot happen with a plan in topological order; never spin
+                    raise RobenchError(f"steps wait for steps that never run: {', '.join(sorted(pending))}")
                 continue
             for outcome in executor.collect():
                 r = by_label[outcome.label]
