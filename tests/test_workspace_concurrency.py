@@ -179,3 +179,12 @@ def test_two_attacks_of_one_name_at_once_the_second_fails(tmp_path, trained_ws):
     assert "error: set 'same' already exists" in failed and "Traceback" not in failed, failed
     record = store.read_set("same", ws)
     assert len(store.load_set("same", ws)) == record.n > 0 and store.list_set_names(ws) == ["same"]
+
+
+def test_one_model_name_trains_in_one_process_at_a_time(ws):
+    import robench
+
+    with store.claim(store.model_dir("tiny", ws)):  # as a training process holds it
+        with pytest.raises(RobenchError, match="model 'tiny' is being trained by another process in .* now; wait"):
+            robench.train("tiny", dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu")
+    assert not store.list_model_names(ws)

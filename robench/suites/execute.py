@@ -294,7 +294,6 @@ class StepReport:
     after: str = ""
     where: str = ""
     seconds: float | None = None
-    started: float | None = None  # time.time() when submitted
     result: Any = None
 
 
@@ -371,7 +370,6 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
                 elif all(d.status in (DONE, SKIPPED) for d in deps):
                     pending.discard(r.step.label)
                     active.add(r.step.label)
-                    r.started = time.time()
                     executor.submit(r.step)
                     changed(r, r.status)  # submitted: still waiting for a worker
             if not active:
