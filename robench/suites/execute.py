@@ -356,8 +356,8 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
         if r.step.done:
             log.info("skipping finished step %s", r.step.label)
             changed(r, SKIPPED)
-    executor.start(suite, device, progress)
     try:
+        executor.start(suite, device, progress)
         pending = {r.step.label for r in report.steps if r.status == WAITING}
         active: set[str] = set()
         while pending or active:

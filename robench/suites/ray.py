@@ -113,7 +113,10 @@ class RayExecutor(Executor):
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.resources = resources or Resources()
         self.matrix_shards = matrix_shards
-        self.owned = False
+        self.owned = False  # whether start() started the Ray it uses (close() then shuts it down)
+        self.progress: Any = None  # the queue through which tasks say where they run
+        self.pending: dict[Any, tuple[Step, str]] = {}  # object ref -> (step, where: "" until known)
+        self.parts: dict[Any, list[Any]] = {}  # a matrix's join ref -> its shards' refs
 
     def start(self, suite: Suite, device: str | None, on_progress: Any = None) -> None:
         super().start(suite, device, on_progress)
@@ -145,7 +148,7 @@ class RayExecutor(Executor):
         self.progress = Queue(actor_options={"num_cpus": 0}) if on_progress is not None else None
         self.remote = {name: ray.remote(fn) for name, fn in
                        (("step", _step_task), ("shard", _shard_task), ("join", _join_task))}
-        self.pending: dict[Any, tuple[Step, str]] = {}  # object ref -> (step, where: "" until known)
+        self.pending, self.parts = {}, {}
         log.info("ray: %s", {k: v for k, v in total.items() if k in ("CPU", "GPU")})
 
     def _check_fits(self, total: dict[str, float]) -> None:
@@ -169,6 +172,7 @@ class RayExecutor(Executor):
         ref = self.remote["join"].options(num_cpus=min(cpus, 1), num_gpus=0, name=f"{step.label} join",
                                           max_retries=0).remote(self.suite, step, time.time(), *parts)
         self.pending[ref] = (step, f"{n} shards")
+        self.parts[ref] = parts
         if self.on_progress:
             self.on_progress(step.label, "running", {"where": f"{n} shards"})
 
@@ -183,6 +187,7 @@ class RayExecutor(Executor):
         outcomes = []
         for ref in ready:
             step, where = self.pending.pop(ref)
+            self.parts.pop(ref, None)
             try:
                 outcomes.append(ray.get(ref))
             except Exception as err:  # noqa: BLE001  (a task that died: its worker crashed, a shard failed)
@@ -198,12 +203,15 @@ class RayExecutor(Executor):
                 self.on_progress(label, kind, payload)
 
     def close(self) -> None:
+        if not (self.pending or self.owned or self.progress is not None):
+            return
         ray = _ray()
-        for ref in list(getattr(self, "pending", {})):
-            ray.cancel(ref, force=True)
-        if getattr(self, "progress", None) is not None:
+        for ref in [*self.pending, *(p for parts in self.parts.values() for p in parts)]:
+            ray.cancel(ref, force=True)  # an interrupted run leaves no task of its own behind
+        self.pending, self.parts = {}, {}
+        if self.progress is not None:
             self.progress.shutdown()
+            self.progress = None
         if self.owned:
             ray.shutdown()
             self.owned = False
-
