@@ -191,3 +191,28 @@ def test_the_executor_comes_from_the_suite_and_the_command_line_wins(tmp_path):
         suites.executor_for(suite, "slurm")
     with pytest.raises(RobenchError, match=r"\[executor\]: unknown key 'gpus_per_trian'; did you mean gpus_per_train"):
         suites.suite_from_dict({"executor": {"gpus_per_trian": 1}}, tmp_path)
+
+
+def test_the_live_table_shows_each_step_where_it_runs_and_its_progress(tmp_path):
+    from rich.console import Console
+
+    from robench.cli.suite import StepTable
+
+    raw = {"study": {"dataset": "digits"}, "models": [{"arch": "tiny", "seed": [0, 1]}],
+           "attacks": [{"source": "tiny-seed1", "method": "fgsm"}]}
+    steps = suites.plan(suites.suite_from_dict(raw, tmp_path))
+    live = StepTable(steps)
+    reports = [suites.StepReport(s) for s in steps]
+    live.on_step(suites.StepReport(steps[0], "done", where="node1 gpu 0", seconds=12.0))
+    live.on_step(suites.StepReport(steps[1], "running", where="node2 gpu 3"))
+    live("start", {"total": 46, "done": 0})
+    live("batch", {"total": 46, "done": 23, "info": "loss 1.2"})
+    live.on_step(suites.StepReport(steps[2], "not run", after="train tiny-seed1"))
+    console = Console(record=True, width=160)
+    console.print(live)
+    text = console.export_text()
+    assert [line.split()[:4] for line in text.splitlines()[1:]] == [
+        ["1", "train", "tiny", "done"], ["2", "train", "tiny-seed1", "running"],
+        ["3", "attack", reports[2].step.name, "not"]]
+    assert "node1 gpu 0" in text and "12s" in text and "node2 gpu 3" in text and "23/46 loss 1.2" in text
+    assert "after train tiny-seed1 failed" in text
