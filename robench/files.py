@@ -4,7 +4,8 @@ The ground floor of the layering: the store, the records, the reports and the CL
 Several processes may share a workspace: every file is replaced by an atomic rename (a reader sees the old or the
 new file, never a part), and whatever must not be made twice at once (a set, a model) is claimed first with
 :func:`claim`, an exclusive lock (``fcntl``/``LockFileEx`` through filelock) that the OS releases when its holder
-dies, so a killed run never leaves a stale claim.
+dies, so a killed run never leaves a stale claim. The lock files live apart, in a hidden ``.locks`` folder one
+level up (``WORKSPACE/.locks/sets-NAME.lock``), so the folders of models and sets hold only models and sets.
 ``-`` as an output path means standard output to the CLI (:func:`is_stdout`); the library never prints.
 """
 
@@ -102,20 +103,21 @@ class claim:  # noqa: N801  (used as a function: `with claim(path):`)
     """An exclusive lock on ``path``, across processes and threads, taken when made; release it with
     :meth:`release` or by leaving a ``with`` block.
 
-    The lock file is ``.NAME.lock`` beside ``path`` (its folder is made). ``wait``: block until the lock is free;
-    else raise :class:`Busy` at once when someone holds it.
+    The lock file of ``ROOT/KIND/NAME`` is ``ROOT/.locks/KIND-NAME.lock`` (made when missing; it is never
+    removed, and holds nothing). ``wait``: block until the lock is free; else raise :class:`Busy` at once when
+    someone holds it.
     """
 
     def __init__(self, path: str | os.PathLike, wait: bool = False) -> None:
         from filelock import FileLock, Timeout
 
-        path = Path(path)
+        path = Path(os.path.abspath(path))
+        lock = path.parent.parent / ".locks" / f"{path.parent.name}-{path.name}.lock"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            lock.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RobenchError(f"cannot write to {path.parent} ({err.strerror}); choose a writable folder") from None
-        self._lock: Any = FileLock(path.parent / f".{path.name}.lock", timeout=-1 if wait else 0,
-                                   is_singleton=False, thread_local=False)
+            raise RobenchError(f"cannot write to {lock.parent} ({err.strerror}); choose a writable folder") from None
+        self._lock: Any = FileLock(lock, timeout=-1 if wait else 0, is_singleton=False, thread_local=False)
         try:
             self._lock.acquire()
         except Timeout:
