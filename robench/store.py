@@ -331,10 +331,24 @@ def read_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | Non
 
 
 def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> AdvSet:
-    """Load a set's tensors (shards concatenated) and record."""
-    record = read_set(name_or_path, workspace)
+    """Load a set's tensors (shards concatenated) and record.
+
+    A set that another process replaces while it is read (``--overwrite``) is read again, so the tensors are always
+    those of one version, whole.
+    """
+    for attempt in range(5):
+        record = read_set(name_or_path, workspace)
+        try:
+            parts = [read_tensors(Path(record.path or ".") / s) for s in record.shards]
+        except RobenchError:
+            if attempt == 4 or read_set(name_or_path, workspace).sha256 == record.sha256:
+                raise  # not replaced meanwhile: the set is damaged
+            continue
+        if read_set(name_or_path, workspace).sha256 == record.sha256:
+            break
+    else:
+        raise RobenchError(f"set {name_or_path} kept changing while it was read; try again")
     directory = Path(record.path or ".")
-    parts = [read_tensors(directory / s) for s in record.shards]
     keys = list(parts[0]) if parts else list(SET_FIELDS)
     tensors = {k: torch.cat([p[k] for p in parts]) if parts else torch.empty(0) for k in keys}
     if len(tensors["labels"]) != record.n:
