@@ -37,7 +37,7 @@ from robench.training import (
 log = logging.getLogger(__name__)
 
 __all__ = ["default_model_name", "import_model", "list_workspace_models", "load_model", "load_set",
-           "planned_model_name", "train"]
+           "planned_model_name", "train", "train_seeds"]
 
 load_set = store.load_set
 
@@ -196,6 +196,21 @@ def train(
     checkpoint.unlink(missing_ok=True)
     log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
     return record
+
+
+def train_seeds(arch: str, seeds: list[int], *, name: str | None = None, **train_kwargs: Any) -> list[ModelRecord]:
+    """Train one replicate of a configuration per seed (weights, masks and data order all follow the seed).
+
+    The replicates are named as :func:`train` names them (``...-seedN`` for N != 0), or ``NAME-seedN`` with
+    ``name``. Returns their records in the order of ``seeds``; ``robench.scoring.by_config`` averages a matrix's
+    cells over them.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise RobenchError(f"--seeds needs distinct seeds, e.g. 0,1,2; got {','.join(map(str, seeds)) or 'none'}")
+    if "seed" in train_kwargs:
+        raise RobenchError("pass either seed or seeds, not both")
+    return [train(arch, name=f"{name}-seed{s}" if name else None, seed=s, **train_kwargs) for s in seeds]
 
 
 def resolve_augment(recipe: Recipe, data: DatasetInfo) -> Recipe:
