@@ -8,7 +8,10 @@ Definitions (the papers' "Scores"), for a target T and an adversarial set S made
 - ``target_hit_rate`` (targeted sets only, NaN otherwise): among those n, the fraction where T outputs the
   example's target label: the targeted transfer success;
 - ``ci_low`` / ``ci_high``: the ``ci_level`` interval of the defense rate (``agreement_ci_low`` /
-  ``agreement_ci_high``: of the agreement) by ``ci_method`` (Wilson by default; see :mod:`robench.stats`);
+  ``agreement_ci_high``: of the agreement; ``target_hit_rate_ci_low`` / ``..._high``: of the target hit rate) by
+  ``ci_method`` (Wilson by default; see :mod:`robench.stats`);
+- ``clean_ci_low`` / ``clean_ci_high``: the interval of the target's clean accuracy over its ``target_n_test`` test
+  images;
 - ``target_config`` / ``source_config``: the target's and the sources' configuration without their seeds (JSON),
   which :func:`robench.scoring.replicates.by_config` groups replicates by;
 - ``relation``: ``white-box`` when T is one of A (same weights), ``gray-box`` when T has A's architecture and
@@ -52,7 +55,8 @@ WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
 COLUMNS = [
     "target", "set", "source", "method", "attack", "params", "eps", "relation", "n", "n_set", "defense_rate",
     "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
-    "set_sha256", "precision", "ci_low", "ci_high", "agreement_ci_low", "agreement_ci_high", "ci_method", "ci_level",
+    "set_sha256", "precision", "ci_low", "ci_high", "agreement_ci_low", "agreement_ci_high", "target_hit_rate_ci_low",
+    "target_hit_rate_ci_high", "clean_ci_low", "clean_ci_high", "ci_method", "ci_level", "target_n_test",
     "target_config", "source_config",
 ]
 _DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
@@ -398,6 +402,8 @@ def matrix(
                             "info": f"{name} on {srec.name}" + (" (cached)" if preds["cached"] else "")})
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = add_rate_ci(add_rate_ci(df, "defense_rate", "", ci, ci_level), "agreement", "agreement_", ci, ci_level)
+    df = add_rate_ci(df, "target_hit_rate", "target_hit_rate_", ci, ci_level)
+    df = add_rate_ci(df, "target_clean_accuracy", "clean_", ci, ci_level, n="target_n_test")
     df["ci_method"], df["ci_level"] = ci, ci_level if ci != "none" else math.nan
     df.attrs["skipped"] = skipped
     return df
@@ -417,4 +423,5 @@ def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tens
         "target_sha256": target.weights_sha256, "set_sha256": srec.sha256, "precision": scorer.precision,
         "target_config": configuration(target.config, target.recipe),
         "source_config": json.dumps([json.loads(configuration(s.config)) for s in srec.sources], sort_keys=True),
+        "target_n_test": len(scorer.dataset(name).test),
     }
