@@ -230,3 +230,65 @@ def test_compare_recomputes_from_the_predictions(fgsm_ws, tmp_path):
     res = runner.invoke(app, ["compare", "tiny", "tiny", "--set", "fgsm-tiny", "-w", fgsm_ws])
     assert res.exit_code == 1 and "two different targets" in res.output
     assert Path(fgsm_ws).exists()
+
+
+# ---------------------------------------------------------------- suites
+
+
+SEED_SUITE = """
+[study]
+name = "seeds"
+dataset = "digits"
+
+[[models]]
+arch = "tiny"
+preset = "quick"
+epochs = 2
+width = 8
+keep = 0.5
+seed = [0, 1, 2]
+
+[[attacks]]
+source = "tiny"
+method = "fgsm"
+eps = "16/255"
+n = 64
+
+[matrix]
+out = "by-config.csv"
+by_config = true
+ci_level = 0.9
+
+[[compare]]
+a = "tiny-keep0.5-bottom-seed1"
+b = "tiny"
+set = "tiny-fgsm-eps16-n64"
+out = "compare.json"
+"""
+
+
+def test_suite_seed_list_by_config_and_compare(seeds_ws, tmp_path):
+    import shutil
+
+    from robench import suites
+
+    ws = tmp_path / "ws"
+    shutil.copytree(Path(seeds_ws) / "models", ws / "models")
+    path = tmp_path / "seeds.toml"
+    path.write_text(SEED_SUITE)
+    suite = suites.load_suite(path, workspace=ws)
+    steps = suites.plan(suite)
+    trains = [s for s in steps if s.kind == "train"]
+    assert [s.label for s in trains] == ["train tiny-keep0.5-bottom", "train tiny-keep0.5-bottom-seed1",
+                                         "train tiny-keep0.5-bottom-seed2"] and all(s.done for s in trains)
+    suites.run(suite)
+    agg = pd.read_csv(ws / "results" / "by-config.csv")
+    full = matrix(ws, device="cpu")
+    row = agg[agg.target == "tiny-keep0.5-bottom"].iloc[0]
+    cells = full[full.target.str.startswith("tiny-keep0.5-bottom")].defense_rate.to_numpy(float)
+    assert row.replicates == 3 and row.defense_rate == pytest.approx(cells.mean())
+    half = sps.t.ppf(0.95, 2) * cells.std(ddof=1) / math.sqrt(3)  # ci_level 0.9
+    assert row.ci_high - row.ci_low == pytest.approx(2 * half)
+    result = json.loads((ws / "results" / "compare.json").read_text())[0]
+    direct = compare("tiny-keep0.5-bottom-seed1", "tiny", "tiny-fgsm-eps16-n64", ws, device="cpu")
+    assert result["p_value"] == pytest.approx(direct.test.p_value) and result["n"] == direct.test.n

@@ -12,7 +12,7 @@ import pandas as pd
 from robench.events import Callback
 from robench.files import atomic_path
 from robench.suites.plan import Step, plan
-from robench.suites.schema import SCORES, Suite
+from robench.suites.schema import COMPARE_KEYS, SCORES, Suite
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,37 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
         return attack(args.pop("sources"), args.pop("method"), **args, **common)
     kind = step.kind.removeprefix("score:")
     args = dict(step.args)
+    if step.kind == "compare":
+        named = {v: k for k, v in COMPARE_KEYS.items()}
+        result = scoring.compare(**{named.get(k, k): v for k, v in args.items()}, workspace=suite.workspace,
+                                 data_dir=suite.data_dir, device=device)
+        df = pd.DataFrame([result.to_json()])
+        write_result(df, step.out)
+        return df
     if "set" in args:
         args["set_name"] = args.pop("set")
     scorer = matrix if step.kind == "matrix" else getattr(scoring, SCORES[kind][0])
     df: pd.DataFrame = scorer(**{**common, **args})  # an entry's data_dir overrides the study's
-    write_result(df, step.out, matrix=step.kind == "matrix", **step.options)
+    if step.options.get("by_config"):
+        df = scoring.by_config(df, step.options.get("value", "defense_rate"), args.get("ci_level", 0.95))
+    shown = {k: v for k, v in step.options.items() if k != "by_config"}
+    write_result(df, step.out, matrix=step.kind == "matrix", **shown)
     if step.figure is not None:
         _draw(df, step.figure, kind, step.options)
     return df
 
 
 def write_result(df: pd.DataFrame, path: Path, *, matrix: bool = False, value: str = "defense_rate",
-                 min_n: int | None = None, show_n: bool = False, dpi: int | None = None) -> None:
+                 min_n: int | None = None, show_n: bool = False, dpi: int | None = None,
+                 ci_style: str = "none") -> None:
     """Write a result atomically in the format of the path's suffix: csv or json (tidy rows), markdown or latex
     (a matrix in the papers' layout; a score as its table)."""
     from robench.reports import tables
 
     fmt = tables.format_for(path, None)
     if matrix:
-        text = tables.render(df, fmt, value, min_n=tables.MIN_N if min_n is None else min_n, show_n=show_n)
+        text = tables.render(df, fmt, value, min_n=tables.MIN_N if min_n is None else min_n, show_n=show_n,
+                             ci=ci_style)
     else:
         text = tables.tidy_text(df, fmt) if fmt in ("csv", "json") else tables.display_text(df, fmt, path.stem)
     with atomic_path(path) as tmp:
@@ -69,7 +81,8 @@ def _draw(df: pd.DataFrame, path: Path, kind: str, options: dict[str, Any]) -> P
     dpi = options.get("dpi", plots.DPI)
     if kind == "matrix":
         view = {k: options[k] for k in ("min_n", "show_n") if k in options}
-        return plots.heatmap(df, path, options.get("value", "defense_rate"), dpi=dpi, **view)
+        return plots.heatmap(df, path, options.get("value", "defense_rate"), dpi=dpi,
+                             ci=options.get("ci_style", "none"), **view)
     return getattr(plots, SCORES[kind][1])(df, path, dpi=dpi)
 
 

@@ -26,7 +26,7 @@ class Step:
     done: bool = False
     resume: bool = False
     figure: Path | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # how the result is shown: dpi, min_n, show_n, value
+    options: dict[str, Any] = field(default_factory=dict)  # how the result is shown: dpi, min_n, show_n, value ...
 
     @property
     def label(self) -> str:
@@ -48,10 +48,11 @@ def plan(suite: Suite) -> list[Step]:
     inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     results = ([("matrix", suite.matrix, f"{suite.name}-matrix.csv")] if suite.matrix is not None else [])
     results += [(f"score:{s['kind']}", s, f"{suite.name}-{s['kind']}-{i}.csv") for i, s in enumerate(suite.scores)]
+    results += [("compare", c, f"{suite.name}-compare-{i}.csv") for i, c in enumerate(suite.compares)]
     for kind, entry, default in results:
         out = _out_path(suite, entry.get("out", default))
         figure = _out_path(suite, entry["plot"]) if entry.get("plot") else None
-        shown = {"dpi", "min_n", "show_n", "value"}
+        shown = {"dpi", "min_n", "show_n", "value", "by_config", "ci_style"}
         args = {k: v for k, v in entry.items() if k not in shown | {"kind", "out", "plot"}}
         done = _fresh(out, suite, inputs) and (figure is None or _fresh(figure, suite, inputs))
         steps.append(Step(kind, out.name, args, out, done, figure=figure,

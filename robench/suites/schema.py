@@ -49,6 +49,7 @@ class Suite:
     matrix: dict[str, Any] | None
     scores: list[dict[str, Any]]
     imports: list[dict[str, Any]] = field(default_factory=list)
+    compares: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +61,7 @@ class Suite:
 # what the runner passes itself (never a suite key)
 _RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard"}
 OUTPUT_KEYS = {"out": str, "plot": str, "dpi": int}  # a matrix or a score writes its result and its figure
+COMPARE_KEYS = {"target_a": "a", "target_b": "b", "set_name": "set"}  # robench.compare's arguments in a suite
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,16 @@ def _choices() -> dict[str, Any]:
     from robench.attacks.registry import NORMS
     from robench.data import AUGMENTS, list_datasets
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
+    from robench.reports.tables import CI_STYLES
     from robench.scoring.probes import BOUNDARY_MODES
+    from robench.stats import CI_METHODS
     from robench.training import PRESETS
 
     names = {"arch": list_models(), "dataset": list_datasets(), "preset": PRESETS, "placement": PLACEMENTS,
              "mask": MASK_MODES, "regularizer": REGULARIZERS, "augment": AUGMENTS, "method": list_methods(),
              "backend": list_backends(), "mode": BOUNDARY_MODES, "norm": NORMS,
-             "value": ("defense_rate", "agreement", "target_hit_rate")}
+             "value": ("defense_rate", "agreement", "target_hit_rate"), "ci": CI_METHODS,
+             "ci_style": CI_STYLES}
     return {k: Literal[tuple(v)] for k, v in names.items()}
 
 
@@ -154,12 +159,14 @@ def sections() -> dict[str, Section]:
             "ensemble": list[str], "norm": _choices()["norm"]}
     study = {"name": str, "description": str, "dataset": _choices()["dataset"], "workspace": str, "data_dir": str}
     matrix = {**signature_fields(scoring.matrix), **OUTPUT_KEYS, "min_n": int, "show_n": bool,
-              "value": _choices()["value"]}
+              "value": _choices()["value"], "by_config": bool, "ci_style": _choices()["ci_style"]}
+    compare = {**signature_fields(scoring.compare, rename=COMPARE_KEYS), "out": str}
     return {
         "study": Section(study), "train": Section(model, grid=True), "models": Section(model, True, True),
         "imports": Section(imports, many=True, required=("name", "from")),
         "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
         "scores": Section({"kind": str}, many=True, required=("kind",)),
+        "compare": Section(compare, many=True, required=("a", "b", "set")),
     }
 
 
@@ -293,6 +300,7 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
         matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
+        compares=raw.get("compare", []),
     )
 
 
