@@ -14,7 +14,7 @@ from robench.cli.render import check_out, cli_errors, out, output, table
 def compare_cmd(
     target_a: str = typer.Argument(..., help="First target model.", show_default=False),
     target_b: str = typer.Argument(..., help="Second target model.", show_default=False),
-    set_name: str = typer.Option(..., "--set", "-S", help="The adversarial set both are scored on.",
+    set_name: str = typer.Option(..., "--set", help="The adversarial set both are scored on.",
                                  show_default=False),
     ci_level: float = CI_LEVEL,
     out_path: Path = OUT,
