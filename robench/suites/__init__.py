@@ -41,6 +41,11 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     kind = "folder"               # accuracy on a test-only folder, classes matched by name
     data_dir = "/data/stylized"   # needed by kind "folder"
 
+    [[compare]]                   # McNemar's exact test of two targets on one set (`robench compare`)
+    a = "resnet18-keep0.3-bottom"
+    b = "resnet18"
+    set = "densenet121-seed1-pgd-eps16"
+
 Every key is checked when the file is loaded, before anything runs (:func:`check`): the keys a section takes
 come from the signature of the function it feeds (``robench.train``, ``robench.attack`` plus every attack
 method's parameters, ``robench.matrix`` and each score function), so an unknown key or a value of the wrong
