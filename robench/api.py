@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from robench import store
-from robench.data import AUGMENTS, DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import augment as augmentation
 from robench.errors import RobenchError
 from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
@@ -138,7 +139,8 @@ def train(
     (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
     read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
     training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
-    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :func:`robench.folders.load_folder`.
+    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see
+    :func:`robench.datasets.folders.load_folder`.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "precision", "compile", "callback", "stream",
@@ -200,10 +202,7 @@ def train(
 
 def resolve_augment(recipe: Recipe, data: DatasetInfo) -> Recipe:
     """The recipe with ``augment="default"`` replaced by the dataset's default (what the record keeps)."""
-    augment = data.default_augment if recipe.augment == "default" else recipe.augment
-    if augment not in AUGMENTS or augment == "default":
-        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
-    return replace(recipe, augment=augment)
+    return replace(recipe, augment=augmentation.resolve(recipe.augment, data.default_augment))
 
 
 def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from robench import store
-from robench.data import DatasetInfo, load_dataset
-from robench.data import data_dir as default_data_dir
+from robench.datasets import DatasetInfo, load_dataset
+from robench.datasets import data_dir as default_data_dir
 from robench.errors import RobenchError, unknown_name
 from robench.files import read_json
 from robench.models import create_model

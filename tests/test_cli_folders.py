@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from test_cli_matrix import one_line_error, run
 
 from robench import load_model, store
-from robench.data import resolve_dataset
+from robench.datasets import resolve_dataset
 
 TINY = ["--preset", "quick", "--epochs", "1", "--batch-size", "16", "--width", "4", "--device", "cpu"]
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from robench.data import data_dir, load_dataset, train_transform
+from robench.datasets import data_dir, load_dataset
+from robench.datasets.augment import train_transform
 from robench.errors import RobenchError
 
 

@@ -12,10 +12,10 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import robench
-from robench import folders
-from robench.data import Split, load_dataset, resolve_dataset
+from robench.datasets import Split, folders, load_dataset, resolve_dataset
+from robench.datasets.augment import eval_transform, resize_for
+from robench.datasets.folders import StreamedSplit
 from robench.errors import RobenchError
-from robench.folders import StreamedSplit, eval_transform, resize_for
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from test_cli_matrix import one_line_error, run
 import robench
 from robench import store
 from robench.attacks import list_methods
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.importing import FORMS, parse_spec
 from robench.models import external as ext

@@ -12,7 +12,7 @@ from test_matrix import copy_models, fgsm_set, save_untrained, source_entry, wri
 import robench
 import robench.attacks
 from robench import store
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.scoring import (
     boundary_score,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from robench import store
-from robench.data import DatasetInfo, resolve_dataset
+from robench.datasets import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
 from robench.models import load_model
@@ -230,7 +230,7 @@ class Scorer:
         return self.models[name]
 
     def data(self, ref: DatasetRef) -> DatasetInfo:
-        """The dataset a reference records, resolved once per run (see ``robench.data.resolve_dataset``)."""
+        """The dataset a reference records, resolved once per run (see ``robench.datasets.resolve_dataset``)."""
         key = (ref.name, ref.fingerprint or ref.root, tuple(sorted(ref.options.items())))
         if key not in self.datasets:
             self.datasets[key] = resolve_dataset(ref, self.data_dir, workers=self.workers)

@@ -83,7 +83,7 @@ def _choices() -> dict[str, Any]:
 
     from robench.attacks import list_backends, list_methods
     from robench.attacks.registry import NORMS
-    from robench.data import AUGMENTS, list_datasets
+    from robench.datasets import AUGMENTS, list_datasets
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
     from robench.scoring.probes import BOUNDARY_MODES
     from robench.training import PRESETS
