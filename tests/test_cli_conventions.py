@@ -91,7 +91,7 @@ def test_choices_come_from_the_registries():
     assert (names.MASK_MODES, names.PLACEMENTS, names.REGULARIZERS) == (MASK_MODES, PLACEMENTS, REGULARIZERS)
     assert names.BOUNDARY_MODES == probes.BOUNDARY_MODES and names.FIGURE_FORMATS == plots.PLOT_FORMATS
     assert attack.DEFAULT_N == generate.DEFAULT_N and scores.CIFAR10C_SIGMAS == noise.CIFAR10C_SIGMAS
-    from robench.importing import FORMS
+    from robench.importers import FORMS
 
     assert names.IMPORT_FORMS == tuple(FORMS.values())
     assert names.PLACEMENT_HELP == tuple((n, model_entry(n).bottom, model_entry(n).top) for n in list_models())

@@ -20,8 +20,8 @@ from robench import store
 from robench.attacks import list_methods
 from robench.datasets import load_dataset
 from robench.errors import RobenchError
-from robench.importing import FORMS, parse_spec
-from robench.models import external as ext
+from robench.importers import FORMS, parse_spec
+from robench.importers.programs import PROGRAM_CONSTANTS
 from robench.records import read_model_record
 from robench.store import load_set
 
@@ -245,7 +245,7 @@ def test_exported_constants_round_trip_and_are_checked(tmp_path, digits_rgb, ws)
     torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)), path)
     record = robench.import_model("scaled", f"exported:{path}", dataset="folder", data_dir=digits_rgb, workspace=ws,
                                   evaluate=False)
-    constants = store.model_dir("scaled", ws) / ext.PROGRAM_CONSTANTS
+    constants = store.model_dir("scaled", ws) / PROGRAM_CONSTANTS
     assert record.origin.details["constants"] and record.origin.details["constants_sha256"] == store.file_sha256(
         constants)
     with _no_unpickling(), torch.no_grad():

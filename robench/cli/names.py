@@ -10,6 +10,7 @@ from __future__ import annotations
 from robench.attacks.registry import BACKENDS as _BACKENDS
 from robench.attacks.registry import NORMS, list_methods, method_spec
 from robench.datasets.augment import AUGMENTS
+from robench.importers import FORMS
 from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models, model_entry
 
 ARCHITECTURES = tuple(list_models())
@@ -22,8 +23,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BOUNDARY_MODES = ("auto", "sets", "attack")
 CELL_VALUES = ("defense_rate", "agreement", "target_hit_rate")  # the matrix's rates a table or heatmap shows
 FIGURE_FORMATS = ("png", "svg", "pdf", "eps")
-IMPORT_FORMS = ("torchvision:NAME[:WEIGHTS]", "timm:NAME[:pretrained]", "robustbench:NAME",
-                "state-dict:FILE (with --arch ARCH)", "torchscript:FILE", "exported:FILE", "python:MODULE:FUNCTION")
+IMPORT_FORMS = tuple(FORMS.values())
 PLACEMENT_HELP = tuple((n, model_entry(n).bottom, model_entry(n).top) for n in ARCHITECTURES)
 __all__ = ["ARCHITECTURES", "AUGMENTS", "BACKENDS", "BOUNDARY_MODES", "CELL_VALUES", "DATASETS", "FIGURE_FORMATS",
            "IMPORT_FORMS", "LOSSES", "MASK_MODES", "METHODS", "NORMS", "PLACEMENTS", "PLACEMENT_HELP", "PRECISIONS",
