@@ -177,12 +177,11 @@ def arch_label(spec: Spec) -> str:
     return f"{spec.form}:{spec.name}"
 
 
-PACKAGE = "robench.importers"
-register_form("torchvision", "torchvision:NAME[:WEIGHTS]", f"{PACKAGE}.library:Torchvision", options=None)
-register_form("timm", "timm:NAME[:pretrained]", f"{PACKAGE}.library:Timm", options=("pretrained",))
-register_form("robustbench", "robustbench:NAME", f"{PACKAGE}.library:RobustBench")
-register_form("state-dict", "state-dict:FILE (with --arch ARCH)", f"{PACKAGE}.weights:StateDict", argument="file")
-register_form("torchscript", "torchscript:FILE", f"{PACKAGE}.programs:TorchScript", argument="file")
-register_form("exported", "exported:FILE", f"{PACKAGE}.programs:Exported", argument="file")
-register_form("python", "python:MODULE:FUNCTION", f"{PACKAGE}.python:Python", argument="module:function")
-
+register_form("torchvision", "torchvision:NAME[:WEIGHTS]", "robench.importers.library:Torchvision", options=None)
+register_form("timm", "timm:NAME[:pretrained]", "robench.importers.library:Timm", options=("pretrained",))
+register_form("robustbench", "robustbench:NAME", "robench.importers.library:RobustBench")
+register_form("state-dict", "state-dict:FILE (with --arch ARCH)", "robench.importers.weights:StateDict",
+              argument="file")
+register_form("torchscript", "torchscript:FILE", "robench.importers.programs:TorchScript", argument="file")
+register_form("exported", "exported:FILE", "robench.importers.programs:Exported", argument="file")
+register_form("python", "python:MODULE:FUNCTION", "robench.importers.python:Python", argument="module:function")
