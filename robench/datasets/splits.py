@@ -47,6 +47,19 @@ class SplitLike(Protocol):
     def mean(self) -> torch.Tensor: ...
 
 
+STREAM_CHUNK = 1024  # images of a streamed split :func:`images_at` decodes at a time by default
+
+
+def images_at(split: SplitLike, idx: torch.Tensor, chunk: int | None = None) -> Iterator[tuple[torch.Tensor,
+                                                                                              torch.Tensor]]:
+    """(images (n, C, H, W) float32 in [0,1], labels (n,)) of the positions ``idx``, in order: in one piece for a
+    split held in memory, in chunks of ``chunk`` (default :data:`STREAM_CHUNK`) images for a streamed one."""
+    size = max(1, chunk or (len(idx) if split.in_memory else STREAM_CHUNK))
+    for start in range(0, len(idx), size):
+        part = idx[start:start + size]
+        yield split.floats(part), split.labels[part]
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one training epoch's shuffling and augmentation."""
     return seed * 1_000_003 + epoch

@@ -22,11 +22,11 @@ import torch
 
 from robench import store
 from robench.datasets.folders import Tree, check_workers, few, scan_test_only, view
+from robench.datasets.splits import images_at
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import DatasetRef
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
-from robench.scoring.probes import _images, _model_columns
 
 COLUMNS = ["model", "accuracy", "clean_accuracy", "n", "folder", "dataset", "arch", "keep", "placement",
            "precision"]
@@ -92,7 +92,7 @@ def folder_scores(
     done = 0
     for (channels, size, streamed), group in groups.items():
         split = view(tree, {"stream": streamed}, channels, size, workers)
-        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else _images(
+        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else images_at(
             split, idx)
         for images, labels in pieces:
             for name in group:
@@ -105,5 +105,5 @@ def folder_scores(
         rec = scorer.record(name)
         rows.append({"model": name, "accuracy": correct[name] / len(idx), "clean_accuracy": rec.clean_accuracy,
                      "n": len(idx), "folder": str(tree.root), "dataset": rec.dataset.label,
-                     **_model_columns(scorer, name), "precision": scorer.precision})
+                     **scorer.model_columns(name), "precision": scorer.precision})
     return pd.DataFrame(rows, columns=COLUMNS)

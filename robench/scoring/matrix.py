@@ -49,7 +49,7 @@ COLUMNS = [
     "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
     "set_sha256", "precision",
 ]
-_DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
+DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
 
 # ---------------------------------------------------------------- selection
@@ -126,7 +126,7 @@ def family(config: dict) -> str:
 
     Two models of one family differ only in seed or mask draw: they are gray-box to each other.
     """
-    drop = _DEFECT_KEYS if is_standard(config) else ("mask_seed",)
+    drop = DEFECT_KEYS if is_standard(config) else ("mask_seed",)
     return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
 
 
@@ -223,6 +223,11 @@ class Scorer:
         if name not in self.records:
             self.records[name] = store.read_model(name, self.workspace)
         return self.records[name]
+
+    def model_columns(self, name: str) -> dict:
+        """The columns a per-model score row shows about model ``name``: arch, keep, placement."""
+        rec = self.record(name)
+        return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
 
     def model(self, name: str) -> nn.Module:
         if name not in self.models:
