@@ -108,6 +108,7 @@ def test_one_parser_lists_every_form():
     assert all(form in str(err.value) for form in FORMS.values())
 
 
+@pytest.mark.slow
 def test_imported_torchvision_model_is_a_source_and_a_target(rgb_ws, digits_rgb):
     """resnet18(weights=None) on an RGB folder: attacked through Foolbox and ART, alone and in an ensemble with a
     robench model, then scored with the robench model in one matrix whose cells are recomputed here."""
@@ -155,6 +156,7 @@ def _small_cnn(channels: int) -> torch.nn.Module:
     return net.eval()
 
 
+@pytest.mark.slow
 def test_every_method_family_attacks_imported_programs(tmp_path, ws):
     """Every registered attack runs against an imported torch.export program (gradients flow through the stored
     graph), and FGSM against an imported TorchScript one; the kept examples fool the imported model."""
