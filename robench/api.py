@@ -139,8 +139,7 @@ def train(
     (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
     read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
     training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
-    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see
-    :func:`robench.datasets.folders.load_folder`.
+    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :mod:`robench.datasets.folders`.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "precision", "compile", "callback", "stream",
