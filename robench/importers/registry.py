@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from robench._lazy import resolve
 from robench.errors import RobenchError, unknown_name
@@ -53,7 +53,10 @@ class Loaded:
 
 class Importer:
     """One import form. ``options`` of :meth:`load` are ``robench import``'s form options (``gray_to_rgb``,
-    ``threat_model``, ``rb_dataset``, ``arch``); ``record.origin.details`` hold what :meth:`load` recorded."""
+    ``threat_model``, ``rb_dataset``, ``arch``); ``record.origin.details`` hold what :meth:`load` recorded.
+    ``wrapped``: the rebuilt network goes into the stored wrapper (False: it is a plain robench model)."""
+
+    wrapped: ClassVar[bool] = True
 
     def load(self, spec: Spec, data: DatasetInfo, options: dict[str, Any]) -> Loaded:
         raise NotImplementedError
@@ -164,8 +167,9 @@ def rebuild(record: ModelRecord) -> nn.Module:
     if form not in _FORMS:
         raise RobenchError(f"model '{record.name}' was imported as '{form}', which this robench cannot rebuild; "
                            f"upgrade robench")
-    net = importer(form).rebuild(record)
-    return net if form == "state-dict" else wrap_net(net, details, dict(record.config))
+    form_importer = importer(form)
+    net = form_importer.rebuild(record)
+    return wrap_net(net, details, dict(record.config)) if form_importer.wrapped else net
 
 
 def arch_label(spec: Spec) -> str:

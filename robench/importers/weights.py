@@ -26,6 +26,8 @@ LIBRARY_ARCHS = ("torchvision", "timm")
 
 
 class StateDict(Importer):
+    wrapped = False  # rebuilt as a robench architecture: the record is a plain robench model
+
     def load(self, spec: Spec, data: DatasetInfo, options: dict) -> Loaded:
         """``state-dict:FILE --arch torchvision:NAME`` (or ``timm:NAME``): the library network with the file's
         weights."""
