@@ -211,7 +211,7 @@ def import_model(
                          clean_accuracy=accuracy, device=str(dev), versions={**environment(), **versions},
                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    record = _save(state, record, directory, programs)
+    record = _save(state, record, directory, programs, name, workspace, overwrite)
     log.info("imported %s from %s (clean accuracy %s)", name, parsed.text, accuracy)
     return record
 
@@ -270,17 +270,18 @@ def _wrapped_model(spec: Spec, data: DatasetInfo, *, mean, std, gray_to_rgb: boo
     return model, config, details, loaded.versions, programs
 
 
-def _save(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path,
-          programs: dict[str, bytes]) -> ModelRecord:
-    """Write programs, weights and record into a hidden folder, then move it into place (nothing half-written)."""
+def _save(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path, programs: dict[str, bytes],
+          name: str, workspace: Any, overwrite: bool) -> ModelRecord:
+    """Write programs, weights and record into a hidden folder, then move it into place (nothing half-written;
+    of two imports of one name at once, the second fails unless ``overwrite``)."""
     tmp = store.staging_dir(directory)
     try:
         for filename, content in programs.items():
             (tmp / filename).write_bytes(content)
         saved = store.save_model(state, record, tmp)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        with store.claim(directory, wait=True):
+            _exists_check(name, directory, workspace, overwrite)
+            store.replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
