@@ -384,29 +384,3 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
     finally:
         executor.close()
     return report
-
-
-EXECUTORS = ("sequential", "ray")
-
-
-def executor_for(suite: Suite, name: str | None = None, **options: Any) -> Executor:
-    """The executor a run uses: ``name`` and ``options`` (the [executor] keys: address, num_cpus, num_gpus,
-    cpus_per_step, gpus_per_KIND, matrix_shards; None: not given) over the suite's [executor] section."""
-    settings = {**suite.executor, **{k: v for k, v in options.items() if v is not None}}
-    name = name or settings.pop("name", "sequential")
-    settings.pop("name", None)
-    if name == "sequential":
-        given = sorted(settings)
-        if given:
-            log.info("the sequential executor ignores %s", ", ".join(given))
-        return Sequential()
-    if name != "ray":
-        raise RobenchError(f"unknown executor '{name}'; use {' or '.join(EXECUTORS)}")
-    from robench.suites.ray import KINDS, RayExecutor, Resources
-
-    for key, value in settings.items():
-        if key != "address" and value is not None and value < 0:
-            raise RobenchError(f"{key.replace('_', '-')} must be 0 or more, got {value}")
-    gpus = {k: float(settings[f"gpus_per_{k}"]) for k in KINDS if settings.get(f"gpus_per_{k}") is not None}
-    return RayExecutor(settings.get("address"), settings.get("num_cpus"), settings.get("num_gpus"),
-                       Resources(float(settings.get("cpus_per_step", 1)), gpus), settings.get("matrix_shards"))
