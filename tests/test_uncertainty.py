@@ -206,17 +206,13 @@ def test_mcnemar_strict_superset_gives_the_exact_binomial_p(extra):
 
 
 def test_compare_recomputes_from_the_predictions(fgsm_ws, tmp_path):
-    from robench.data import load_dataset
-
     result = compare("tiny-keep0.3-bottom", "tiny", "fgsm-tiny", fgsm_ws, device="cpu")
     advset = store.load_set("fgsm-tiny", fgsm_ws)
-    data = load_dataset("digits")
     outcome = {}
     for name in ("tiny-keep0.3-bottom", "tiny"):
         net = robench.load_model(name, fgsm_ws).eval()
         with torch.no_grad():
             outcome[name] = (net(advset.clean).argmax(1) == advset.labels, net(advset.adv).argmax(1) == advset.labels)
-    assert data.test.labels is not None
     both = outcome["tiny"][0] & outcome["tiny-keep0.3-bottom"][0]
     a, b = outcome["tiny-keep0.3-bottom"][1][both], outcome["tiny"][1][both]
     t = result.test
