@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from robench import store
-from robench.data import AUGMENTS, DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import augment as augmentation
 from robench.errors import RobenchError
 from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
@@ -37,7 +38,7 @@ from robench.training import (
 log = logging.getLogger(__name__)
 
 __all__ = ["default_model_name", "import_model", "list_workspace_models", "load_model", "load_set",
-           "planned_model_name", "train"]
+           "planned_model_name", "train", "train_seeds"]
 
 load_set = store.load_set
 
@@ -138,7 +139,7 @@ def train(
     (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
     read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
     training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
-    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :func:`robench.folders.load_folder`.
+    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :mod:`robench.datasets.folders`.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "precision", "compile", "callback", "stream",
@@ -213,12 +214,24 @@ def _claimed(name: str, directory: os.PathLike, workspace: Any, main: bool) -> A
                            f"now; wait for it (then --resume), or pass --name for a new one") from None
 
 
+def train_seeds(arch: str, seeds: list[int], *, name: str | None = None, **train_kwargs: Any) -> list[ModelRecord]:
+    """Train one replicate of a configuration per seed (weights, masks and data order all follow the seed).
+
+    The replicates are named as :func:`train` names them (``...-seedN`` for N != 0), or ``NAME-seedN`` with
+    ``name``. Returns their records in the order of ``seeds``; ``robench.scoring.by_config`` averages a matrix's
+    cells over them.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise RobenchError(f"--seeds needs distinct seeds, e.g. 0,1,2; got {','.join(map(str, seeds)) or 'none'}")
+    if "seed" in train_kwargs:
+        raise RobenchError("pass either seed or seeds, not both")
+    return [train(arch, name=f"{name}-seed{s}" if name else None, seed=s, **train_kwargs) for s in seeds]
+
+
 def resolve_augment(recipe: Recipe, data: DatasetInfo) -> Recipe:
     """The recipe with ``augment="default"`` replaced by the dataset's default (what the record keeps)."""
-    augment = data.default_augment if recipe.augment == "default" else recipe.augment
-    if augment not in AUGMENTS or augment == "default":
-        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
-    return replace(recipe, augment=augment)
+    return replace(recipe, augment=augmentation.resolve(recipe.augment, data.default_augment))
 
 
 def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:

@@ -41,6 +41,11 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     kind = "folder"               # accuracy on a test-only folder, classes matched by name
     data_dir = "/data/stylized"   # needed by kind "folder"
 
+    [[compare]]                   # McNemar's exact test of two targets on one set (`robench compare`)
+    a = "resnet18-keep0.3-bottom"
+    b = "resnet18"
+    set = "densenet121-seed1-pgd-eps16"
+
     [executor]                    # where steps run; `robench run` options of the same names win
     name = "ray"                  # sequential (default) | ray
     gpus_per_train = 0.25         # four trainings share a GPU; also gpus_per_attack, _matrix, _score, _import
@@ -53,8 +58,9 @@ type is a one-line error naming the file, the section and the key.
 
 The package holds one concept a module: :mod:`~robench.suites.schema` (the file format, checked before anything
 runs), :mod:`~robench.suites.plan` (the steps as a graph), :mod:`~robench.suites.execute` (running steps, the
-Executor interface and the sequential executor), :mod:`~robench.suites.ray` (the Ray executor: several GPUs, a
-cluster; imported only when asked for) and :mod:`~robench.suites.demo` (the built-in demo study).
+Executor interface and the sequential executor), :mod:`~robench.suites.executors` (which executor runs a suite),
+:mod:`~robench.suites.ray` (the Ray executor: several GPUs, a cluster; imported only when asked for) and
+:mod:`~robench.suites.demo` (the built-in demo study).
 """
 
 from robench.suites.demo import DEMO_SOURCE, demo_plots, demo_suite
@@ -65,12 +71,12 @@ from robench.suites.execute import (
     Sequential,
     StepReport,
     execute_step,
-    executor_for,
     log_path,
     run,
     run_step,
     write_result,
 )
+from robench.suites.executors import EXECUTORS, executor_for
 from robench.suites.plan import Step, order, plan, plan_frame
 from robench.suites.schema import (
     _RUNNER,
@@ -88,7 +94,7 @@ from robench.suites.schema import (
     suite_from_dict,
 )
 
-__all__ = ["DEMO_SOURCE", "OUTPUT_KEYS", "SCORES", "SCORE_KINDS", "Executor", "Outcome", "RunReport", "Section",
-           "Sequential", "Step", "StepReport", "Suite", "_RUNNER", "check", "demo_plots", "demo_suite",
+__all__ = ["DEMO_SOURCE", "EXECUTORS", "Executor", "OUTPUT_KEYS", "Outcome", "RunReport", "SCORES", "SCORE_KINDS",
+           "Section", "Sequential", "Step", "StepReport", "Suite", "_RUNNER", "check", "demo_plots", "demo_suite",
            "execute_step", "executor_for", "grid", "load_suite", "log_path", "order", "plan", "plan_frame", "run",
            "run_step", "score_fields", "sections", "signature_fields", "suite_from_dict", "write_result"]
