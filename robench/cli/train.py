@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robench.checks import numbers
 from robench.cli import names
 from robench.cli.options import (
     DATA_DIR,
@@ -26,15 +27,6 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
-
-
-def _ints(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got '{text}'") from None
 
 
 def _train_info(kind: str, p: dict) -> str | None:
@@ -90,11 +82,12 @@ def train(
     with Bars(value(arch), _train_info) as bars:
         record = api.train(
             value(arch), dataset=value(dataset), data_dir=data_dir, workspace=workspace, name=name,
-            preset=value(preset), epochs=epochs, batch_size=batch_size, lr=lr, milestones=_ints(milestones),
+            preset=value(preset), epochs=epochs, batch_size=batch_size, lr=lr,
+            milestones=numbers(milestones, "milestones"),
             width=width, keep=keep, placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen,
             mask_seed=mask_seed, ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep,
             label_smoothing=label_smoothing, adv_train=adv_train, augment=value(augment), upsample=upsample,
-            strides=_ints(strides), seed=seed, resume=resume, overwrite=overwrite, device=device,
+            strides=numbers(strides, "strides"), seed=seed, resume=resume, overwrite=overwrite, device=device,
             precision=value(precision), compile=compile, stream=stream, image_size=image_size, workers=workers,
             callback=bars,
         )
