@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.checks import checked
 from robench.data import AUGMENTS, DatasetInfo, load_dataset, resolve_dataset
 from robench.errors import RobenchError
 from robench.importing import import_model
@@ -92,6 +93,7 @@ def planned_model_name(arch: str, **train_kwargs: Any) -> str:
     return _settings(bound.arguments)[2]
 
 
+@checked
 def train(
     arch: str,
     *,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from robench import store
+from robench.checks import checked
 from robench.data import DatasetInfo, load_dataset
 from robench.data import data_dir as default_data_dir
 from robench.errors import RobenchError, unknown_name
@@ -475,6 +476,7 @@ def _refuse(given: dict[str, Any], why: str) -> None:
         raise RobenchError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
 
 
+@checked
 def import_model(
     name: str,
     spec: str,

@@ -103,7 +103,7 @@ def _attack_info(kind: str, p: dict) -> str | None:
 
 @cli_errors
 def attack(
-    source: list[str] = typer.Option(..., "--source", "-s",
+    source: list[str] = typer.Option(..., "--source", "-s", metavar="NAME",
                                      help="Source model name (or folder); repeat it for an ensemble source "
                                           "(logits averaged)."),
     method: Method = typer.Option("pgd", "--method", "-m", help="Attack method (see below)."),
@@ -126,7 +126,7 @@ def attack(
     kernel: int = typer.Option(None, help="tifgsm, mdti: odd size of the Gaussian smoothing kernel in pixels (7)."),
     samples: int = typer.Option(None, help="vmifgsm: neighbours sampled for the variance (20)."),
     loss: Loss = typer.Option(None, help="apgd: the loss."),
-    param: list[str] = typer.Option(None, "--param", "-p",
+    param: list[str] = typer.Option(None, "--param", "-p", metavar="KEY=VALUE",
                                     help="Any other method parameter as KEY=VALUE, e.g. binary_search_steps=3."),
     n: int = typer.Option(DEFAULT_N, "--n", "-n",
                           help="Attack the first N test images the source gets right (all if fewer)."),

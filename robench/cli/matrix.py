@@ -162,8 +162,8 @@ def matrix_cmd(
 
 @cli_errors
 def merge_cmd(
-    files: list[Path] = typer.Argument(..., help="The shards' CSV or JSON files (from `robench matrix --shard "
-                                                 "I/N --out`)."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...",
+                                       help="The shards' CSV or JSON files (from `robench matrix --shard I/N --out`)."),
     out_path: Path = OUT,
     fmt: Format = FORMAT,
     cell: Value = VALUE,

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.checks import checked
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.folders import Tree, check_workers, few, scan_test_only, view
@@ -49,6 +50,7 @@ def class_map(tree: Tree, ref: DatasetRef, model: str) -> torch.Tensor:
     return torch.tensor([known[c] for c in tree.classes], dtype=torch.int64)
 
 
+@checked
 def folder_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from robench import store
+from robench.checks import checked
 from robench.data import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
@@ -318,6 +319,7 @@ class Scorer:
 # ---------------------------------------------------------------- the matrix
 
 
+@checked
 def matrix(
     workspace: str | os.PathLike | None = None,
     models: Patterns = "*",

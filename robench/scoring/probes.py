@@ -19,6 +19,7 @@ from robench import store
 from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
+from robench.checks import checked
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import SetRecord
@@ -125,6 +126,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
 
 
+@checked
 def noise_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -174,6 +176,7 @@ def patch_shuffle(images: torch.Tensor, k: int, generator: torch.Generator | Non
     return shuffled.reshape(n, k, k, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
 
+@checked
 def shuffle_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -264,6 +267,7 @@ def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
     return Trace.from_json(data, tolerance) if data else None
 
 
+@checked
 def boundary_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -357,6 +361,7 @@ def check_family(configs: dict[str, dict]) -> None:
                                f"pass --models to pick one family")
 
 
+@checked
 def tradeoff(
     set_name: str,
     models: Patterns = "*",
