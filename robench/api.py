@@ -148,7 +148,7 @@ def train(
     spec, recipe, name = _settings(args)
     if precision is not None:
         check_precision(precision)
-    directory = store.model_dir(name, workspace)
+    directory = store.check_target(store.model_dir(name, workspace), overwrite)
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
     exists = (directory / store.MODEL_META).exists() or checkpoint.exists()

@@ -465,6 +465,7 @@ def _fit_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str, data
 
 
 def _exists_check(name: str, directory: Path, workspace: Any, overwrite: bool) -> None:
+    store.check_target(directory, overwrite)
     if (directory / store.MODEL_META).exists() and not overwrite:
         raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; pass --overwrite to "
                            f"replace it or choose another name")
