@@ -31,7 +31,10 @@ def _known(cls: type, data: dict) -> dict:
 
 def _check_schema(data: dict, path: Path | str) -> int:
     version = data.get("schema", 0)
-    if not isinstance(version, int) or version > SCHEMA:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise RobenchError(f"corrupt record {path} (field 'schema' holds {version!r}, not a version number); "
+                           f"re-create it")
+    if version > SCHEMA:
         raise RobenchError(f"{path} was written by a newer robench (schema {version}, this one reads up to "
                            f"{SCHEMA}); upgrade robench with `pip install -U robench`")
     return version

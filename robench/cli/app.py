@@ -112,6 +112,8 @@ def _conventions(command: Any, flags: tuple = ()) -> None:
         command.params.append(copied)
     for param in command.params:
         param.callback = checked(param.name, param.callback)
+        if param.param_type_name == "argument" and param.metavar:  # its metavar says it: no <list[Path]> beside
+            param.display_type_rich = lambda ctx=None: None
     _once(command)
     for sub in getattr(command, "commands", {}).values():
         _conventions(sub, flags or tuple(p for p in command.params if p.name in ("verbose", "quiet")))
