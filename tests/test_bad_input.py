@@ -158,7 +158,8 @@ def test_a_malformed_field_is_the_corrupt_record_error(old_ws, current):
     """Any field (or field of a nested record) holding the wrong JSON type is the one corrupt-record error."""
     for file, data in _records(old_ws, current):
         reader = records.read_model_record if file.name == "model.json" else records.read_set_record
-        keys = [(k, None) for k in data if k != "schema"] + [(k, s) for k, v in data.items() if isinstance(v, dict) for s in v]
+        keys = [(k, None) for k in data if k != "schema"]
+        keys += [(k, s) for k, v in data.items() if isinstance(v, dict) for s in v]
         refused = 0
         for key, sub in keys:
             for bad in BAD_VALUES:
@@ -168,7 +169,9 @@ def test_a_malformed_field_is_the_corrupt_record_error(old_ws, current):
                 try:
                     reader(file.parent)
                 except RobenchError as e:
-                    assert str(e).startswith("corrupt") and "record" in str(e) and file.name in str(e) and "\n" not in str(e), str(e)
+                    text = str(e)
+                    assert text.startswith("corrupt") and "record" in text and file.name in text, text
+                    assert "\n" not in text
                     refused += 1
         assert refused > len(keys)  # most keys refuse most wrong types; none raised anything else
         file.write_text(json.dumps({**data, "dataset": "digits"}))
