@@ -35,7 +35,7 @@ from robench import store
 from robench.checks import checked
 from robench.data import DatasetInfo, load_dataset
 from robench.data import data_dir as default_data_dir
-from robench.errors import RobenchError, unknown_name
+from robench.errors import RobenchError, UsageError, unknown_name
 from robench.files import read_json
 from robench.models import create_model
 from robench.models import external as ext
@@ -474,7 +474,7 @@ def _exists_check(name: str, directory: Path, workspace: Any, overwrite: bool) -
 def _refuse(given: dict[str, Any], why: str) -> None:
     used = [k for k, v in given.items() if v is not None and v is not False]
     if used:
-        raise RobenchError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
 
 
 @checked
@@ -519,12 +519,12 @@ def import_model(
                 "do not apply to state-dict:FILE (a robench architecture normalises inside; its weights must fit "
                 "the dataset)")
         if not arch:
-            raise RobenchError("state-dict:FILE needs --arch ARCH, the robench architecture the weights are for "
+            raise UsageError("state-dict:FILE needs --arch ARCH, the robench architecture the weights are for "
                                "(see `robench train --help`), with its options (--width, --keep ...)")
     else:
         _refuse({"arch": arch, **arch_options}, f"only apply to state-dict:FILE, not {parsed.form}")
     if (mean is None) != (std is None):
-        raise RobenchError("--mean and --std go together: give both (one value, or one per channel)")
+        raise UsageError("--mean and --std go together: give both (one value, or one per channel)")
     if parsed.form != "robustbench":
         _refuse({"threat_model": threat_model, "rb_dataset": rb_dataset}, "only apply to robustbench:NAME")
     arch_options = {k: v for k, v in arch_options.items() if v is not None}

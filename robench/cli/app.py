@@ -21,7 +21,7 @@ from robench.cli import scores as scores_cmd
 from robench.cli import suite as suite_cmd
 from robench.cli import train as train_cmd
 from robench.cli.render import error, errors, setup_logging
-from robench.errors import EXIT_FAILED, unknown_name
+from robench.errors import EXIT_FAILED, RobenchError, unknown_name
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as click_errors
@@ -138,6 +138,9 @@ class RobenchGroup(TyperGroup):
             sys.exit(0)
         except click_errors.ClickException as e:
             error(usage_message(e))
+            sys.exit(e.exit_code)
+        except RobenchError as e:  # raised outside a command's own handler (an option's callback)
+            error(str(e))
             sys.exit(e.exit_code)
         except typer.Abort:
             errors.print("aborted")

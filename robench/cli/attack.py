@@ -24,7 +24,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
-from robench.errors import RobenchError
+from robench.errors import UsageError
 
 DEFAULT_N = 5000  # robench.attacks.generate.DEFAULT_N (checked by tests/test_cli_conventions.py)
 
@@ -75,10 +75,10 @@ def _extra(params: list[str] | None) -> dict[str, str]:
     for item in params or []:
         key, sep, val = item.partition("=")
         if not sep or not key.strip():
-            raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
+            raise UsageError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
         key = key.strip().replace("-", "_")
         if key in _OWN_OPTIONS:
-            raise RobenchError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
+            raise UsageError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
         extra[key] = val.strip()
     return extra
 

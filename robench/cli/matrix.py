@@ -29,7 +29,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, deprecated, err, output, show_matrix
-from robench.errors import RobenchError
+from robench.errors import RobenchError, UsageError
 from robench.files import is_stdout
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def draw(plot: Path | None, render) -> None:
     if plot is None:
         return
     if is_stdout(plot):
-        raise RobenchError("--plot - would mix the figure with the table on stdout; use `robench plot ... -o -`")
+        raise UsageError("--plot - would mix the figure with the table on stdout; use `robench plot ... -o -`")
     err.print(f"wrote {render(plot)}", highlight=False)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from robench.errors import EXIT_INTERRUPTED, RobenchError
+from robench.errors import EXIT_INTERRUPTED, RobenchError, UsageError
 from robench.files import atomic_path, is_stdout
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def output(fmt: str | None, path: str | os.PathLike | None, show: Callable[[], N
     from robench.reports.tables import format_for
 
     if fmt == TABLE and path is not None and not is_stdout(path):
-        raise RobenchError("--format table is for the terminal; write csv, json, markdown or latex to --out")
+        raise UsageError("--format table is for the terminal; write csv, json, markdown or latex to --out")
     if fmt == TABLE or (fmt is None and path is None):
         show()
         return
