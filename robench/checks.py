@@ -101,7 +101,7 @@ DOMAINS: dict[str, Domain] = {
     "diversity": PROBABILITY, "label_smoothing": BELOW_ONE,
     **dict.fromkeys(("lr", "upsample", "tolerance"), POSITIVE),
     **dict.fromkeys(("confidence", "decay"), NONNEGATIVE),
-    "sigmas": _each(NONNEGATIVE), "ks": _each(COUNT), "milestones": _each(COUNT), "strides": _each(COUNT),
+    "sigmas": _each(NONNEGATIVE), "ks": _each(COUNT), "milestones": _each(NATURAL), "strides": _each(COUNT),
     "std": _each(POSITIVE), "mean": _each(PROBABILITY),
     "device": DEVICE_NAME, "class_map": FILE,
 }

@@ -223,6 +223,15 @@ def _check_value(kind: Any, value: Any) -> str | None:
     return None
 
 
+def _domain_problem(key: str, kind: Any, value: Any) -> str | None:
+    """Why ``value`` is outside the domain of keyword ``key`` (robench.checks: n >= 1, keep in (0, 1] ...), where
+    the key means that keyword here (an ensemble of source names is not the count of ensemble members)."""
+    domain = checks.DOMAINS.get(key)
+    if domain is None or (domain.each != _is_list_type(kind) and domain.kind in ("int", "float")):
+        return None
+    return checks.problem(key, value)
+
+
 def _check_entry(source: str, where: str, entry: Any, fields: dict[str, Any], grid_ok: bool,
                  required: tuple[str, ...] = ()) -> None:
     import difflib
@@ -237,7 +246,7 @@ def _check_entry(source: str, where: str, entry: Any, fields: dict[str, Any], gr
         kind = fields[key]
         values = value if grid_ok and isinstance(value, list) and not _is_list_type(kind) else [value]
         for v in values:
-            problem = _check_value(kind, v) or checks.problem(key, v)  # the type, then the domain (n >= 1 ...)
+            problem = _check_value(kind, v) or _domain_problem(key, kind, v)
             if problem:
                 raise RobenchError(f"{source}: {where}: {key} = {v!r}: {problem}")
     missing = [k for k in required if k not in entry]
