@@ -42,7 +42,9 @@ def _show_plan(suite: suites.Suite) -> None:
 
 def _execute(suite: suites.Suite, device: str | None) -> dict:
     from robench import suites
+    from robench.checks import writable
 
+    writable(suite.workspace)  # before the first step trains anything
     _show_plan(suite)
     with StepProgress() as tracker:
         return suites.run(suite, callback=tracker, device=device, on_step=tracker.on_step)
