@@ -73,6 +73,9 @@ def _first_sentence(text: str) -> str:
     return (found.group(1) if found else paragraph).rstrip(".") + "."
 
 
+OUTPUTS = ("out_path", "plot")  # the options naming a file written
+
+
 def _once(command: Any) -> None:
     """An option that takes one value, given twice (``--out a.csv --out b.json``), is a usage error, not the
     last one silently winning."""
@@ -88,8 +91,8 @@ def _once(command: Any) -> None:
                 single = param.param_type_name == "option" and not param.multiple and not param.count
                 times = sum(p is param for p in order)
                 if single and times > 1 and not param.is_flag:
-                    raise click_errors.BadParameter(f"given {times} times; give it once (one output per "
-                                                    f"command: run it again for another file)", ctx, param)
+                    hint = " (one output per run: run it again for another file)" if param.name in OUTPUTS else ""
+                    raise click_errors.BadParameter(f"given {times} times; give it once{hint}", ctx, param)
             return opts, rest, order
 
         built.parse_args = parse
