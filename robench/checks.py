@@ -62,6 +62,11 @@ def _one(domain: Domain, value: Any) -> str | None:
         if path.is_dir():
             return "is a folder; give the file inside it"
         return None if path.is_file() else "no such file; give the path of an existing file"
+    if isinstance(value, str) and domain.kind in ("int", "float"):  # text for a number (--param KEY=VALUE)
+        try:
+            value = int(value) if domain.kind == "int" else float(value)
+        except ValueError:
+            return None  # a form the function parses itself (e.g. a fraction, 8/255), checked there
     if domain.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         return f"expected a whole number ({domain.text})"
     if domain.kind == "float":
