@@ -108,6 +108,10 @@ DOMAINS: dict[str, Domain] = {
     **dict.fromkeys(("confidence", "decay"), NONNEGATIVE),
     "sigmas": _each(NONNEGATIVE), "ks": _each(COUNT), "milestones": _each(NATURAL), "strides": _each(COUNT),
     "std": _each(POSITIVE), "mean": _each(PROBABILITY),
+    # robench run's Ray resources
+    **dict.fromkeys(("num_cpus", "matrix_shards"), COUNT), "cpus_per_step": POSITIVE,
+    **dict.fromkeys(("num_gpus", "gpus_per_train", "gpus_per_import", "gpus_per_attack", "gpus_per_matrix",
+                     "gpus_per_score"), NONNEGATIVE),
     "device": DEVICE_NAME, "class_map": FILE,
 }
 

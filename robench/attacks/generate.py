@@ -33,7 +33,7 @@ from robench.attacks.registry import (
     resolve_params,
 )
 from robench.checks import checked
-from robench.data import resolve_dataset
+from robench.datasets import resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.models import EnsembleNet, load_model
