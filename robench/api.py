@@ -150,6 +150,7 @@ def train(
     if precision is not None:
         check_precision(precision)
     directory = store.check_target(store.model_dir(name, workspace), overwrite)
+    dev = pick_device(device)  # a device this machine lacks is refused before anything is written
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
     with _claimed(name, directory, workspace, dist.main):  # one process trains a name at a time
@@ -168,7 +169,6 @@ def train(
             log.info("model %s is already fully trained", name)
             return store.read_model(name, workspace)
 
-        dev = pick_device(device)
         chosen = resolve_precision(precision, dev, training=True)
         started = time.time()
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
