@@ -104,9 +104,11 @@ DOMAINS: dict[str, Domain] = {
     **dict.fromkeys(("seed", "mask_seed", "workers", "min_n"), NATURAL),
     **dict.fromkeys(("keep", "keep_top", "drop_keep"), FRACTION),
     "diversity": PROBABILITY, "label_smoothing": BELOW_ONE,
+    "ci_level": Domain("float", low=0, high=1, low_open=True, high_open=True, text="a number in (0, 1)"),
     **dict.fromkeys(("lr", "upsample", "tolerance"), POSITIVE),
     **dict.fromkeys(("confidence", "decay"), NONNEGATIVE),
-    "sigmas": _each(NONNEGATIVE), "ks": _each(COUNT), "milestones": _each(NATURAL), "strides": _each(COUNT),
+    "sigmas": _each(NONNEGATIVE), "ks": _each(COUNT), "seeds": _each(NATURAL), "milestones": _each(NATURAL),
+    "strides": _each(COUNT),
     "std": _each(POSITIVE), "mean": _each(PROBABILITY),
     # robench run's Ray resources
     **dict.fromkeys(("num_cpus", "matrix_shards"), COUNT), "cpus_per_step": POSITIVE,
