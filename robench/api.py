@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.checks import checked
 from robench.datasets import DatasetInfo, load_dataset, resolve_dataset
 from robench.datasets import augment as augmentation
 from robench.errors import RobenchError
@@ -93,6 +94,7 @@ def planned_model_name(arch: str, **train_kwargs: Any) -> str:
     return _settings(bound.arguments)[2]
 
 
+@checked
 def train(
     arch: str,
     *,
@@ -147,7 +149,8 @@ def train(
     spec, recipe, name = _settings(args)
     if precision is not None:
         check_precision(precision)
-    directory = store.model_dir(name, workspace)
+    directory = store.check_target(store.model_dir(name, workspace), overwrite)
+    dev = pick_device(device)  # a device this machine lacks is refused before anything is written
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
     with _claimed(name, directory, workspace, dist.main):  # one process trains a name at a time
@@ -166,7 +169,6 @@ def train(
             log.info("model %s is already fully trained", name)
             return store.read_model(name, workspace)
 
-        dev = pick_device(device)
         chosen = resolve_precision(precision, dev, training=True)
         started = time.time()
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were

@@ -1,13 +1,29 @@
-"""User-facing errors: one line that names the problem and the fix."""
+"""User-facing errors: one line that names the problem and the fix.
+
+Exit codes of the ``robench`` command (see docs/guides/cli-conventions.md): 0 success; 1 the command was well
+formed but its work failed (a missing model, a corrupt record, a file that cannot be written); 2 a usage error,
+the command line itself is wrong (an unknown option or name of a choice, a value out of its domain, a device
+this machine lacks, options that contradict each other); 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
 
 class RobenchError(Exception):
-    """An error caused by the user's input; the CLI prints it as one line and exits non-zero."""
+    """An error caused by the user's input; the CLI prints it as one line and exits with ``exit_code`` (1)."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(RobenchError):
+    """A value the caller passed is outside what the function takes (exit code 2 on the command line)."""
+
+    exit_code = EXIT_USAGE
 
 
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RobenchError:

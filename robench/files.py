@@ -147,6 +147,10 @@ def read_json(path: str | os.PathLike) -> dict:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise RobenchError(f"missing file {path}") from None
+    except IsADirectoryError:
+        raise RobenchError(f"cannot read {path}: it is a folder; give the JSON file") from None
+    except PermissionError:
+        raise RobenchError(f"cannot read {path}: permission denied") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RobenchError(f"corrupt metadata file {path} ({err}); delete it and re-create it") from None
     if not isinstance(data, dict):

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from robench import store
+from robench.checks import checked
 from robench.datasets import DatasetInfo, load_dataset
-from robench.errors import RobenchError
+from robench.errors import RobenchError, UsageError
 from robench.files import read_json
 from robench.importers import Spec, arch_label, importer, parse_spec, reads_file
 from robench.importers.programs import PROGRAM_JSON, PROGRAM_TS, sha256
@@ -129,6 +130,7 @@ def read_class_map(path: str | os.PathLike, model_classes: int, data: DatasetInf
 
 
 def _exists_check(name: str, directory: Path, workspace: Any, overwrite: bool) -> None:
+    store.check_target(directory, overwrite)
     if (directory / store.MODEL_META).exists() and not overwrite:
         raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; pass --overwrite to "
                            f"replace it or choose another name")
@@ -137,9 +139,10 @@ def _exists_check(name: str, directory: Path, workspace: Any, overwrite: bool) -
 def _refuse(given: dict[str, Any], why: str) -> None:
     used = [k for k, v in given.items() if v is not None and v is not False]
     if used:
-        raise RobenchError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in used)} {why}")
 
 
+@checked
 def import_model(
     name: str,
     spec: str,
@@ -181,12 +184,12 @@ def import_model(
                 "do not apply to state-dict:FILE (a robench architecture normalises inside; its weights must fit "
                 "the dataset)")
         if not arch:
-            raise RobenchError("state-dict:FILE needs --arch ARCH, the robench architecture the weights are for "
+            raise UsageError("state-dict:FILE needs --arch ARCH, the robench architecture the weights are for "
                                "(see `robench train --help`), with its options (--width, --keep ...)")
     else:
         _refuse({"arch": arch, **arch_options}, f"only apply to state-dict:FILE, not {parsed.form}")
     if (mean is None) != (std is None):
-        raise RobenchError("--mean and --std go together: give both (one value, or one per channel)")
+        raise UsageError("--mean and --std go together: give both (one value, or one per channel)")
     if parsed.form != "robustbench":
         _refuse({"threat_model": threat_model, "rb_dataset": rb_dataset}, "only apply to robustbench:NAME")
     arch_options = {k: v for k, v in arch_options.items() if v is not None}

@@ -9,9 +9,10 @@ one-line error asking for an upgrade.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ def _known(cls: type, data: dict) -> dict:
 
 def _check_schema(data: dict, path: Path | str) -> int:
     version = data.get("schema", 0)
-    if not isinstance(version, int) or version > SCHEMA:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise RobenchError(f"corrupt record {path} (field 'schema' holds {version!r}, not a version number); "
+                           f"re-create it")
+    if version > SCHEMA:
         raise RobenchError(f"{path} was written by a newer robench (schema {version}, this one reads up to "
                            f"{SCHEMA}); upgrade robench with `pip install -U robench`")
     return version
@@ -43,13 +47,67 @@ def _to_json(record: Any, kind: str, **nested: Any) -> dict[str, Any]:
 
 
 def _from_json(cls: type, data: dict[str, Any], path: Path | str, nested: Callable[[dict, int], dict]) -> Any:
-    """A saved record from JSON: schema checked, ``nested(data, version)`` decodes (and migrates) its parts."""
+    """A saved record from JSON: schema checked, ``nested(data, version)`` decodes (and migrates) its parts, and
+    every field (nested records included) has its declared type; anything else is the one "corrupt record"
+    error, whatever the JSON held."""
     version = _check_schema(data, path)
     try:
-        return cls(**{**_known(cls, data), **nested(data, version), "schema": SCHEMA, "path": None})
-    except (KeyError, TypeError, ValueError) as err:
+        record = cls(**{**_known(cls, data), **nested(data, version), "schema": SCHEMA, "path": None})
+        _check_types(record)
+        return record
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RobenchError(f"corrupt {cls.__name__.removesuffix('Record').lower()} record {path} "
                            f"({type(err).__name__}: {err}); re-create it") from None
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """True when a JSON-decoded ``value`` is a ``hint`` (str, int, float, X | None, list[X], tuple[X, ...],
+    dict[K, V], a record class, Any)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, origin) and all(_conforms(v, args[0]) for v in value) if args else \
+            isinstance(value, origin)
+    if origin is dict:
+        return isinstance(value, dict) and all(_conforms(k, args[0]) and _conforms(v, args[1])
+                                               for k, v in value.items())
+    return isinstance(value, origin or hint)
+
+
+def _check_types(record: Any) -> None:
+    """Raise TypeError naming the first field of ``record`` (or of a record inside it) not of its declared type."""
+    for f in fields(record):
+        value, hint = getattr(record, f.name), _hints(type(record))[f.name]
+        if not _conforms(value, hint):
+            raise TypeError(f"field '{f.name}' holds {type(value).__name__} {value!r:.40}, not {hint}")
+        for inner in value if isinstance(value, list) else [value]:
+            if is_dataclass(inner) and not isinstance(inner, type):
+                _check_types(inner)
+
+
+def _list(value: Any, name: str) -> list:
+    if not isinstance(value, (list, type(None))):
+        raise TypeError(f"field '{name}' holds {type(value).__name__}, not a list")
+    return value or []
 
 
 # ---------------------------------------------------------------- datasets
@@ -105,6 +163,8 @@ class DatasetRef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DatasetRef:
+        if not isinstance(data, dict):
+            raise TypeError(f"field 'dataset' holds {type(data).__name__}, not an object")
         data = _known(cls, data)
         if data.get("classes") is not None:
             data["classes"] = tuple(str(c) for c in data["classes"])
@@ -114,6 +174,8 @@ class DatasetRef:
     @classmethod
     def from_v0(cls, data: dict[str, Any]) -> DatasetRef:
         """The reference of a robench 0.1 record: ``{"dataset": "digits" | "folder:/abs/path", ...}``."""
+        if not isinstance(data, dict):
+            raise TypeError(f"field 'dataset' holds {type(data).__name__}, not an object")
         name, root = str(data.get("dataset", "?")), None
         if name.startswith("folder:"):
             name, root = "folder", name.split(":", 1)[1]
@@ -138,6 +200,8 @@ class Origin:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Origin:
+        if not isinstance(data, (dict, type(None))):
+            raise TypeError(f"field 'origin' holds {type(data).__name__}, not an object")
         data = _known(cls, data or {})
         data["details"] = dict(data.get("details") or {})
         return cls(**data)
@@ -227,6 +291,8 @@ class SourceRef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SourceRef:
+        if not isinstance(data, dict):
+            raise TypeError(f"field 'sources' holds a {type(data).__name__}, not an object")
         return cls(**_known(cls, data))
 
 
@@ -281,7 +347,7 @@ class SetRecord:
         def nested(data: dict, version: int) -> dict:
             dataset = data.get("dataset") or {}
             return {"dataset": DatasetRef.from_v0(dataset) if version == 0 else DatasetRef.from_json(dataset),
-                    "sources": [SourceRef.from_json(s) for s in data.get("sources") or []]}
+                    "sources": [SourceRef.from_json(s) for s in _list(data.get("sources"), "sources")]}
 
         return _from_json(cls, data, path, nested)
 

@@ -10,14 +10,35 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from robench.errors import RobenchError
+from robench.checks import check
+from robench.errors import RobenchError, UsageError
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU.
+
+    A name that is not a device (``gpu``) or a device this machine lacks (``cuda`` without a GPU, ``cuda:3`` on a
+    two-GPU node, ``mps`` off a Mac) is a UsageError naming the devices there are.
+    """
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        return device
+    check("device", device)
+    dev = torch.device(device.strip())
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"device '{device}': torch {torch.__version__} sees no CUDA GPU on this machine; use "
+                             f"--device cpu (or leave --device out)")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"device '{device}': this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}; "
+                             f"pick one of those")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"device '{device}': MPS (Apple GPU) is not available here; use --device cpu")
+    elif dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise UsageError(f"device '{device}': no Intel XPU is available here; use --device cpu")
+    return dev
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -55,6 +55,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_target(directory: Path, overwrite: bool = False, what: str = "model") -> Path:
+    """Refuse, before any work, to write a model or set folder that cannot be written: one that is a symbolic
+    link (with ``overwrite`` robench would follow it out of the workspace), something other than a folder, or
+    one whose workspace is not writable. Nothing is created."""
+    from robench.checks import writable
+
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise RobenchError(f"refusing to {'overwrite' if overwrite else 'write'} {what} '{directory.name}': "
+                           f"{directory} is a symbolic link (to {os.readlink(directory)}); robench never follows "
+                           f"links out of the workspace; remove the link or choose another --name")
+    if os.path.lexists(directory) and not directory.is_dir():
+        raise RobenchError(f"refusing to replace {directory}: it is not a folder; remove it or choose another --name")
+    writable(directory)
+    return directory
+
+
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
@@ -225,7 +242,7 @@ class SetWriter:
     """
 
     def __init__(self, directory: Path, overwrite: bool = False) -> None:
-        self.directory = Path(directory)
+        self.directory = check_target(Path(directory), overwrite, "set")
         try:  # held until finish or abort: one writer per set name at a time
             self._claim: claim | None = claim(self.directory)
         except Busy:

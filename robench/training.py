@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from robench.datasets import augment as augmentation
 from robench.datasets.splits import DatasetInfo, epoch_seed
-from robench.errors import RobenchError
+from robench.errors import RobenchError, UsageError
 from robench.events import Callback
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
@@ -83,7 +83,7 @@ class Recipe:
         ]
         for ok, message in problems:
             if not ok:
-                raise RobenchError(message)
+                raise UsageError(message)
         return self
 
 

@@ -112,7 +112,7 @@ def test_empty_sets(ws):
     (["--sigma", "0.1"], "pgd takes no --sigma"),
     (["--param", "steps"], "KEY=VALUE"),
     (["--param", "step=0.1"], "step has its own option, use --step instead"),
-    (["--n", "0"], "--n must be a positive"),
+    (["--n", "0"], "expected a whole number >= 1"),
     (["--target", "10"], "--target 10 is out of range: the source's dataset has classes 0 to 9"),
     (["--method", "noise", "--target", "random"], "noise is untargeted only"),
     (["--method", "mifgsm", "--norm", "l2"], "mifgsm does not support --norm l2"),

@@ -97,7 +97,7 @@ def test_epochs_alone_scales_the_milestones_and_says_so(ws):
                                   ["--epochs", "5", "--milestones", "0"]])
 def test_milestones_outside_the_run_are_one_line_errors(ws, args):
     r = run("train", "tiny", "--dataset", "digits", *args, "--workspace", ws)
-    assert r.exit_code == 1 and "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
     assert "is not within the run's" in r.stderr and "would never use it" in r.stderr
 
 

@@ -223,8 +223,8 @@ def test_square_backends_agree(batch, trained_ws, digits):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"method": "square", "queries": 0}, "--queries must be in [1"),
-    ({"method": "hopskipjump", "queries": 0}, "--queries must be in [1"),
+    ({"method": "square", "queries": 0}, "queries = 0: expected a whole number >= 1"),
+    ({"method": "hopskipjump", "queries": 0}, "queries = 0: expected a whole number >= 1"),
     ({"method": "square", "norm": "l1"}, "does not support --norm l1: use --norm linf or l2"),
     ({"method": "hopskipjump", "norm": "l0"}, "does not support --norm l0"),
     ({"method": "square", "backend": "art", "norm": "l2"}, "use --backend robench"),

@@ -177,7 +177,7 @@ def test_noise_curve_common_samples_and_seeded_noise(probe_ws):
     assert (df[df.sigma == 0].accuracy == 1.0).all() and (df.n == 50).all()
     again = noise_curve("*", probe_ws, sigmas=None, n=50, seed=3, device="cpu")
     assert df.equals(again)
-    with pytest.raises(RobenchError, match="sigma must be >= 0"):
+    with pytest.raises(RobenchError, match=r"sigmas = \[-1.0\]: -1.0 in it: expected a number >= 0"):
         noise_curve("tiny", probe_ws, sigmas=[-1.0], device="cpu")
 
 

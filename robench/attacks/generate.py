@@ -32,6 +32,7 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
+from robench.checks import checked
 from robench.datasets import resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback
@@ -261,6 +262,7 @@ def _check_n(n: int, batch_size: int) -> None:
         raise RobenchError(f"--batch-size must be a positive integer, got {batch_size}")
 
 
+@checked
 def attack(
     sources: str | list[str],
     method: str = "pgd",

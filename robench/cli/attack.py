@@ -24,7 +24,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
-from robench.errors import RobenchError
+from robench.errors import UsageError
 
 DEFAULT_N = 5000  # robench.attacks.generate.DEFAULT_N (checked by tests/test_cli_conventions.py)
 
@@ -75,10 +75,10 @@ def _extra(params: list[str] | None) -> dict[str, str]:
     for item in params or []:
         key, sep, val = item.partition("=")
         if not sep or not key.strip():
-            raise RobenchError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
+            raise UsageError(f"--param expects KEY=VALUE (e.g. --param binary_search_steps=3), got '{item}'")
         key = key.strip().replace("-", "_")
         if key in _OWN_OPTIONS:
-            raise RobenchError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
+            raise UsageError(f"--param {item}: {key} has its own option, use --{key.replace('_', '-')} instead")
         extra[key] = val.strip()
     return extra
 
@@ -103,7 +103,7 @@ def _attack_info(kind: str, p: dict) -> str | None:
 
 @cli_errors
 def attack(
-    source: list[str] = typer.Option(..., "--source", "-s",
+    source: list[str] = typer.Option(..., "--source", "-s", metavar="NAME",
                                      help="Source model name (or folder); repeat it for an ensemble source "
                                           "(logits averaged)."),
     method: Method = typer.Option("pgd", "--method", "-m", help="Attack method (see below)."),
@@ -126,7 +126,7 @@ def attack(
     kernel: int = typer.Option(None, help="tifgsm, mdti: odd size of the Gaussian smoothing kernel in pixels (7)."),
     samples: int = typer.Option(None, help="vmifgsm: neighbours sampled for the variance (20)."),
     loss: Loss = typer.Option(None, help="apgd: the loss."),
-    param: list[str] = typer.Option(None, "--param", "-p",
+    param: list[str] = typer.Option(None, "--param", "-p", metavar="KEY=VALUE",
                                     help="Any other method parameter as KEY=VALUE, e.g. binary_search_steps=3."),
     n: int = typer.Option(DEFAULT_N, "--n", "-n",
                           help="Attack the first N test images the source gets right (all if fewer)."),

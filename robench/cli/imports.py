@@ -6,20 +6,10 @@ from pathlib import Path
 
 import typer
 
+from robench.checks import numbers
 from robench.cli import names
 from robench.cli.options import DATA_DIR, DEVICE, WORKSPACE, Dataset, MaskMode, Placement, value
 from robench.cli.render import cli_errors, err
-from robench.cli.train import _ints
-from robench.errors import RobenchError
-
-
-def _floats(text: str | None) -> list[float] | None:
-    if not text:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise RobenchError(f"expected comma-separated numbers (e.g. 0.485,0.456,0.406), got '{text}'") from None
 
 
 @cli_errors
@@ -72,10 +62,10 @@ def import_cmd(
     from robench import api
 
     record = api.import_model(
-        name, spec, dataset=value(dataset), data_dir=data_dir, workspace=workspace, arch=arch, mean=_floats(mean),
-        std=_floats(std), gray_to_rgb=gray_to_rgb, class_map=class_map,
+        name, spec, dataset=value(dataset), data_dir=data_dir, workspace=workspace, arch=arch,
+        mean=numbers(mean, "mean"), std=numbers(std, "std"), gray_to_rgb=gray_to_rgb, class_map=class_map,
         threat_model=threat_model, rb_dataset=rb_dataset, evaluate=evaluate, overwrite=overwrite, device=device,
         width=width, keep=keep, placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen,
-        ensemble=ensemble, upsample=upsample, strides=_ints(strides))
+        ensemble=ensemble, upsample=upsample, strides=numbers(strides, "strides"))
     accuracy = f": clean accuracy {record.clean_accuracy:.4f}" if record.clean_accuracy is not None else ""
     err.print(f"imported [bold]{record.name}[/] ({record.arch}) to {record.path}{accuracy}", highlight=False)

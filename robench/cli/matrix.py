@@ -34,7 +34,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, deprecated, err, output, show_matrix
-from robench.errors import RobenchError
+from robench.errors import RobenchError, UsageError
 from robench.files import is_stdout
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def draw(plot: Path | None, render) -> None:
     if plot is None:
         return
     if is_stdout(plot):
-        raise RobenchError("--plot - would mix the figure with the table on stdout; use `robench plot ... -o -`")
+        raise UsageError("--plot - would mix the figure with the table on stdout; use `robench plot ... -o -`")
     err.print(f"wrote {render(plot)}", highlight=False)
 
 
@@ -180,8 +180,8 @@ def matrix_cmd(
 
 @cli_errors
 def merge_cmd(
-    files: list[Path] = typer.Argument(..., help="The shards' CSV or JSON files (from `robench matrix --shard "
-                                                 "I/N --out`)."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...",
+                                       help="The shards' CSV or JSON files (from `robench matrix --shard I/N --out`)."),
     out_path: Path = OUT,
     fmt: Format = FORMAT,
     cell: Value = VALUE,

@@ -7,9 +7,16 @@ release (see ``render.deprecated``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 from robench.cli import names
 
@@ -17,6 +24,34 @@ from robench.cli import names
 def choices(name: str, values: tuple[str, ...] | list[str]) -> type[Enum]:
     """A str-valued Enum whose members are ``values``, for Typer to list and check."""
     return Enum(name, [(v, v) for v in values], type=str)  # type: ignore[return-value]
+
+
+def checked(name: str | None, callback: Callable[..., Any] | None = None) -> Callable[..., Any] | None:
+    """A parameter callback that checks the parsed value against the domain of keyword ``name`` in
+    :data:`robench.checks.DOMAINS` (after ``callback``, the parameter's own), or ``callback`` itself when the
+    keyword has no domain. A list domain takes comma-separated text: it must parse, and each number is checked;
+    the text is passed on. A value outside the domain is a usage error (exit 2) naming the option."""
+    from robench.checks import DOMAINS
+
+    if name not in DOMAINS:
+        return callback
+
+    def check(ctx: Any, param: Any, given: Any) -> Any:
+        from robench import checks
+        from robench.errors import UsageError
+
+        given = callback(ctx, param, given) if callback is not None else given
+        try:
+            if DOMAINS[name].each and isinstance(given, str):
+                checks.numbers(given, name)
+            else:
+                checks.check(name, given)
+        except UsageError as e:
+            raise click_errors.BadParameter(str(e).split(" = ", 1)[-1], ctx, param) from None  # the option, not
+            # the keyword, names the value
+        return given
+
+    return check
 
 
 def value(choice: Enum | str | None) -> str | None:
@@ -49,7 +84,7 @@ DATA_DIR = typer.Option(None, "--data-dir", envvar="ROBENCH_DATA", help="Data fo
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 PRECISION = typer.Option("fp32", "--precision", help="Autocast precision of every forward pass (attacks and "
                                                        "predictions); recorded with the results.")
-WORKERS = typer.Option(None, "--workers", envvar="ROBENCH_WORKERS", min=0,
+WORKERS = typer.Option(None, "--workers", envvar="ROBENCH_WORKERS",
                        help="DataLoader workers decoding image files (default: CPU cores - 1, at most 8).")
 SEED = typer.Option(0, "--seed", help="Seed of the sample choice, noise and permutations.")
 MODELS = typer.Option("*", "--models", "-M", help="Models: glob patterns, comma-separated (default: all).")
@@ -60,8 +95,8 @@ FORMAT = typer.Option(None, "--format", "-f", help="table (the terminal's, defau
                                                    "record per row), markdown or latex (the table as shown).")
 PLOT = typer.Option(None, "--plot", help="Also draw the figure to this file; the suffix picks the format "
                                          "(.png .svg .pdf .eps; default .png).")
-DPI = typer.Option(150, "--dpi", min=1, help="Resolution of raster figures (PNG), in dots per inch.")
-MIN_N = typer.Option(30, "--min-n", min=0, help="Cells resting on fewer images than this show their n (and are "
+DPI = typer.Option(150, "--dpi", help="Resolution of raster figures (PNG), in dots per inch.")
+MIN_N = typer.Option(30, "--min-n", help="Cells resting on fewer images than this show their n (and are "
                                                 "greyed in figures).")
 SHOW_N = typer.Option(False, "--show-n", help="Show n (the images a cell rests on) in every cell.")
 FIGURE_OUT = typer.Option(None, "--out", "-o", help="Figure file (- for stdout); the suffix picks the format "

@@ -30,7 +30,7 @@ from robench.cli.options import (
 )
 from robench.cli.render import Bars, check_out, cli_errors, deprecated, err, figure_target
 from robench.cli.scores import N
-from robench.errors import RobenchError
+from robench.errors import UsageError
 
 FROM = typer.Option(None, "--from", help="Draw from a CSV or JSON written by the matching --out (- for stdin) "
                                          "instead of computing.")
@@ -153,7 +153,7 @@ def plot_tradeoff(
         with Bars() as bars:
             df = tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, callback=bars)
     else:
-        raise RobenchError("pass --set NAME (the set to defend against) or --from a CSV of `robench scores tradeoff`")
+        raise UsageError("pass --set NAME (the set to defend against) or --from a CSV of `robench scores tradeoff`")
     title = f"keep trade-off against {set_name}" if set_name else None
     _draw(target, fmt, lambda where, f: plots.tradeoff_plot(df, where, title, fmt=f, dpi=dpi))
 
@@ -185,7 +185,7 @@ def plot_folder(
             df = folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
                                callback=bars)
     else:
-        raise RobenchError("pass --data-dir FOLDER (the test-only folder) or --from a CSV of `robench scores folder`")
+        raise UsageError("pass --data-dir FOLDER (the test-only folder) or --from a CSV of `robench scores folder`")
     _draw(target, fmt, lambda where, f: plots.folder_plot(df, where, fmt=f, dpi=dpi))
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from robench.errors import RobenchError
+from robench.errors import EXIT_INTERRUPTED, RobenchError, UsageError
 from robench.files import atomic_path, is_stdout
 
 if TYPE_CHECKING:
@@ -26,35 +26,55 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 out = Console(width=None if sys.stdout.isatty() else 160)  # data: tables go to stdout (wide when piped)
-err = Console(stderr=True)  # diagnostics: progress, logs and errors go to stderr
+# diagnostics: progress, logs and errors go to stderr; not a terminal (a log file, a pipe): lines are never wrapped
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+errors = Console(stderr=True, soft_wrap=True)  # errors: shown even under --quiet
 
 
-def setup_logging(verbose: bool = False) -> None:
-    from rich.logging import RichHandler
+def terminal() -> bool:
+    """True when stderr is a terminal: progress bars and rich log lines; else plain, unwrapped lines."""
+    return err.is_terminal
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False, show_time=False)], force=True)
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Log level and form: INFO with -v, only errors with -q (which also hides progress and notes), else WARNING.
+
+    On a terminal log lines are rich; elsewhere (a file, a pipe, a cluster's log) plain ``level: message`` lines,
+    never wrapped.
+    """
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    err.quiet = quiet
+    if terminal():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def error(message: str) -> None:
-    """Print a one-line error to stderr."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    """Print a one-line error to stderr (also under --quiet)."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
 
 
 def cli_errors(fn: Callable) -> Callable:
-    """Turn RobenchError (and Ctrl-C) into a one-line message on stderr and a non-zero exit."""
+    """Turn RobenchError (and Ctrl-C) into a one-line message on stderr and its exit code (see
+    :mod:`robench.errors`: 2 for a usage error, 1 for work that failed, 130 when interrupted)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RobenchError as e:
-            err.print("[bold red]error:[/] ", end="")
-            err.print(str(e), highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(1) from None
+            errors.print("[bold red]error:[/] ", end="")
+            errors.print(str(e).replace("\n", " "), highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
+            errors.print("[yellow]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 
@@ -82,6 +102,7 @@ class Bars:
         self.label, self.info = label, info
         self.bar: Progress | None = None
         self.task: Any = None
+        self.plain: dict[str, Any] | None = None  # not a terminal: the task in hand, noted as one line at its end
 
     def _progress(self) -> Progress:
         from rich.progress import (
@@ -102,6 +123,11 @@ class Bars:
                         console=err, transient=False)
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        if err.quiet:
+            return
+        if not terminal():
+            self._plain(kind, payload)
+            return
         if kind == "start":
             if self.bar is None:
                 self.bar = self._progress()
@@ -123,8 +149,34 @@ class Bars:
             update["total"] = payload["done"]
         self.bar.update(self.task, **update)
 
+    def _plain(self, kind: str, payload: dict[str, Any]) -> None:
+        """Off a terminal: no bar, one plain line per finished task ('label done/total in 1.2s')."""
+        import time
+
+        if kind == "start":
+            self._note()
+            self.plain = {"label": self.label or payload.get("label") or "", "total": payload.get("total"),
+                          "done": payload.get("done", 0), "started": time.perf_counter()}
+        elif self.plain is not None and "done" in payload:
+            self.plain["done"] = payload["done"]
+        if kind == "end":
+            self._note()
+
+    def _note(self) -> None:
+        import time
+
+        task, self.plain = self.plain, None
+        if task is not None:
+            done = f"{task['done']:g}" if isinstance(task["done"], float) else task["done"]
+            total = f"/{task['total']}" if task["total"] is not None else ""
+            err.print(f"{task['label']} {done}{total} in {time.perf_counter() - task['started']:.1f}s",
+                      highlight=False, markup=False, soft_wrap=True)
+
     def close(self, failed: bool = False) -> None:
         """Stop drawing; after a failure the bars vanish, so the error stays the one line on stderr."""
+        if failed:
+            self.plain = None
+        self._note()
         if self.bar is not None and self.bar.live.is_started:
             if failed:
                 for task in list(self.bar.task_ids):
@@ -224,7 +276,7 @@ def output(fmt: str | None, path: str | os.PathLike | None, show: Callable[[], N
     from robench.reports.tables import format_for
 
     if fmt == TABLE and path is not None and not is_stdout(path):
-        raise RobenchError("--format table is for the terminal; write csv, json, markdown or latex to --out")
+        raise UsageError("--format table is for the terminal; write csv, json, markdown or latex to --out")
     if fmt == TABLE or (fmt is None and path is None):
         show()
         return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from robench.checks import numbers
 from robench.cli.matrix import draw
 from robench.cli.options import (
     DATA_DIR,
@@ -28,7 +29,6 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
-from robench.errors import RobenchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,15 +44,6 @@ scores_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_na
 
 def register(app: typer.Typer) -> None:
     app.add_typer(scores_app, name="scores")
-
-
-def floats(text: str | None, default: tuple[float, ...]) -> list[float]:
-    if not text:
-        return list(default)
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise RobenchError(f"expected comma-separated numbers, got '{text}'") from None
 
 
 def put(df: pd.DataFrame, fmt: Format | None, out_path: Path | None, title: str,
@@ -144,7 +135,7 @@ def noise_cmd(
 
     check_out(out_path, plot)
     with Bars() as bars:
-        df = noise_curve(models, workspace, sigmas=floats(sigmas, (0.0, *CIFAR10C_SIGMAS)), n=n,
+        df = noise_curve(models, workspace, sigmas=numbers(sigmas, "sigmas") or [0.0, *CIFAR10C_SIGMAS], n=n,
                          common=not all_images, seed=seed, device=device, data_dir=data_dir, callback=bars,
                          precision=value(precision), workers=workers)
     put(df, fmt, out_path, f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "sigma"))
@@ -155,7 +146,7 @@ def noise_cmd(
 @cli_errors
 def shuffle_cmd(
     models: str = MODELS,
-    k: str = typer.Option("2,4,8", "--k", help="Grid sizes: each image is cut into k x k patches, then permuted."),
+    ks: str = typer.Option("2,4,8", "--k", help="Grid sizes: each image is cut into k x k patches, then permuted."),
     n: int = N,
     all_images: bool = ALL_IMAGES,
     seed: int = SEED,
@@ -174,10 +165,9 @@ def shuffle_cmd(
     from robench.scoring import shuffle_curve
 
     check_out(out_path, plot)
-    ks = [int(v) for v in floats(k, ())]
     with Bars() as bars:
-        df = shuffle_curve(models, workspace, ks=ks, n=n, common=not all_images, seed=seed, device=device,
-                           data_dir=data_dir, callback=bars, precision=value(precision), workers=workers)
+        df = shuffle_curve(models, workspace, ks=numbers(ks, "ks"), n=n, common=not all_images, seed=seed,
+                           device=device, data_dir=data_dir, callback=bars, precision=value(precision), workers=workers)
     put(df, fmt, out_path, f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images", curve_table(df, "k"))
     draw(plot, lambda p: plots.shuffle_plot(df, p, dpi=dpi))
 

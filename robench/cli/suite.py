@@ -92,7 +92,9 @@ def _show_plan(suite: suites.Suite) -> None:
 def _execute(suite: suites.Suite, device: str | None, executor: suites.Executor | None = None) -> suites.RunReport:
     """Run the suite with the live table; then the table of every step on stderr, and exit 1 when one failed."""
     from robench import suites
+    from robench.checks import writable
 
+    writable(suite.workspace)  # before the first step trains anything
     _show_plan(suite)
     with StepTable(suites.plan(suite)) as tracker:
         report = suites.run(suite, callback=tracker, device=device, on_step=tracker.on_step, executor=executor)

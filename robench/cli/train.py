@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robench.checks import numbers
 from robench.cli import names
 from robench.cli.options import (
     DATA_DIR,
@@ -26,15 +27,6 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
-
-
-def _ints(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got '{text}'") from None
 
 
 def _train_info(kind: str, p: dict) -> str | None:
@@ -91,16 +83,16 @@ def train(
 
     if seeds is not None and seed != 0:
         raise typer.BadParameter("give --seed or --seeds, not both", param_hint="--seeds")
-    replicates = _ints(seeds) if seeds is not None else [seed]
+    replicates = numbers(seeds, "seeds") if seeds is not None else [seed]
     if not replicates or len(set(replicates)) != len(replicates):
         raise typer.BadParameter(f"expected distinct seeds, got '{seeds}'", param_hint="--seeds")
     settings = dict(
         dataset=value(dataset), data_dir=data_dir, workspace=workspace, preset=value(preset), epochs=epochs,
-        batch_size=batch_size, lr=lr, milestones=_ints(milestones), width=width, keep=keep,
+        batch_size=batch_size, lr=lr, milestones=numbers(milestones, "milestones"), width=width, keep=keep,
         placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen, mask_seed=mask_seed,
         ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep, label_smoothing=label_smoothing,
-        adv_train=adv_train, augment=value(augment), upsample=upsample, strides=_ints(strides), resume=resume,
-        overwrite=overwrite, device=device, precision=value(precision), compile=compile, stream=stream,
+        adv_train=adv_train, augment=value(augment), upsample=upsample, strides=numbers(strides, "strides"),
+        resume=resume, overwrite=overwrite, device=device, precision=value(precision), compile=compile, stream=stream,
         image_size=image_size, workers=workers,
     )
     for one in replicates:  # --seeds: one replicate per seed, named NAME-seedN (or the default name with -seedN)

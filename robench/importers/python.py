@@ -41,6 +41,11 @@ def call_python(module: str, function: str) -> tuple[nn.Module, str | None]:
         except ImportError as err:
             raise RobenchError(f"cannot import python module '{module}' ({err}); run from its folder or put it on "
                                f"PYTHONPATH") from None
+        except SyntaxError as err:
+            raise RobenchError(f"python module '{module}' has a syntax error ({err.msg}, {err.filename} line "
+                               f"{err.lineno}); fix the file") from None
+        except Exception as err:  # the module's own code failed while importing
+            raise RobenchError(f"importing python module '{module}' raised {type(err).__name__}: {err}") from None
     fn = getattr(mod, function, None)
     if not callable(fn):
         raise RobenchError(f"python module '{module}' has no function '{function}'")

@@ -21,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robench.errors import RobenchError
+from robench.errors import RobenchError, UsageError
 from robench.files import atomic_path
 from robench.reports.labels import short_titles
 from robench.reports.tables import CLEAN, MARKERS, MIN_N, ci_text, column_labels, intervals, wide
@@ -40,10 +40,10 @@ def plot_path(path: str | os.PathLike, fmt: str | None = None) -> Path:
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
     if fmt is not None and fmt not in PLOT_FORMATS:
-        raise RobenchError(f"unknown figure format '{fmt}': choose one of {', '.join(PLOT_FORMATS)}")
+        raise UsageError(f"unknown figure format '{fmt}': choose one of {', '.join(PLOT_FORMATS)}")
     if suffix in PLOT_FORMATS:
         if fmt is not None and fmt != suffix:
-            raise RobenchError(f"--format {fmt} contradicts the file name {path.name}; drop one of them")
+            raise UsageError(f"--format {fmt} contradicts the file name {path.name}; drop one of them")
         return path
     return path.with_name(f"{path.name}.{fmt or 'png'}")
 

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.checks import checked
 from robench.datasets.folders import Tree, check_workers, few, scan_test_only, view
 from robench.datasets.splits import images_at
 from robench.errors import RobenchError
@@ -51,6 +52,7 @@ def class_map(tree: Tree, ref: DatasetRef, model: str) -> torch.Tensor:
     return torch.tensor([known[c] for c in tree.classes], dtype=torch.int64)
 
 
+@checked
 def folder_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from robench import store
+from robench.checks import checked
 from robench.datasets import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
@@ -340,6 +341,7 @@ class Scorer:
 # ---------------------------------------------------------------- the matrix
 
 
+@checked
 def matrix(
     workspace: str | os.PathLike | None = None,
     models: Patterns = "*",

@@ -19,6 +19,7 @@ from robench import store
 from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
+from robench.checks import checked
 from robench.datasets.splits import STREAM_CHUNK, images_at
 from robench.errors import RobenchError
 from robench.events import emitter
@@ -114,6 +115,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
                        ci, ci_level)
 
 
+@checked
 def noise_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -166,6 +168,7 @@ def patch_shuffle(images: torch.Tensor, k: int, generator: torch.Generator | Non
     return shuffled.reshape(n, k, k, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
 
+@checked
 def shuffle_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -258,6 +261,7 @@ def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
     return Trace.from_json(data, tolerance) if data else None
 
 
+@checked
 def boundary_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -351,6 +355,7 @@ def check_family(configs: dict[str, dict]) -> None:
                                f"pass --models to pick one family")
 
 
+@checked
 def tradeoff(
     set_name: str,
     models: Patterns = "*",

@@ -20,6 +20,7 @@ import torch
 from robench import store
 from robench.attacks import method_spec, perturb
 from robench.attacks.registry import resolve_params
+from robench.checks import checked
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
@@ -60,6 +61,7 @@ def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_si
     return correct / count, robust / count, count
 
 
+@checked
 def autoattack_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,

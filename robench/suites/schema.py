@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from robench import store
+from robench import checks, store
 from robench.errors import RobenchError
 
 if sys.version_info >= (3, 11):
@@ -189,6 +189,20 @@ def score_fields(kind: str) -> dict[str, Any]:
     return {**keys, **({"plot": str, "dpi": int} if figure else {})}
 
 
+@functools.cache
+def score_required(kind: str) -> tuple[str, ...]:
+    """The keys a ``[[scores]]`` entry of ``kind`` must give: ``kind`` and its function's arguments without a
+    default (``tradeoff``: ``set``), so a missing one fails at load time, not after the training."""
+    import inspect
+
+    from robench import scoring
+
+    rename = {"set_name": "set"}
+    params = inspect.signature(getattr(scoring, SCORES[kind][0])).parameters.items()
+    return ("kind", *(rename.get(n, n) for n, p in params if p.default is p.empty and n not in _RUNNER
+                      and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)))
+
+
 def _where(section: str, index: int | None) -> str:
     return f"[[{section}]] #{index + 1}" if index is not None else f"[{section}]"
 
@@ -221,6 +235,15 @@ def _check_value(kind: Any, value: Any) -> str | None:
     return None
 
 
+def _domain_problem(key: str, kind: Any, value: Any) -> str | None:
+    """Why ``value`` is outside the domain of keyword ``key`` (robench.checks: n >= 1, keep in (0, 1] ...), where
+    the key means that keyword here (an ensemble of source names is not the count of ensemble members)."""
+    domain = checks.DOMAINS.get(key)
+    if domain is None or (domain.each != _is_list_type(kind) and domain.kind in ("int", "float")):
+        return None
+    return checks.problem(key, value)
+
+
 def _check_entry(source: str, where: str, entry: Any, fields: dict[str, Any], grid_ok: bool,
                  required: tuple[str, ...] = ()) -> None:
     import difflib
@@ -235,7 +258,7 @@ def _check_entry(source: str, where: str, entry: Any, fields: dict[str, Any], gr
         kind = fields[key]
         values = value if grid_ok and isinstance(value, list) and not _is_list_type(kind) else [value]
         for v in values:
-            problem = _check_value(kind, v)
+            problem = _check_value(kind, v) or _domain_problem(key, kind, v)
             if problem:
                 raise RobenchError(f"{source}: {where}: {key} = {v!r}: {problem}")
     missing = [k for k in required if k not in entry]
@@ -265,7 +288,8 @@ def check(raw: dict[str, Any], source: str = "<dict>") -> None:
                 if kind not in SCORES:
                     raise RobenchError(f"{source}: {where}: kind = {kind!r} is not one of {', '.join(SCORES)}")
                 fields = score_fields(kind)
-            _check_entry(source, where, entry, fields, section.grid, section.required)
+            required = score_required(kind) if name == "scores" else section.required
+            _check_entry(source, where, entry, fields, section.grid, required)
 
 
 def grid(entry: dict[str, Any]) -> list[dict[str, Any]]:
