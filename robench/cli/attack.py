@@ -205,11 +205,11 @@ def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT
     """
     import pandas as pd
 
-    from robench import attacks
     from robench.reports import tables
+    from robench.workspace import sets_frame
 
     check_out(out_path)
-    df = attacks.list_sets(workspace)
+    df = sets_frame(workspace)  # from the JSON records: no torch
     where = workspace or "robench-workspace"
     columns = SET_COLUMNS + (["median_queries"] if df["median_queries"].notna().any() else [])
     shown = df[columns].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)
