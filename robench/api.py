@@ -195,6 +195,8 @@ def train(
     record = store.save_model(model.cpu().state_dict(), record, directory)
     checkpoint.unlink(missing_ok=True)
     log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
+    if record.chance_warning():
+        log.warning(record.chance_warning())
     return record
 
 

@@ -12,7 +12,8 @@ from robench._lazy import lazy_exports
 _EXPORTS = {"examples_grid": "plots", "folder_plot": "plots", "heatmap": "plots", "noise_plot": "plots",
             "shuffle_plot": "plots", "tradeoff_plot": "plots", "FORMATS": "tables", "marked": "tables",
             "render": "tables", "wide": "tables", "write_report": "html"}
-__all__ = sorted(_EXPORTS)
+__all__ = ["FORMATS", "examples_grid", "folder_plot", "heatmap", "marked", "noise_plot", "render", "shuffle_plot",
+           "tradeoff_plot", "wide", "write_report"]
 
 if TYPE_CHECKING:
     from robench.reports.html import write_report
