@@ -16,6 +16,7 @@ from robench.cli import attack as attack_cmd
 from robench.cli import imports as import_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import plot as plot_cmd
+from robench.cli import report as report_cmd
 from robench.cli import scores as scores_cmd
 from robench.cli import suite as suite_cmd
 from robench.cli import train as train_cmd
@@ -109,6 +110,7 @@ matrix_cmd.register(app)
 scores_cmd.register(app)
 plot_cmd.register(app)
 suite_cmd.register(app)
+app.command("report")(report_cmd.report_cmd)
 
 
 def main() -> None:
