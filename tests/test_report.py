@@ -277,3 +277,73 @@ def test_train_and_import_warn_near_chance(tmp_path, caplog, monkeypatch):
                                device="cpu")
     assert record.near_chance == any("near chance" in r.message for r in caplog.records)
     assert record.near_chance, record.clean_accuracy  # lr 1e-9: the weights stay at their initialisation
+
+
+# ---------------------------------------------------------------- suites
+
+
+SUITE = """
+[study]
+name = "small"
+description = "two tiny models on digits"
+dataset = "digits"
+
+[train]
+preset = "quick"
+epochs = 4
+
+[[models]]
+arch = "tiny"
+keep = [1.0, 0.3]
+
+[[attacks]]
+source = "tiny"
+method = "pgd"
+eps = "16/255"
+steps = 5
+n = 40
+
+[matrix]
+out = "small-matrix.csv"
+
+[report]
+out = "small.html"
+examples = 2
+"""
+
+
+def test_a_suite_run_writes_its_report_with_the_plan(study, tmp_path):
+    from robench import suites
+
+    ws = tmp_path / "ws"
+    shutil.copytree(study, ws, ignore=shutil.ignore_patterns("results"))
+    (tmp_path / "small.toml").write_text(SUITE)
+    suite = suites.load_suite(tmp_path / "small.toml", ws)
+    assert [s.done for s in suites.plan(suite)] == [True, True, True, False]  # trained and attacked by the fixture
+    results = suites.run(suite, device="cpu")
+    assert results["report"] == ws / "results" / "small.html"
+    parsed = Page(results["report"].read_text())
+    (plan,) = parsed.of("plan")
+    assert [row[1:5] for row in plan["rows"][1:]] == [
+        ["train", "tiny", "tiny", "done"], ["train", "tiny-keep0.3-bottom", "tiny", "done"],
+        ["attack", "tiny-pgd-eps16-steps5-n40", "tiny", "done"], ["matrix", "small-matrix.csv", "", "done"]]
+    (matrix,) = parsed.of("matrix")
+    assert len(matrix["rows"]) == 3 and "two tiny models on digits" in "".join(parsed.text)
+    assert len(parsed.images) == 1 + 2 + 1  # the heatmap, two training curves, one example grid
+
+    out = tmp_path / "cli.html"  # `robench report SUITE` writes the same page
+    result = runner.invoke(app, ["report", str(tmp_path / "small.toml"), "-w", str(ws), "--out", str(out),
+                                 "--examples", "2"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == results["report"].read_bytes()
+
+
+def test_time_left_counts_what_it_cannot_estimate():
+    from robench.cli.suite import time_left
+    from robench.suites import Step
+
+    todo = [Step("train", "a", {}), Step("train", "b", {}), Step("attack", "s", {}), Step("matrix", "m", {})]
+    assert time_left(todo, {"train": [10.0, 20.0]}) == ("; about 30s left for 2 steps like those run, plus 2 steps of "
+                                                        "a kind not timed yet")
+    assert time_left(todo[2:3], {"attack": [4.0]}) == "; about 4s left for 1 step like those run"
+    assert time_left([], {}) == ""

@@ -21,17 +21,44 @@ def register(app: typer.Typer) -> None:
 
 
 class StepProgress(Bars):
-    """One progress bar per running step (named after it), fed by the library's progress events."""
+    """One progress bar per running step (named after it), fed by the library's progress events; after each step,
+    its wall time and an estimate of the time left, measured on this machine (see :func:`time_left`)."""
 
     started = 0.0  # when the running step started (perf_counter), for its wall time
+
+    def __init__(self, steps: list[suites.Step] | None = None) -> None:
+        super().__init__()
+        self.todo = [s for s in steps or [] if not s.done]
+        self.took: dict[str, list[float]] = {}  # step kind -> wall times of the steps of that kind run so far
 
     def on_step(self, step: suites.Step, status: str) -> None:
         if status == "skipped":
             err.print(f"[dim]skip[/] {step.label} (done)")
         elif status == "running":
             self.label, self.task, self.started = step.label, None, time.perf_counter()
+            where = next((i for i, s in enumerate(self.todo, 1) if s.label == step.label), None)
+            if where is not None:
+                err.print(f"[bold]step {where}/{len(self.todo)}[/] {step.label}", highlight=False)
         elif status == "done":
-            err.print(f"[green]done[/] {step.label} in {time.perf_counter() - self.started:.1f}s")
+            took = time.perf_counter() - self.started
+            self.took.setdefault(step.kind, []).append(took)
+            self.todo = [s for s in self.todo if s.label != step.label]
+            err.print(f"[green]done[/] {step.label} in {took:.1f}s{time_left(self.todo, self.took)}", highlight=False)
+
+
+def time_left(todo: list[suites.Step], took: dict[str, list[float]]) -> str:
+    """'; about 95s left (4 train steps at 23.4s each ...)': the steps left, at the mean wall time of the steps of
+    their kind run so far; steps of a kind not run yet are counted, not guessed."""
+    if not todo:
+        return ""
+    known = [s for s in todo if s.kind in took]
+    seconds = sum(sum(took[s.kind]) / len(took[s.kind]) for s in known)
+    untimed = len(todo) - len(known)
+    parts = [f"about {seconds:.0f}s left for {len(known)} step{'s' * (len(known) != 1)} like those run"] \
+        if known else []
+    if untimed:
+        parts.append(f"{untimed} step{'s' * (untimed != 1)} of a kind not timed yet")
+    return "; " + ", plus ".join(parts)
 
 
 def _show_plan(suite: suites.Suite) -> None:
@@ -44,13 +71,14 @@ def _execute(suite: suites.Suite, device: str | None) -> dict:
     from robench import suites
 
     _show_plan(suite)
-    with StepProgress() as tracker:
+    with StepProgress(suites.plan(suite)) as tracker:
         return suites.run(suite, callback=tracker, device=device, on_step=tracker.on_step)
 
 
 @cli_errors
 def run_cmd(
-    suite_file: Path = typer.Argument(..., help="The suite (TOML) to run."),
+    suite_file: Path = typer.Argument(..., help="The suite: a TOML file, or the name of a shipped one (mnist, "
+                                                "table4, table4-cpu, tradeoff)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     workspace: Path = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                                    help="Workspace (default: the suite's [study] workspace, else robench-workspace)."),
@@ -72,6 +100,8 @@ def run_cmd(
         if label.startswith("matrix"):
             show_matrix(df)
     err.print(f"results in {suite.workspace / 'results'}")
+    if "report" in results:
+        err.print(f"report: {results['report']}", highlight=False, soft_wrap=True)
 
 
 @cli_errors
@@ -97,6 +127,7 @@ def demo_cmd(
     err.print(f"\n[bold]demo finished in {time.time() - started:.0f}s.[/] Everything is in {suite.workspace}:")
     err.print(f"  models: {suite.workspace / 'models'}    sets: {suite.workspace / 'sets'}")
     err.print(f"  matrix CSV: {results / 'demo-matrix.csv'}")
+    err.print(f"  report (open it in a browser): {suites.report_path(suite)}")
     for p in paths:
         err.print(f"  plot: {p}")
     err.print("Next, try:")

@@ -2,7 +2,8 @@
 
 A suite is planned into steps (train, attack, matrix, score). Running it skips every finished
 step, so an interrupted study resumes where it stopped; an interrupted training run resumes
-from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
+from its checkpoint. Format (the suites shipped in ``robench/suites/shipped/`` are complete examples;
+``robench run table4-cpu`` runs one by name)::
 
     [study]
     name = "table4-cpu"
@@ -41,6 +42,9 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     kind = "folder"               # accuracy on a test-only folder, classes matched by name
     data_dir = "/data/stylized"   # needed by kind "folder"
 
+    [report]                      # one HTML page of the study, written at the end of every run
+    out = "report.html"           # relative paths land in WORKSPACE/results/
+
 Every key is checked when the file is loaded, before anything runs (:func:`check`): the keys a section takes
 come from the signature of the function it feeds (``robench.train``, ``robench.attack`` plus every attack
 method's parameters, ``robench.matrix`` and each score function), so an unknown key or a value of the wrong
@@ -54,11 +58,13 @@ results) and :mod:`~robench.suites.demo` (the built-in demo study).
 from robench.suites.demo import DEMO_SOURCE, demo_plots, demo_suite
 from robench.suites.execute import run, run_step, write_result
 from robench.suites.plan import Step, plan, plan_frame
+from robench.suites.report import report, report_path, write_suite_report
 from robench.suites.schema import (
     _RUNNER,
     OUTPUT_KEYS,
     SCORE_KINDS,
     SCORES,
+    SHIPPED,
     Section,
     Suite,
     check,
@@ -66,10 +72,13 @@ from robench.suites.schema import (
     load_suite,
     score_fields,
     sections,
+    shipped_suites,
     signature_fields,
     suite_from_dict,
+    suite_path,
 )
 
-__all__ = ["DEMO_SOURCE", "OUTPUT_KEYS", "SCORES", "SCORE_KINDS", "Section", "Step", "Suite", "_RUNNER", "check",
-           "demo_plots", "demo_suite", "grid", "load_suite", "plan", "plan_frame", "run", "run_step",
-           "score_fields", "sections", "signature_fields", "suite_from_dict", "write_result"]
+__all__ = ["DEMO_SOURCE", "OUTPUT_KEYS", "SCORES", "SCORE_KINDS", "SHIPPED", "Section", "Step", "Suite", "_RUNNER",
+           "check", "demo_plots", "demo_suite", "grid", "load_suite", "plan", "plan_frame", "report", "report_path",
+           "run", "run_step", "score_fields", "sections", "shipped_suites", "signature_fields", "suite_from_dict",
+           "suite_path", "write_result", "write_suite_report"]

@@ -88,6 +88,10 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
         results[step.label] = run_step(suite, step, callback, device)
         if on_step:
             on_step(step, "done")
+    if suite.report is not None:
+        from robench.suites.report import write_suite_report
+
+        results["report"] = write_suite_report(suite)
     return results
 
 
