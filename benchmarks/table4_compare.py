@@ -1,6 +1,9 @@
 """Set a Table-4-style matrix CSV beside the papers' Table 4 and record both in RESULTS.md.
 
-    robench run benchmarks/suites/table4-cpu.toml --workspace table4-cpu
+The paper's numbers and the comparison live in robench.reports.papers (shipped with robench; `robench report`
+shows the same table).
+
+    robench run table4-cpu --workspace table4-cpu
     python benchmarks/table4_compare.py table4-cpu/results/table4-cpu.csv
 
 Rows are targets (architecture x keep), columns the five standard sources; each cell is
@@ -14,84 +17,11 @@ import argparse
 from fractions import Fraction
 from pathlib import Path
 
-import pandas as pd
 from common import record
 
-ARCHS = ["resnet18", "resnet50", "densenet121", "senet18", "vgg19"]
-KEEPS = [1.0, 0.5, 0.3]
+from robench.reports.papers import ARCHS, KEEPS, PAPER, means, monotone, ours_frame, paper_frame, side_by_side
 
-# Defective CNN paper, Table 4 (CIFAR-10, PGD step 1/255, 20 steps, eps 16/255): defense rate (%) per source in
-# ARCHS order, then the target's clean test accuracy (%).
-PAPER = {
-    ("resnet18", 1.0): [5.98, 0.94, 14.14, 3.32, 26.97, 95.33],
-    ("resnet18", 0.5): [53.89, 33.05, 70.38, 57.52, 58.66, 93.39],
-    ("resnet18", 0.3): [78.23, 67.64, 86.99, 82.46, 77.57, 91.83],
-    ("resnet50", 1.0): [16.61, 0.22, 14.60, 12.26, 42.38, 95.25],
-    ("resnet50", 0.5): [51.55, 17.61, 62.69, 53.82, 62.73, 94.43],
-    ("resnet50", 0.3): [71.63, 48.03, 80.94, 75.91, 75.72, 93.46],
-    ("densenet121", 1.0): [14.53, 0.60, 2.98, 7.79, 31.57, 95.53],
-    ("densenet121", 0.5): [35.07, 8.01, 34.21, 30.86, 45.28, 94.34],
-    ("densenet121", 0.3): [58.19, 33.86, 62.32, 59.74, 62.09, 92.82],
-    ("senet18", 1.0): [6.72, 0.90, 12.29, 2.23, 26.86, 95.09],
-    ("senet18", 0.5): [52.95, 30.78, 66.81, 52.49, 57.45, 93.53],
-    ("senet18", 0.3): [74.73, 59.42, 84.31, 78.72, 75.04, 92.54],
-    ("vgg19", 1.0): [33.46, 14.16, 49.76, 29.98, 21.20, 93.93],
-    ("vgg19", 0.5): [72.27, 59.70, 83.50, 77.93, 66.75, 91.73],
-    ("vgg19", 0.3): [85.53, 79.20, 91.01, 88.51, 81.92, 90.11],
-}
-
-
-def paper_frame() -> pd.DataFrame:
-    """The papers' Table 4 as a tidy frame: target_arch, target_keep, source_arch, defense (%), clean (%)."""
-    rows = [
-        {"target_arch": arch, "target_keep": keep, "source_arch": src, "defense": vals[i], "clean": vals[-1]}
-        for (arch, keep), vals in PAPER.items() for i, src in enumerate(ARCHS)
-    ]
-    return pd.DataFrame(rows)
-
-
-def ours_frame(csv: Path, eps: float = 16 / 255) -> pd.DataFrame:
-    """Our matrix CSV's PGD sets of budget ``eps``, reduced to the same tidy columns (defense and clean in %)."""
-    df = pd.read_csv(csv)
-    keep = df["target_keep"].isin(KEEPS) & df["target_arch"].isin(ARCHS)
-    df = df[keep & df["method"].eq("pgd") & (df["eps"] - eps).abs().lt(1e-6)].copy()
-    df["source_arch"] = df["source"].str.replace(r"-seed\d+$", "", regex=True)
-    df = df[df["source_arch"].isin(ARCHS)]
-    df["defense"] = 100 * df["defense_rate"]
-    df["clean"] = 100 * df["target_clean_accuracy"]
-    return df[["target_arch", "target_keep", "source_arch", "defense", "clean", "relation", "n"]]
-
-
-def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
-    """A markdown table, one row per target, cells 'ours / paper'."""
-    both = ours.merge(paper, on=["target_arch", "target_keep", "source_arch"], suffixes=("", "_paper"))
-    lines = ["| target | keep | " + " | ".join(f"{a} src" for a in ARCHS) + " | clean |",
-             "|---|---|" + "---:|" * (len(ARCHS) + 1)]
-    for arch in ARCHS:
-        for keep in KEEPS:
-            rows = both[(both.target_arch == arch) & (both.target_keep == keep)].set_index("source_arch")
-            if rows.empty:
-                continue
-            cells = [
-                f"{rows.at[s, 'defense']:.1f} / {rows.at[s, 'defense_paper']:.1f}" if s in rows.index else "-"
-                for s in ARCHS
-            ]
-            clean = f"{rows['clean'].iloc[0]:.1f} / {rows['clean_paper'].iloc[0]:.1f}"
-            lines.append(f"| {arch} | {keep:g} | " + " | ".join(cells) + f" | {clean} |")
-    return "\n".join(lines)
-
-
-def monotone(frame: pd.DataFrame) -> tuple[int, int]:
-    """Cells (target arch x source) where the defense rate rises strictly with each drop in keep; and their count."""
-    wide = frame.pivot_table(index=["target_arch", "source_arch"], columns="target_keep", values="defense")
-    wide = wide.dropna()
-    ok = (wide[0.5] > wide[1.0]) & (wide[0.3] > wide[0.5])
-    return int(ok.sum()), len(wide)
-
-
-def means(frame: pd.DataFrame) -> pd.Series:
-    """Mean defense rate (%) per keep, over every target architecture and source."""
-    return frame.groupby("target_keep")["defense"].mean().reindex(KEEPS)
+__all__ = ["ARCHS", "KEEPS", "PAPER", "means", "monotone", "ours_frame", "paper_frame", "side_by_side"]
 
 
 def main() -> None:

@@ -347,3 +347,16 @@ def test_time_left_counts_what_it_cannot_estimate():
                                                         "a kind not timed yet")
     assert time_left(todo[2:3], {"attack": [4.0]}) == "; about 4s left for 1 step like those run"
     assert time_left([], {}) == ""
+
+
+def test_a_matrix_of_table4_cells_is_set_beside_the_paper():
+    from robench.reports import papers
+
+    rows = [{"target": f"{arch}-k{keep}", "source": f"{src}-seed1", "target_arch": arch, "target_keep": keep,
+             "defense_rate": vals[i] / 100, "target_clean_accuracy": vals[-1] / 100, "method": "pgd", "eps": 16 / 255,
+             "relation": "black-box", "n": 100}
+            for (arch, keep), vals in papers.PAPER.items() for i, src in enumerate(papers.ARCHS)]
+    (table,) = html.paper_tables(pd.DataFrame(rows))
+    assert len(table.rows) == 15 and table.rows[0][:3] == ["resnet18", "1", "6.0 / 6.0"]
+    assert "25 of 25" in table.caption
+    assert html.paper_tables(pd.DataFrame(rows).assign(eps=8 / 255)) == []  # no Table 4 cells

@@ -27,7 +27,7 @@ from robench._version import __version__
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.records import ModelRecord, SetRecord
-from robench.reports import plots, tables
+from robench.reports import papers, plots, tables
 from robench.reports.labels import param_text, short_titles
 
 MATRIX_COLUMNS = {"target", "source", "set", "attack", "relation", "n", "target_clean_accuracy", "defense_rate"}
@@ -156,6 +156,17 @@ def matrix_tables(df: pd.DataFrame, value: str = "defense_rate") -> list[Table]:
     return out
 
 
+def paper_tables(df: pd.DataFrame) -> list[Table]:
+    """The matrix beside the paper's Table 4, where it holds the Table's cells (else nothing)."""
+    ours = papers.ours_frame(df)
+    if ours.empty:
+        return []
+    rising, pairs = papers.monotone(ours)
+    caption = (f"beside the Defective CNN paper's Table 4 (CIFAR-10, PGD 16/255): defense rate, ours / paper (%); "
+               f"it rises at every step of keep 1 → 0.5 → 0.3 in {rising} of {pairs} (target, source) pairs here")
+    return [frame_table(papers.side_by_side_frame(ours, papers.paper_frame()), caption, "paper")]
+
+
 # ---------------------------------------------------------------- gathering
 
 
@@ -180,7 +191,7 @@ def _result(path: Path, dpi: int) -> ResultFile:
     entry = ResultFile(path.name, str(path), _sha256(path), "score")
     if MATRIX_COLUMNS <= set(df.columns):
         entry.kind = "matrix"
-        entry.tables = matrix_tables(df)
+        entry.tables = matrix_tables(df) + paper_tables(df)
         entry.figures = [_image(lambda b, f, d: plots.heatmap(df, b, fmt=f, dpi=d), f"heatmap of {path.name}", dpi)]
         targets, sets = (", ".join(dict.fromkeys(df[c].astype(str))) for c in ("target", "set"))
         entry.sources = f"targets {targets}; sets {sets}"
