@@ -6,9 +6,10 @@ is imported). :mod:`robench.store` re-exports these and adds the tensors (weight
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MODEL_META, SET_META = MODEL_JSON, SET_JSON
+Patterns = str | Sequence[str]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -32,6 +34,40 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise RobenchError(f"invalid name '{name}': use letters, digits, '.', '_', '+' and '-' only")
     return name
+
+
+# ---------------------------------------------------------------- selection
+
+
+def split_patterns(patterns: Patterns) -> list[str]:
+    """'a*,b' or ['a*', 'b'] -> ['a*', 'b']."""
+    items = [patterns] if isinstance(patterns, str) else list(patterns)
+    return [p.strip() for item in items for p in str(item).split(",") if p.strip()] or ["*"]
+
+
+def select(names: list[str], patterns: Patterns, kind: str, workspace: str | os.PathLike | None = None) -> list[str]:
+    """The names matching any glob pattern, in ``names``' order; a pattern matching nothing is an error."""
+    ws = workspace_dir(workspace)
+    if not names:
+        hint = "train one with `robench train`" if kind == "model" else "make one with `robench attack`"
+        raise RobenchError(f"no {kind}s in workspace {ws}; {hint} or pass --workspace")
+    chosen: set[str] = set()
+    for pattern in split_patterns(patterns):
+        hits = fnmatch.filter(names, pattern)
+        if not hits:
+            raise RobenchError(f"no {kind} matches '{pattern}' in {ws}; available: {', '.join(names)}")
+        chosen.update(hits)
+    return [n for n in names if n in chosen]
+
+
+def check_selection(workspace: str | os.PathLike | None = None, models: Patterns | None = None,
+                    sets: Patterns | None = None) -> None:
+    """Refuse model or set names/patterns that match nothing in the workspace, from the records alone (no torch):
+    a command can answer a typo before it loads anything."""
+    if models is not None:
+        select(list_model_names(workspace), models, "model", workspace)
+    if sets is not None:
+        select(list_set_names(workspace), sets, "set", workspace)
 
 
 # ---------------------------------------------------------------- models

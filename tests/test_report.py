@@ -197,16 +197,28 @@ def test_cli_writes_the_page_and_refuses_a_missing_workspace(study, tmp_path):
     assert result.exit_code == 1 and "no workspace" in result.output and not (tmp_path / "x.html").exists()
 
 
-def test_models_and_sets_are_listed_without_torch(study):
-    """`robench models` and `robench sets` answer from the JSON records: torch is never imported."""
+def test_listings_and_name_errors_answer_without_torch(study, tmp_path):
+    """`robench models` / `sets` and a mistyped model, set, pattern or --from SPEC are answered from the JSON
+    records: torch is never imported (the ~4.7 s of importing it is saved)."""
+    ws = str(study)
+    ok = [["models", "-w", ws], ["sets", "-w", ws]]
+    typos = [["attack", "-s", "tiyn", "-w", ws], ["matrix", "-M", "tiyn*", "-w", ws],
+             ["matrix", "-S", "nope", "-w", ws], ["scores", "noise", "-M", "tiyn", "-w", ws],
+             ["plot", "examples", "nope", "-w", ws],
+             ["import", "x", "--from", "onnx:m.onnx", "--dataset", "digits", "-w", ws],
+             ["import", "x", "--from", f"state-dict:{tmp_path / 'missing.pt'}", "--arch", "tiny", "--dataset",
+              "digits", "-w", ws]]
     code = "\n".join([
         "import sys", "from typer.testing import CliRunner", "from robench.cli.app import app",
-        f"for cmd in ('models', 'sets'): r = CliRunner().invoke(app, [cmd, '-w', {str(study)!r}]); "
-        "assert r.exit_code == 0 and 'tiny' in r.output, r.output",
+        f"for args in {ok!r}:", "    r = CliRunner().invoke(app, args)",
+        "    assert r.exit_code == 0 and 'tiny' in r.output, r.output",
+        f"for args in {typos!r}:", "    r = CliRunner().invoke(app, args)",
+        "    assert r.exit_code == 1 and r.output.startswith('error: ') and r.output.count(chr(10)) == 1, r.output",
+        "    assert any(w in r.output for w in ('tiny', 'nope', 'onnx', 'missing.pt')), r.output",
         "print(sorted(m for m in ('torch', 'matplotlib', 'safetensors') if m in sys.modules))",
     ])
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- in a browser

@@ -144,6 +144,10 @@ def attack(
     """Generate an adversarial set from a source model and save it in the workspace."""
     import pandas as pd
 
+    from robench.workspace import resolve_model
+
+    for name_or_path in source:  # a typo is answered before torch loads
+        resolve_model(name_or_path, workspace)
     from robench import attacks
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,

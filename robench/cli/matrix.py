@@ -82,6 +82,9 @@ def draw(plot: Path | None, render) -> None:
 def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = True, batch_size: int = 512,
                    shard: str | None = None, precision: str = "fp32", workers: int | None = None) -> pd.DataFrame:
     """The matrix, with a progress bar; skipped cells are noted on stderr; nothing scorable is an error."""
+    from robench.workspace import check_selection
+
+    check_selection(workspace, models=models, sets=sets)  # a typo is answered before torch loads
     from robench.scoring import matrix
     from robench.scoring.matrix import parse_shard
 
@@ -150,13 +153,13 @@ def matrix_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from robench.reports import plots
-
     models = deprecated(models, targets, "--targets", "--models")
     check_out(out_path, plot)
     df = compute_matrix(workspace, models, sets, device, data_dir, not no_cache, batch_size, shard,
                         value(precision), workers)
     put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n)
+    from robench.reports import plots
+
     draw(plot, lambda p: plots.heatmap(df, p, value(cell), dpi=dpi, min_n=min_n, show_n=show_n))
 
 

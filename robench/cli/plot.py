@@ -202,8 +202,12 @@ def plot_examples(
 ) -> None:
     """Clean vs adversarial examples with true and predicted labels (class names where the data has them), and
     the perturbation (rescaled)."""
-    from robench.scoring import set_examples
+    from robench.workspace import check_selection, resolve_set
 
     models = deprecated(models, model, "--model", "--models")
+    resolve_set(set_name, workspace)  # a typo is answered before torch loads
+    check_selection(workspace, models=models)
+    from robench.scoring import set_examples
+
     _draw(_target(out_path, fmt, "examples"), fmt, lambda where, f: set_examples(
         set_name, where, workspace=workspace, models=models, n=n, seed=seed, device=device, fmt=f, dpi=dpi))
