@@ -372,3 +372,6 @@ def test_a_matrix_of_table4_cells_is_set_beside_the_paper():
     assert len(table.rows) == 15 and table.rows[0][:3] == ["resnet18", "1", "6.0 / 6.0"]
     assert "25 of 25" in table.caption
     assert html.paper_tables(pd.DataFrame(rows).assign(eps=8 / 255)) == []  # no Table 4 cells
+    standard = pd.DataFrame([r for r in rows if r["target_keep"] == 1.0])  # as in the demo: no keep 0.5 or 0.3
+    (table,) = html.paper_tables(standard)
+    assert len(table.rows) == 5 and "0 of 0" in table.caption

@@ -29,6 +29,7 @@ class StepProgress(Bars):
     def __init__(self, steps: list[suites.Step] | None = None) -> None:
         super().__init__()
         self.todo = [s for s in steps or [] if not s.done]
+        self.total = len(self.todo)  # steps to run, numbered 1..total as they start
         self.took: dict[str, list[float]] = {}  # step kind -> wall times of the steps of that kind run so far
 
     def on_step(self, step: suites.Step, status: str) -> None:
@@ -36,9 +37,9 @@ class StepProgress(Bars):
             err.print(f"[dim]skip[/] {step.label} (done)")
         elif status == "running":
             self.label, self.task, self.started = step.label, None, time.perf_counter()
-            where = next((i for i, s in enumerate(self.todo, 1) if s.label == step.label), None)
-            if where is not None:
-                err.print(f"[bold]step {where}/{len(self.todo)}[/] {step.label}", highlight=False)
+            if any(s.label == step.label for s in self.todo):
+                number = self.total - len(self.todo) + 1
+                err.print(f"[bold]step {number}/{self.total}[/] {step.label}", highlight=False)
         elif status == "done":
             took = time.perf_counter() - self.started
             self.took.setdefault(step.kind, []).append(took)

@@ -88,7 +88,7 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
 def monotone(frame: pd.DataFrame) -> tuple[int, int]:
     """Cells (target arch x source) where the defense rate rises strictly with each drop in keep; and their count."""
     wide = frame.pivot_table(index=["target_arch", "source_arch"], columns="target_keep", values="defense")
-    wide = wide.dropna()
+    wide = wide.reindex(columns=KEEPS).dropna()  # pairs with all three keeps
     ok = (wide[0.5] > wide[1.0]) & (wide[0.3] > wide[0.5])
     return int(ok.sum()), len(wide)
 
