@@ -115,15 +115,19 @@ def _image(draw, alt: str, dpi: int) -> Image:
 
 
 def _text(value: Any) -> str:
+    """A value of a data table as text: numbers at full precision (the shortest text that reads back the same
+    float), whole numbers without decimals, missing values blank, records as JSON."""
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, default=str)
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
-    return tables.cell_text(value, digits=6, missing="")
+    if isinstance(value, float) and not math.isnan(value) and not value.is_integer():
+        return repr(value)
+    return tables.cell_text(value, missing="")
 
 
 def frame_table(df: pd.DataFrame, caption: str, kind: str, index: bool = False) -> Table:
-    """A DataFrame as a :class:`Table` (numbers as the terminal's tables write them)."""
+    """A DataFrame as a :class:`Table` (see :func:`_text`)."""
     if index:
         df = df.reset_index()
     return Table(caption, [str(c) for c in df.columns], [[_text(v) for v in row] for row in df.itertuples(index=False)],
