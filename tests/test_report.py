@@ -374,6 +374,12 @@ def test_a_matrix_of_table4_cells_is_set_beside_the_paper():
     assert len(table.rows) == 15 and table.rows[0][:3] == ["resnet18", "1", "6.0 / 6.0"]
     assert "25 of 25" in table.caption
     assert html.paper_tables(pd.DataFrame(rows).assign(eps=8 / 255)) == []  # no Table 4 cells
-    standard = pd.DataFrame([r for r in rows if r["target_keep"] == 1.0])  # as in the demo: no keep 0.5 or 0.3
-    (table,) = html.paper_tables(standard)
-    assert len(table.rows) == 5 and "0 of 0" in table.caption
+    # as in the demo: no keep 0.5 or 0.3; the source is a target too (its own rows are not the Table's); two seeds
+    standard = [r for r in rows if r["target_keep"] == 1.0 and r["source"] == "resnet18-seed1"]
+    source_row = {**standard[0], "target": "resnet18-seed1", "defense_rate": 0.0, "relation": "white-box"}
+    seed2 = {**standard[0], "target": "resnet18-k1.0-seed2", "defense_rate": standard[0]["defense_rate"] + 0.02}
+    (table,) = html.paper_tables(pd.DataFrame([*standard, source_row, seed2]))
+    resnet18 = [f"{papers.PAPER[(a, 1.0)][0]:.1f}" for a in papers.ARCHS]  # the resnet18 source's column
+    assert "0 of 0" in table.caption and [row[:4] for row in table.rows] == [
+        ["resnet18", "1", "7.0 / 6.0", "-"], *([a, "1", f"{v} / {v}", "-"] for a, v in zip(papers.ARCHS[1:],
+                                                                                          resnet18[1:], strict=True))]

@@ -52,6 +52,7 @@ def ours_frame(matrix: pd.DataFrame | str | os.PathLike, eps: float = 16 / 255) 
     if not needed <= set(df.columns):
         return pd.DataFrame(columns=["target_arch", "target_keep", "source_arch", "defense", "clean", "relation", "n"])
     keep = df["target_keep"].isin(KEEPS) & df["target_arch"].isin(ARCHS)
+    keep &= ~df["target"].isin(set(df["source"])) if "target" in df else True  # the Table's targets are not sources
     df = df[keep & df["method"].eq("pgd") & (df["eps"] - eps).abs().lt(1e-6)].copy()
     df["source_arch"] = df["source"].str.replace(r"-seed\d+$", "", regex=True)
     df = df[df["source_arch"].isin(ARCHS)]
@@ -62,8 +63,10 @@ def ours_frame(matrix: pd.DataFrame | str | os.PathLike, eps: float = 16 / 255) 
 
 def side_by_side_frame(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """One row per target (arch, keep) present in both, cells 'ours / paper' (%, one decimal; '-' where ours
-    lacks the source), then the clean accuracies."""
-    both = ours.merge(paper, on=["target_arch", "target_keep", "source_arch"], suffixes=("", "_paper"))
+    lacks the source), then the clean accuracies. Several targets of one (arch, keep), e.g. seeds, are averaged."""
+    key = ["target_arch", "target_keep", "source_arch"]
+    ours = ours.groupby(key, as_index=False)[["defense", "clean"]].mean()
+    both = ours.merge(paper, on=key, suffixes=("", "_paper"))
     rows = []
     for arch in ARCHS:
         for keep in KEEPS:
