@@ -204,7 +204,8 @@ def test_listings_and_name_errors_answer_without_torch(study, tmp_path):
     ok = [["models", "-w", ws], ["sets", "-w", ws]]
     typos = [["attack", "-s", "tiyn", "-w", ws], ["matrix", "-M", "tiyn*", "-w", ws],
              ["matrix", "-S", "nope", "-w", ws], ["scores", "noise", "-M", "tiyn", "-w", ws],
-             ["plot", "examples", "nope", "-w", ws],
+             ["plot", "examples", "nope", "-w", ws], ["plot", "noise", "-M", "tiyn", "-w", ws],
+             ["plot", "heatmap", "-S", "nope", "-w", ws], ["plot", "tradeoff", "--set", "nope", "-w", ws],
              ["import", "x", "--from", "onnx:m.onnx", "--dataset", "digits", "-w", ws],
              ["import", "x", "--from", f"state-dict:{tmp_path / 'missing.pt'}", "--arch", "tiny", "--dataset",
               "digits", "-w", ws]]
