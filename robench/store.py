@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
 from robench.errors import RobenchError
-from robench.files import atomic_path, umask  # noqa: F401  (re-exported)
+from robench.files import Busy, atomic_path, claim, umask  # noqa: F401  (re-exported)
 from robench.records import ModelRecord, SetRecord, write_model_record, write_set_record
 from robench.workspace import (  # noqa: F401  (re-exported: the records and folders, readable without torch)
     MODEL_META,
@@ -133,6 +133,21 @@ def staging_dir(directory: Path) -> Path:
     return tmp
 
 
+def replace_dir(tmp: Path, directory: Path) -> None:
+    """Move a filled staging folder (:func:`staging_dir`) to ``directory``, replacing what is there.
+
+    The caller holds ``claim(directory)``. The old folder is first renamed aside, then removed, so a reader sees
+    the old or the new folder whole and never a half-deleted one.
+    """
+    old = None
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+        os.replace(directory, old / directory.name)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class SetWriter:
     """Streams an adversarial set to disk batch by batch, so memory stays flat in the set's size.
 
@@ -144,13 +159,27 @@ class SetWriter:
 
     def __init__(self, directory: Path, overwrite: bool = False) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not overwrite:
-            raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent}; "
-                               f"pass --overwrite to replace it or --name for a new one")
-        self.tmp = staging_dir(self.directory)
+        try:  # held until finish or abort: one writer per set name at a time
+            self._claim: claim | None = claim(self.directory)
+        except Busy:
+            raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent} (another "
+                               f"process is making it now); pass --name for a new one") from None
+        try:
+            if self.directory.exists() and not overwrite:
+                raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent}; "
+                                   f"pass --overwrite to replace it or --name for a new one")
+            self.tmp = staging_dir(self.directory)
+        except BaseException:
+            self._release()
+            raise
         self.shards: list[str] = []
         self.keys: tuple[str, ...] | None = None
         self.count = 0
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         missing = set(SET_FIELDS) - set(batch)
@@ -175,14 +204,16 @@ class SetWriter:
         digest = hashlib.sha256("".join(file_sha256(self.tmp / s) for s in self.shards).encode()).hexdigest()
         record = replace(record, shards=list(self.shards), n=self.count, sha256=digest)
         write_set_record(self.tmp, record)
-        if self.directory.exists():
-            shutil.rmtree(self.directory)
-        os.replace(self.tmp, self.directory)
+        try:
+            replace_dir(self.tmp, self.directory)
+        finally:
+            self._release()
         record.path = self.directory
         return record
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._release()
 
     def __enter__(self) -> SetWriter:
         return self

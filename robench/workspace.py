@@ -103,13 +103,18 @@ def read_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | N
 
 
 def list_model_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    root = workspace_dir(workspace) / "models"
-    return sorted(p.parent.name for p in root.glob(f"*/{MODEL_META}")) if root.is_dir() else []
+    return [p.parent.name for p in _metas(workspace_dir(workspace) / "models", MODEL_META)]
+
+
+def _metas(root: Path, meta_file: str) -> list[Path]:
+    """The metadata files of the finished items under ``root``, sorted; never those of hidden staging folders
+    (another process's set or model being written)."""
+    return sorted(p for p in root.glob(f"*/{meta_file}") if not p.parent.name.startswith(".")) if root.is_dir() \
+        else []
 
 
 def _records(kind: str, meta_file: str, reader: Callable[[Path], object], workspace) -> list:
-    root = workspace_dir(workspace) / kind
-    return [reader(p.parent) for p in sorted(root.glob(f"*/{meta_file}"))] if root.is_dir() else []
+    return [reader(p.parent) for p in _metas(workspace_dir(workspace) / kind, meta_file)]
 
 
 def list_model_records(workspace: str | os.PathLike | None = None) -> list[ModelRecord]:
@@ -167,8 +172,7 @@ def read_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | Non
 
 
 def list_set_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    root = workspace_dir(workspace) / "sets"
-    return sorted(p.parent.name for p in root.glob(f"*/{SET_META}")) if root.is_dir() else []
+    return [p.parent.name for p in _metas(workspace_dir(workspace) / "sets", SET_META)]
 
 
 def list_set_records(workspace: str | os.PathLike | None = None) -> list[SetRecord]:

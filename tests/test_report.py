@@ -335,9 +335,9 @@ def test_a_suite_run_writes_its_report_with_the_plan(study, tmp_path):
     (tmp_path / "small.toml").write_text(SUITE)
     suite = suites.load_suite(tmp_path / "small.toml", ws)
     assert [s.done for s in suites.plan(suite)] == [True, True, True, False]  # trained and attacked by the fixture
-    results = suites.run(suite, device="cpu")
-    assert results["report"] == ws / "results" / "small.html"
-    parsed = Page(results["report"].read_text())
+    run = suites.run(suite, device="cpu")
+    assert run.ok and run.page == ws / "results" / "small.html"
+    parsed = Page(run.page.read_text())
     (plan,) = parsed.of("plan")
     assert [row[1:5] for row in plan["rows"][1:]] == [
         ["train", "tiny", "tiny", "done"], ["train", "tiny-keep0.3-bottom", "tiny", "done"],
@@ -350,18 +350,7 @@ def test_a_suite_run_writes_its_report_with_the_plan(study, tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "small.toml"), "-w", str(ws), "--out", str(out),
                                  "--examples", "2"])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes() == results["report"].read_bytes()
-
-
-def test_time_left_counts_what_it_cannot_estimate():
-    from robench.cli.suite import time_left
-    from robench.suites import Step
-
-    todo = [Step("train", "a", {}), Step("train", "b", {}), Step("attack", "s", {}), Step("matrix", "m", {})]
-    assert time_left(todo, {"train": [10.0, 20.0]}) == ("; about 30s left for 2 steps like those run, plus 2 steps of "
-                                                        "a kind not timed yet")
-    assert time_left(todo[2:3], {"attack": [4.0]}) == "; about 4s left for 1 step like those run"
-    assert time_left([], {}) == ""
+    assert out.read_bytes() == run.page.read_bytes()
 
 
 def test_a_matrix_of_table4_cells_is_set_beside_the_paper():

@@ -12,7 +12,7 @@ from test_matrix import copy_models, fgsm_set, save_untrained, source_entry, wri
 import robench
 import robench.attacks
 from robench import store
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.scoring import (
     boundary_score,
@@ -95,7 +95,6 @@ def test_boundary_score_by_attack_uses_perturb(probe_ws, monkeypatch):
     assert df.attrs["trace"]["median"].tolist() == pytest.approx([df.loc[0, "score"]])
 
 
-@pytest.mark.skipif(not hasattr(robench.attacks, "perturb"), reason="the attack layer's perturb is not there yet")
 def test_boundary_score_with_the_real_attack(probe_ws):
     df = boundary_scores("tiny", probe_ws, mode="attack", n=4, params={"steps": 20}, device="cpu")
     assert 0 < df.loc[0, "n"] <= 4 and df.loc[0, "score"] > 0
@@ -136,8 +135,12 @@ def test_patch_shuffle_k1_is_identity_and_bad_k_is_an_error():
 def test_shuffle_curve_on_common_correct_samples(probe_ws):
     df = shuffle_curve("*", probe_ws, ks=(1, 4), device="cpu")
     assert set(df.model) == {"tiny", "tiny-keep0.3-bottom"}
-    assert list(df.columns) == ["model", "k", "accuracy", "n", "precision"]
+    assert list(df.columns) == ["model", "k", "accuracy", "n", "precision", "ci_low", "ci_high"]
     assert (df[df.k == 1].accuracy == 1.0).all()
+    from robench.stats import proportion_ci
+
+    for row in df.itertuples():  # the accuracy's Wilson interval, from the counts
+        assert (row.ci_low, row.ci_high) == pytest.approx(proportion_ci(round(row.accuracy * row.n), row.n))
     data = load_dataset("digits")
     shuffled_acc = {}
     for name in ("tiny", "tiny-keep0.3-bottom"):

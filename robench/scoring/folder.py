@@ -7,13 +7,14 @@ more of their accuracy there.
 The folder is ``DIR/test/<class>/*`` when ``DIR/test`` exists, else ``DIR/<class>/*``. Its class folders are
 matched BY NAME to the class names each model recorded (``DatasetRef.classes``), whatever their order; a
 class missing from either side is an error. Each model sees the images as it saw its own test images (see
-:func:`robench.folders.view`): a model trained on a streamed folder gets the same resize + centre crop at its
+:func:`robench.datasets.folders.view`): a model trained on a streamed folder gets the same resize + centre crop at its
 recorded image size; other models take images of their input size as they are, and others resized (shorter
 side) and centre-cropped to it. Grayscale models see the images converted to grayscale, colour ones in RGB.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -21,15 +22,16 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.datasets.folders import Tree, check_workers, few, scan_test_only, view
+from robench.datasets.splits import images_at
 from robench.errors import RobenchError
 from robench.events import emitter
-from robench.folders import Tree, check_workers, few, scan_test_only, view
 from robench.records import DatasetRef
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
-from robench.scoring.probes import _images, _model_columns
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 COLUMNS = ["model", "accuracy", "clean_accuracy", "n", "folder", "dataset", "arch", "keep", "placement",
-           "precision"]
+           "precision", "ci_low", "ci_high", "ci_method", "ci_level"]
 
 
 def class_map(tree: Tree, ref: DatasetRef, model: str) -> torch.Tensor:
@@ -61,14 +63,18 @@ def folder_scores(
     batch_size: int = 256,
     callback: Callback | None = None,
     precision: str = "fp32",
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy of every model on the test-only folder ``data_dir`` (e.g. Stylized-ImageNet), beside its clean
     accuracy on its own test split.
 
     ``n`` caps the images (a seeded random subset); ``precision`` is the autocast dtype of the predictions.
     Columns: model, accuracy, clean_accuracy, n, folder, dataset, arch, keep, placement, precision (accuracies
-    as fractions in [0, 1]).
+    as fractions in [0, 1]), and the ``ci_level`` interval of the accuracy by ``ci`` (ci_low, ci_high, ci_method,
+    ci_level; see :mod:`robench.stats`).
     """
+    check_ci(ci, ci_level)
     if data_dir is None:
         raise RobenchError("pass --data-dir: the test-only folder (class subfolders, or a test/ of them) to score")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -92,7 +98,7 @@ def folder_scores(
     done = 0
     for (channels, size, streamed), group in groups.items():
         split = view(tree, {"stream": streamed}, channels, size, workers)
-        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else _images(
+        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else images_at(
             split, idx)
         for images, labels in pieces:
             for name in group:
@@ -105,5 +111,6 @@ def folder_scores(
         rec = scorer.record(name)
         rows.append({"model": name, "accuracy": correct[name] / len(idx), "clean_accuracy": rec.clean_accuracy,
                      "n": len(idx), "folder": str(tree.root), "dataset": rec.dataset.label,
-                     **_model_columns(scorer, name), "precision": scorer.precision})
-    return pd.DataFrame(rows, columns=COLUMNS)
+                     **scorer.model_columns(name), "precision": scorer.precision})
+    df = add_rate_ci(pd.DataFrame(rows, columns=COLUMNS), "accuracy", "", ci, ci_level)
+    return df.assign(ci_method=ci, ci_level=ci_level if ci != "none" else math.nan)

@@ -19,10 +19,12 @@ from robench import store
 from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
+from robench.datasets.splits import STREAM_CHUNK, images_at
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import SetRecord
-from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+from robench.scoring.matrix import DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +67,6 @@ def _samples(scorer: Scorer, names: list[str], n: int | None, common: bool, seed
     return idx
 
 
-STREAM_CHUNK = 1024  # test images of a streamed split decoded at a time by the probes
-
-
-def _images(split, idx: torch.Tensor, chunk: int | None = None):
-    """(images (n, C, H, W) in [0,1], labels (n,)) of test positions ``idx``, in order: in one piece for a split
-    held in memory, in chunks of ``chunk`` (default :data:`STREAM_CHUNK`) images for a streamed one."""
-    size = max(1, chunk or (len(idx) if split.in_memory else STREAM_CHUNK))
-    for start in range(0, len(idx), size):
-        part = idx[start:start + size]
-        yield split.floats(part), split.labels[part]
-
-
-def _model_columns(scorer: Scorer, name: str) -> dict:
-    rec = scorer.record(name)
-    return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
-
-
 # ---------------------------------------------------------------- Gaussian noise
 
 
@@ -91,14 +76,17 @@ Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
                       n: int | None, common: bool, seed: int, device: str | None,
                       data_dir, callback: Callback | None, precision: str = "fp32",
-                      workers: int | None = None) -> pd.DataFrame:
+                      workers: int | None = None, ci: str = "wilson", ci_level: float = CI_LEVEL) -> pd.DataFrame:
     """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
 
     The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
     sees the same corrupted images (one generator seeded with ``seed`` per value). A streamed test split is
     decoded and corrupted a chunk at a time, so memory stays bounded whatever the number of images. Predictions
-    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision.
+    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision, and the ``ci_level``
+    interval of the accuracy by ``ci`` (ci_low, ci_high; see :mod:`robench.stats`), which is conditional on the
+    chosen images.
     """
+    check_ci(ci, ci_level)
     scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
@@ -112,7 +100,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     correct = {(name, value): 0 for value in values for name in names}
     chunks = 1 if data.test.in_memory else max(1, math.ceil(len(idx) / STREAM_CHUNK))
     done = float(len(names))
-    for images, labels in _images(data.test, idx):
+    for images, labels in images_at(data.test, idx):
         for value in values:
             corrupted = corrupt(images, value, generators[value])
             for name in names:
@@ -122,7 +110,8 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     rows = [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
              "precision": scorer.precision} for value in values for name in names]
     emit("end", {"done": len(names) * (1 + len(values))})
-    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
+    return add_rate_ci(pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"]), "accuracy", "",
+                       ci, ci_level)
 
 
 def noise_curve(
@@ -138,13 +127,16 @@ def noise_curve(
     callback: Callback | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
 
     Evaluated on the test images every model classifies correctly (``common=True``, so sigma 0 gives 1.0), or
     on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
     Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n,
-    precision (the autocast dtype of the predictions).
+    precision (the autocast dtype of the predictions), ci_low, ci_high (the accuracy's ``ci_level`` interval by
+    ``ci``).
     """
     def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         if sigma < 0:
@@ -153,7 +145,7 @@ def noise_curve(
 
     values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
     return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback,
-                             precision, workers)
+                             precision, workers, ci, ci_level)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -187,14 +179,16 @@ def shuffle_curve(
     callback: Callback | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
 
     On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n,
-    precision.
+    precision, ci_low, ci_high (the accuracy's ``ci_level`` interval by ``ci``).
     """
     return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
-                             data_dir, callback, precision, workers)
+                             data_dir, callback, precision, workers, ci, ci_level)
 
 
 # ---------------------------------------------------------------- Boundary score
@@ -244,7 +238,7 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
     resolved = resolve_params(method_spec("boundary"), **params)
     norms, traces, pixels = [], [], None
     total, done = len(idx), 0
-    for images, labels in _images(scorer.dataset(name).test, idx, scorer.batch_size):
+    for images, labels in images_at(scorer.dataset(name).test, idx, scorer.batch_size):
         tick(done / max(total, 1), f"{name}: Boundary attack on images {done + 1}-{done + len(labels)} of {total}")
         out = perturb_output(model, images, labels, "boundary", seed=seed, precision=scorer.precision, **params)
         adv = out.adv.cpu()
@@ -326,7 +320,7 @@ def boundary_scores(
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
                      "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
                      "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
-                     **_model_columns(scorer, name), "precision": used})
+                     **scorer.model_columns(name), "precision": used})
         emit("step", {"done": i + 1, "model": name, "origin": origin, "info": f"{name}: {origin}"})
     df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
                                      "arch", "keep", "placement", "precision"])
@@ -340,7 +334,7 @@ def boundary_scores(
 def check_family(configs: dict[str, dict]) -> None:
     """Raise unless the models (name -> construction config) differ only in keep (and seed / mask draw)."""
     def base(cfg: dict) -> dict:
-        return {k: v for k, v in cfg.items() if k not in _DEFECT_KEYS}
+        return {k: v for k, v in cfg.items() if k not in DEFECT_KEYS}
 
     def defects(cfg: dict) -> dict:
         return {k: cfg.get(k) for k in ("placement", "keep_top", "mask", "widen")}
