@@ -119,7 +119,11 @@ def test_report_holds_every_model_set_and_matrix_cell(study, page):
     for shown, r in zip(tidy["rows"][1:], csv.itertuples(index=False), strict=True):
         assert int(shown[list(csv.columns).index("n")]) == r.n
         assert float(shown[list(csv.columns).index("defense_rate")]) == r.defense_rate  # full precision
-    assert not parsed.of("interval")  # the rows carry no ci_low/ci_high
+    (intervals,) = parsed.of("interval")  # robench matrix writes each cell's interval (ci_low, ci_high)
+    shown = {(row[0], s): text for row in intervals["rows"][1:] for s, text in zip(intervals["rows"][0][1:], row[1:],
+                                                                                  strict=True)}
+    for r in csv.itertuples():
+        assert shown[(r.target, r.source)] == f"{100 * r.ci_low:.2f} – {100 * r.ci_high:.2f}"
     (noise,) = parsed.of("score")
     assert len(noise["rows"]) == len(pd.read_csv(study / "results" / "noise.csv")) + 1
 
@@ -162,6 +166,10 @@ def test_intervals_are_shown_where_the_rows_have_them(study, tmp_path):
     df["ci_low"], df["ci_high"] = df["defense_rate"] * 0.9, (df["defense_rate"] + 0.05).clip(upper=1)
     df.to_csv(ws / "results" / "matrix.csv", index=False)
     (intervals,) = Page(html.render(html.build_report(ws, examples=0))).of("interval")
+    no_ci = tmp_path / "no-ci"
+    shutil.copytree(ws, no_ci)
+    df.drop(columns=["ci_low", "ci_high"]).to_csv(no_ci / "results" / "matrix.csv", index=False)
+    assert not Page(html.render(html.build_report(no_ci, examples=0))).of("interval")  # none without the columns
     header, *rows = intervals["rows"]
     shown = {(row[0], s): text for row in rows for s, text in zip(header[1:], row[1:], strict=True)}
     for r in df.itertuples():
