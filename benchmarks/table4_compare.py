@@ -20,40 +20,10 @@ from pathlib import Path
 import pandas as pd
 from common import record
 
+from robench.reports.papers import ARCHS, KEEPS, PAPER, paper_frame
 from robench.stats import rate_ci
 
-ARCHS = ["resnet18", "resnet50", "densenet121", "senet18", "vgg19"]
-KEEPS = [1.0, 0.5, 0.3]
-
-# Defective CNN paper, Table 4 (CIFAR-10, PGD step 1/255, 20 steps, eps 16/255): defense rate (%) per source in
-# ARCHS order, then the target's clean test accuracy (%).
-PAPER = {
-    ("resnet18", 1.0): [5.98, 0.94, 14.14, 3.32, 26.97, 95.33],
-    ("resnet18", 0.5): [53.89, 33.05, 70.38, 57.52, 58.66, 93.39],
-    ("resnet18", 0.3): [78.23, 67.64, 86.99, 82.46, 77.57, 91.83],
-    ("resnet50", 1.0): [16.61, 0.22, 14.60, 12.26, 42.38, 95.25],
-    ("resnet50", 0.5): [51.55, 17.61, 62.69, 53.82, 62.73, 94.43],
-    ("resnet50", 0.3): [71.63, 48.03, 80.94, 75.91, 75.72, 93.46],
-    ("densenet121", 1.0): [14.53, 0.60, 2.98, 7.79, 31.57, 95.53],
-    ("densenet121", 0.5): [35.07, 8.01, 34.21, 30.86, 45.28, 94.34],
-    ("densenet121", 0.3): [58.19, 33.86, 62.32, 59.74, 62.09, 92.82],
-    ("senet18", 1.0): [6.72, 0.90, 12.29, 2.23, 26.86, 95.09],
-    ("senet18", 0.5): [52.95, 30.78, 66.81, 52.49, 57.45, 93.53],
-    ("senet18", 0.3): [74.73, 59.42, 84.31, 78.72, 75.04, 92.54],
-    ("vgg19", 1.0): [33.46, 14.16, 49.76, 29.98, 21.20, 93.93],
-    ("vgg19", 0.5): [72.27, 59.70, 83.50, 77.93, 66.75, 91.73],
-    ("vgg19", 0.3): [85.53, 79.20, 91.01, 88.51, 81.92, 90.11],
-}
-
-
-def paper_frame() -> pd.DataFrame:
-    """The papers' Table 4 as a tidy frame: target_arch, target_keep, source_arch, defense (%), clean (%)."""
-    rows = [
-        {"target_arch": arch, "target_keep": keep, "source_arch": src, "defense": vals[i], "clean": vals[-1]}
-        for (arch, keep), vals in PAPER.items() for i, src in enumerate(ARCHS)
-    ]
-    return pd.DataFrame(rows)
-
+__all__ = ["ARCHS", "KEEPS", "PAPER", "paper_frame"]  # the paper's Table 4 ships with robench
 
 def ours_frame(csv: Path, eps: float = 16 / 255) -> pd.DataFrame:
     """Our matrix CSV's PGD sets of budget ``eps``, reduced to the same tidy columns (defense and clean in %)."""

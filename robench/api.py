@@ -199,6 +199,8 @@ def train(
         record = store.save_model(model.cpu().state_dict(), record, directory)
         checkpoint.unlink(missing_ok=True)
         log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
+        if record.chance_warning():
+            log.warning(record.chance_warning())
         return record
 
 
@@ -258,18 +260,6 @@ def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed:
 
 def list_workspace_models(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved model: name, arch, keep, placement, dataset, clean accuracy, ..."""
-    rows: list[dict[str, Any]] = []
-    for rec in store.list_model_records(workspace):
-        cfg = rec.config
-        rows.append({
-            "name": rec.name, "arch": rec.arch, "width": cfg.get("width"), "keep": cfg.get("keep"),
-            "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"), "mask": cfg.get("mask"),
-            "ensemble": cfg.get("ensemble"), "dataset": rec.dataset.label, "origin": rec.origin.spec or rec.origin.kind,
-            "epochs": rec.epochs, "augment": (rec.recipe or {}).get("augment"),
-            "milestones": ",".join(map(str, (rec.recipe or {}).get("milestones") or [])) or None,
-            "clean_accuracy": rec.clean_accuracy,
-            "wall_time_s": rec.wall_time_s, "path": str(rec.path),
-        })
-    return pd.DataFrame(rows, columns=["name", "arch", "width", "keep", "placement", "keep_top", "mask", "ensemble",
-                                       "dataset", "origin", "epochs", "augment", "milestones", "clean_accuracy",
-                                       "wall_time_s", "path"])
+    from robench.workspace import models_frame
+
+    return models_frame(workspace)

@@ -216,6 +216,8 @@ def import_model(
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     record = _save(state, record, directory, programs, name, workspace, overwrite)
     log.info("imported %s from %s (clean accuracy %s)", name, parsed.text, accuracy)
+    if record.chance_warning():
+        log.warning(record.chance_warning())
     return record
 
 

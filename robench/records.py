@@ -242,6 +242,21 @@ class ModelRecord:
     def epochs(self) -> int:
         return len(self.history)
 
+    @property
+    def near_chance(self) -> bool:
+        """True when the clean accuracy is no better than guessing (see :func:`near_chance`)."""
+        return near_chance(self.clean_accuracy, self.dataset.num_classes, self.dataset.n_test)
+
+    def chance_warning(self) -> str | None:
+        """A warning that the model has not learned (its clean accuracy is near 1/classes), else None."""
+        if not self.near_chance:
+            return None
+        classes = self.dataset.num_classes
+        return (f"model {self.name}: clean accuracy {self.clean_accuracy:.1%} on {self.dataset.n_test} test images is "
+                f"near chance (1/{classes} = {1 / classes:.1%}): it has not learned its data, and every attack "
+                f"will look defended against. Train longer or with another recipe (e.g. --preset quick for a short "
+                f"CPU run, --augment none), or check the data, --mean/--std and --class-map of an import")
+
     def to_json(self) -> dict[str, Any]:
         return _to_json(self, "model", dataset=self.dataset.to_json(), origin=self.origin.to_json())
 
@@ -253,6 +268,28 @@ class ModelRecord:
             return {"dataset": DatasetRef.from_json(data["dataset"]), "origin": Origin.from_json(data.get("origin"))}
 
         return _from_json(cls, data, path, nested)
+
+
+CHANCE_LEVEL = 0.001  # a model is at chance when guessing would reach its accuracy this often or more
+CHANCE_RATIO = 1.25  # ... or when its accuracy is below 1.25 / classes
+
+
+def near_chance(accuracy: float | None, classes: int, n: int) -> bool:
+    """True when ``accuracy`` on ``n`` test images of ``classes`` classes is near chance (1/classes): below
+    ``CHANCE_RATIO``/classes, or not significantly above chance (a guesser's number of correct answers,
+    Binomial(n, 1/classes), reaches it with probability at least ``CHANCE_LEVEL``). Unknown accuracy: False."""
+    import math
+
+    if accuracy is None or math.isnan(accuracy) or classes < 2:
+        return False
+    chance = 1 / classes
+    if accuracy < CHANCE_RATIO * chance:
+        return True
+    if n <= 0:
+        return False
+    from scipy.stats import binom
+
+    return bool(binom.sf(round(accuracy * n) - 1, n, chance) >= CHANCE_LEVEL)  # P(correct >= observed | guessing)
 
 
 def read_model_record(directory: str | os.PathLike) -> ModelRecord:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,33 +24,27 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
-from robench.errors import RobenchError, unknown_name
+from robench.errors import RobenchError
 from robench.files import Busy, atomic_path, claim, umask  # noqa: F401  (re-exported)
-from robench.records import (
-    MODEL_JSON,
-    SET_JSON,
-    ModelRecord,
-    SetRecord,
-    read_model_record,
-    read_set_record,
-    write_model_record,
-    write_set_record,
+from robench.records import ModelRecord, SetRecord, write_model_record, write_set_record
+from robench.workspace import (  # noqa: F401  (re-exported: the records and folders, readable without torch)
+    MODEL_META,
+    SET_META,
+    check_name,
+    list_model_names,
+    list_model_records,
+    list_set_names,
+    list_set_records,
+    model_dir,
+    read_model,
+    read_set,
+    resolve_model,
+    resolve_set,
+    set_dir,
+    workspace_dir,
 )
 
-MODEL_WEIGHTS, MODEL_META, CHECKPOINT = "model.safetensors", MODEL_JSON, "checkpoint.safetensors"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def workspace_dir(path: str | os.PathLike | None = None) -> Path:
-    """The workspace: the argument, else $ROBENCH_WORKSPACE, else ./robench-workspace."""
-    return Path(path or os.environ.get("ROBENCH_WORKSPACE") or "robench-workspace")
-
-
-def check_name(name: str) -> str:
-    """Names become folder names: letters, digits, '.', '_', '+', '-' only."""
-    if not _NAME.match(name):
-        raise RobenchError(f"invalid name '{name}': use letters, digits, '.', '_', '+' and '-' only")
-    return name
+MODEL_WEIGHTS, CHECKPOINT = "model.safetensors", "checkpoint.safetensors"
 
 
 def check_target(directory: Path, overwrite: bool = False, what: str = "model") -> Path:
@@ -119,10 +111,6 @@ def file_sha256(path: Path) -> str:
 # ---------------------------------------------------------------- models
 
 
-def model_dir(name: str, workspace: str | os.PathLike | None = None) -> Path:
-    return workspace_dir(workspace) / "models" / check_name(name)
-
-
 def save_model(state: dict[str, torch.Tensor], record: ModelRecord, directory: Path) -> ModelRecord:
     """Save weights (safetensors), then the record with the weights' sha256; returns the record as saved.
 
@@ -135,31 +123,6 @@ def save_model(state: dict[str, torch.Tensor], record: ModelRecord, directory: P
     return record
 
 
-def resolve_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
-    """A model directory from a workspace name, a model directory or its model.json path."""
-    path = Path(name_or_path)
-    if path.name == MODEL_META and path.is_file():
-        return path.parent
-    if (path / MODEL_META).is_file():
-        return path
-    name = str(name_or_path)
-    directory = model_dir(name, workspace)
-    if not (directory / MODEL_META).is_file():
-        known = list_model_names(workspace)
-        if known:
-            raise unknown_name(f"model in {workspace_dir(workspace)}", name, known)
-        raise RobenchError(
-            f"no model '{name}' in workspace {workspace_dir(workspace)} (it holds none); "
-            f"train one with `robench train`, import one with `robench import`, or pass --workspace"
-        )
-    return directory
-
-
-def read_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> ModelRecord:
-    """The record of a saved model (a workspace name, a model directory or its model.json)."""
-    return read_model_record(resolve_model(name_or_path, workspace))
-
-
 def read_weights(record: ModelRecord) -> dict[str, torch.Tensor]:
     """A saved model's weights, checked against the sha256 in its record (corruption is reported, not loaded)."""
     weights = Path(record.path or ".") / MODEL_WEIGHTS
@@ -170,39 +133,9 @@ def read_weights(record: ModelRecord) -> dict[str, torch.Tensor]:
     return state
 
 
-def list_model_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    return [p.parent.name for p in _metas(workspace_dir(workspace) / "models", MODEL_META)]
-
-
-def _metas(root: Path, meta_file: str) -> list[Path]:
-    """The metadata files of the finished items under ``root``, sorted; never those of hidden staging folders
-    (another process's set or model being written)."""
-    return sorted(p for p in root.glob(f"*/{meta_file}") if not p.parent.name.startswith(".")) if root.is_dir() \
-        else []
-
-
-def _records(kind: str, meta_file: str, reader: Callable[[Path], object], workspace) -> list:
-    return [reader(p.parent) for p in _metas(workspace_dir(workspace) / kind, meta_file)]
-
-
-def list_model_records(workspace: str | os.PathLike | None = None) -> list[ModelRecord]:
-    """The record of every model in the workspace, sorted by name."""
-    return _records("models", MODEL_META, read_model_record, workspace)
-
-
-def list_set_records(workspace: str | os.PathLike | None = None) -> list[SetRecord]:
-    """The record of every adversarial set in the workspace, sorted by name."""
-    return _records("sets", SET_META, read_set_record, workspace)
-
-
 # ---------------------------------------------------------------- adversarial sets
 
-SET_META = SET_JSON
 SET_FIELDS = ("adv", "clean", "labels", "source_pred", "indices", "l2", "linf")
-
-
-def set_dir(name: str, workspace: str | os.PathLike | None = None) -> Path:
-    return workspace_dir(workspace) / "sets" / check_name(name)
 
 
 def staging_dir(directory: Path) -> Path:
@@ -326,27 +259,6 @@ class AdvSet:
         return len(self.labels)
 
 
-def resolve_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
-    path = Path(name_or_path)
-    if (path / SET_META).is_file():
-        return path
-    if path.name == SET_META and path.is_file():
-        return path.parent
-    directory = set_dir(str(name_or_path), workspace)
-    if not (directory / SET_META).is_file():
-        known = list_set_names(workspace)
-        if known:
-            raise unknown_name(f"set in {workspace_dir(workspace)}", str(name_or_path), known)
-        raise RobenchError(f"no set '{name_or_path}' in workspace {workspace_dir(workspace)} (it holds none); "
-                           f"make one with `robench attack` or pass --workspace")
-    return directory
-
-
-def read_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> SetRecord:
-    """A set's record (set.json) without loading its tensors."""
-    return read_set_record(resolve_set(name_or_path, workspace))
-
-
 def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> AdvSet:
     """Load a set's tensors (shards concatenated) and record.
 
@@ -375,5 +287,3 @@ def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | Non
     return AdvSet(**{k: tensors[k] for k in SET_FIELDS}, record=record, extra=extra)
 
 
-def list_set_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    return [p.parent.name for p in _metas(workspace_dir(workspace) / "sets", SET_META)]

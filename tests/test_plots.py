@@ -185,6 +185,21 @@ def test_small_n_cells_are_greyed_with_their_n():
     assert "80.0\nn=90" in {t.get_text() for t in plots.heatmap_figure(df, show_n=True).axes[0].texts}
 
 
+def test_the_colour_range_is_set_by_the_transfer_cells_not_the_white_box_ones():
+    """White-box cells (~0% defended) would stretch the scale to 0 and squeeze every transfer cell into its top;
+    the range spans the black- and gray-box cells (n >= min_n) in whole tens, at least 20 points wide."""
+    df = tidy()  # white-box 5%; black-box 50% and 80%
+    image = plots.heatmap_figure(df).axes[0].images[0]
+    assert image.get_clim() == (50.0, 80.0) == plots.colour_range(df)
+    cmap = image.get_cmap()
+    assert tuple(image.to_rgba(image.get_array())[1, 1]) == pytest.approx(cmap(0.0))  # std on std, 5%: clipped
+    df.loc[2, "defense_rate"] = 0.93  # black-box 50% and 93%
+    assert plots.colour_range(df) == (50.0, 100.0)
+    df.loc[1, "n"] = 3  # a small-n cell does not set it either: 93% alone, widened to 20 points
+    assert plots.colour_range(df) == (80.0, 100.0)
+    assert plots.colour_range(df[df["relation"] == "white-box"]) == (0.0, 100.0)  # nothing but white-box cells
+
+
 def test_short_titles_tell_configurations_apart():
     configs = [("pgd", {"eps": 16 / 255, "step": 1 / 255, "steps": 20}),
                ("pgd", {"eps": 16 / 255, "step": 2 / 255, "steps": 20}),

@@ -84,6 +84,24 @@ def test_shipped_suites_parse_and_plan(tmp_path):
     assert all(s.args["steps"] == 20 and s.args["eps"] == "16/255" and s.args["step"] == "1/255" for s in attacks)
 
 
+def test_shipped_suites_come_with_the_package_and_run_by_name(tmp_path, monkeypatch):
+    """`robench run table4-cpu` works outside a clone: the suites are package data, found by name (and by their
+    old benchmarks/suites/ path where that is missing); benchmarks/suites/ of a clone is the same files."""
+    assert suites.SHIPPED.parent == Path(suites.__file__).parent
+    assert [p.name for p in SHIPPED] == [p.name for p in suites.shipped_suites().values()]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(SHIPPED, suites.shipped_suites().values(), strict=True))
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ here
+    assert suites.suite_path("table4-cpu") == suites.SHIPPED / "table4-cpu.toml"
+    assert suites.suite_path("benchmarks/suites/mnist.toml") == suites.SHIPPED / "mnist.toml"
+    (tmp_path / "table4-cpu.toml").write_text("[study]\nname = 'mine'\n")  # a file of that name wins
+    assert suites.load_suite("table4-cpu.toml").name == "mine"
+    assert suites.load_suite("table4-cpu", workspace=tmp_path).name == "table4-cpu"
+    result = CliRunner().invoke(app, ["run", "tradeoff", "--dry-run", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0 and "todo" in result.output
+    with pytest.raises(RobenchError, match="shipped one .*table4-cpu"):
+        suites.load_suite("nosuch")
+
+
 def test_grid_expands_lists_but_not_list_valued_options():
     entries = suites.grid({"arch": ["a", "b"], "keep": [1.0, 0.5], "milestones": [1, 2], "seed": 0})
     assert len(entries) == 4

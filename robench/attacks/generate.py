@@ -393,19 +393,9 @@ def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params:
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved set: name, sources, method, backend, eps, norm, steps, target mode, dataset, counts,
     success rate; ``median_queries`` is the median of the queries the kept examples used (query-based attacks)."""
-    rows = []
-    for rec in store.list_set_records(workspace):
-        rows.append({
-            "name": rec.name, "sources": rec.source_label, "method": rec.method, "backend": rec.backend,
-            "eps": rec.params.get("eps"), "norm": rec.params.get("norm"), "steps": rec.params.get("steps"),
-            "target": rec.target, "dataset": rec.dataset.label,
-            "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
-            "median_queries": rec.stats.get("queries", {}).get("median"), "wall_time_s": rec.wall_time_s,
-            "created": rec.created, "path": str(rec.path),
-        })
-    return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "norm", "steps", "target",
-                                       "dataset", "attempted", "n", "success_rate", "median_queries", "wall_time_s",
-                                       "created", "path"])
+    from robench.workspace import sets_frame
+
+    return sets_frame(workspace)
 
 
 __all__ = ["BACKENDS", "TARGET_MODES", "attack", "correct_batches", "default_set_name", "list_sets", "load_sources",

@@ -18,6 +18,7 @@ from robench.cli import compare as compare_cmd
 from robench.cli import imports as import_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import plot as plot_cmd
+from robench.cli import report as report_cmd
 from robench.cli import scores as scores_cmd
 from robench.cli import suite as suite_cmd
 from robench.cli import train as train_cmd
@@ -182,6 +183,7 @@ scores_cmd.register(app)
 plot_cmd.register(app)
 app.command("compare")(compare_cmd.compare_cmd)
 suite_cmd.register(app)
+app.command("report")(report_cmd.report_cmd)
 
 
 def main() -> None:

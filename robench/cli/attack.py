@@ -144,6 +144,10 @@ def attack(
     """Generate an adversarial set from a source model and save it in the workspace."""
     import pandas as pd
 
+    from robench.workspace import resolve_model
+
+    for name_or_path in source:  # a typo is answered before torch loads
+        resolve_model(name_or_path, workspace)
     from robench import attacks
 
     method_params = {k: v for k, v in {"random_start": random_start, "confidence": confidence, "sigma": sigma,
@@ -205,11 +209,11 @@ def sets(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = OUT
     """
     import pandas as pd
 
-    from robench import attacks
     from robench.reports import tables
+    from robench.workspace import sets_frame
 
     check_out(out_path)
-    df = attacks.list_sets(workspace)
+    df = sets_frame(workspace)  # from the JSON records: no torch
     where = workspace or "robench-workspace"
     columns = SET_COLUMNS + (["median_queries"] if df["median_queries"].notna().any() else [])
     shown = df[columns].assign(eps=[None if pd.isna(e) else f"{e:g} (L2)" if norm == "l2" else _pixels(e)

@@ -59,6 +59,9 @@ def import_cmd(
     The import checks the model on a batch of the dataset's test images and stores it with its normalisation
     inside, taking images in [0, 1].
     """
+    from robench.importers import parse_spec
+
+    parse_spec(spec)  # a mistyped SPEC or a missing file is answered before torch loads
     from robench import api
 
     record = api.import_model(

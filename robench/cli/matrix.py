@@ -88,6 +88,9 @@ def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = 
                    shard: str | None = None, precision: str = "fp32", workers: int | None = None,
                    ci: str = "wilson", ci_level: float = 0.95) -> pd.DataFrame:
     """The matrix, with a progress bar; skipped cells are noted on stderr; nothing scorable is an error."""
+    from robench.workspace import check_selection
+
+    check_selection(workspace, models=models, sets=sets)  # a typo is answered before torch loads
     from robench.scoring import matrix
     from robench.scoring.matrix import parse_shard
 
@@ -163,8 +166,6 @@ def matrix_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from robench.reports import plots
-
     models = deprecated(models, targets, "--targets", "--models")
     check_out(out_path, plot)
     df = compute_matrix(workspace, models, sets, device, data_dir, not no_cache, batch_size, shard,
@@ -174,6 +175,8 @@ def matrix_cmd(
 
         df = aggregate(df, value=value(cell), level=ci_level)
     put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n, value(ci_style))
+    from robench.reports import plots
+
     draw(plot, lambda p: plots.heatmap(df, p, value(cell), dpi=dpi, min_n=min_n, show_n=show_n,
                                        ci=value(ci_style)))
 

@@ -31,6 +31,7 @@ from robench.cli.options import (
 from robench.cli.render import Bars, check_out, cli_errors, deprecated, err, figure_target
 from robench.cli.scores import N
 from robench.errors import UsageError
+from robench.workspace import check_selection, resolve_set
 
 FROM = typer.Option(None, "--from", help="Draw from a CSV or JSON written by the matching --out (- for stdin) "
                                          "instead of computing.")
@@ -78,15 +79,17 @@ def plot_heatmap(
     targets: str = TARGETS,
 ) -> None:
     """The matrix as a heatmap per attack configuration (targets x sources, % defended)."""
-    from robench.reports import plots
-
     models = deprecated(models, targets, "--targets", "--models")
+    if not source_file:
+        check_selection(workspace, models=models, sets=sets)  # a typo is answered before torch loads
     target = _target(out_path, fmt, "heatmap")
     if source_file:
         df = read_frame(source_file, ["target", "source", "set", "attack", "relation", "n", value(cell),
                                       "target_clean_accuracy"])
     else:
         df = compute_matrix(workspace, models, sets, device, data_dir)
+    from robench.reports import plots
+
     _draw(target, fmt, lambda where, f: plots.heatmap(df, where, value(cell), fmt=f, dpi=dpi,
                                                                     min_n=min_n, show_n=show_n,
                                                                     ci=value(ci_style)))
@@ -108,6 +111,8 @@ def _curve_command(kind: str, doc: str):
         device: str = DEVICE,
         data_dir: Path = DATA_DIR,
     ) -> None:
+        if not source_file:
+            check_selection(workspace, models=models)  # a typo is answered before torch loads
         from robench import scoring
         from robench.reports import plots
 
@@ -143,6 +148,8 @@ def plot_tradeoff(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Defense rate and clean accuracy against keep probability."""
+    if not source_file and set_name:
+        check_selection(workspace, models=models, sets=set_name)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import tradeoff
 
@@ -174,6 +181,8 @@ def plot_folder(
     workers: int = WORKERS,
 ) -> None:
     """Accuracy on a test-only folder (e.g. Stylized-ImageNet) beside clean accuracy, per model."""
+    if not source_file and data_dir:
+        check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import folder_scores
 
@@ -206,8 +215,10 @@ def plot_examples(
 ) -> None:
     """Clean vs adversarial examples with true and predicted labels (class names where the data has them), and
     the perturbation (rescaled)."""
+    models = deprecated(models, model, "--model", "--models")
+    resolve_set(set_name, workspace)  # a typo is answered before torch loads
+    check_selection(workspace, models=models)
     from robench.scoring import set_examples
 
-    models = deprecated(models, model, "--model", "--models")
     _draw(_target(out_path, fmt, "examples"), fmt, lambda where, f: set_examples(
         set_name, where, workspace=workspace, models=models, n=n, seed=seed, device=device, fmt=f, dpi=dpi))

@@ -258,11 +258,12 @@ def check_out(data: str | os.PathLike | None = None, figure: str | os.PathLike |
               figure_format: str | None = None) -> None:
     """Refuse a bad --out / --plot before any work: a folder, a device, a figure format that contradicts its name."""
     from robench.files import write_target
-    from robench.reports.plots import plot_path
 
     if data is not None and not is_stdout(data):
         write_target(data)
     if figure is not None and not is_stdout(figure):
+        from robench.reports.plots import plot_path  # matplotlib and torch only when a figure is asked for
+
         write_target(plot_path(figure, figure_format))
 
 

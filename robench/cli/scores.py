@@ -29,6 +29,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
+from robench.workspace import check_selection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,6 +89,7 @@ def boundary_cmd(
 
     Paper (CIFAR-10, 500 samples): standard 7.3e-06, defective 3.5e-05.
     """
+    check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.scoring import boundary_scores
 
     check_out(out_path)
@@ -130,6 +132,7 @@ def noise_cmd(
 
     On the test images every compared model classifies correctly, unless --all-images.
     """
+    check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import noise_curve
 
@@ -161,6 +164,7 @@ def shuffle_cmd(
     workers: int = WORKERS,
 ) -> None:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
+    check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import shuffle_curve
 
@@ -188,6 +192,7 @@ def tradeoff_cmd(
     workers: int = WORKERS,
 ) -> None:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
+    check_selection(workspace, models=models, sets=set_name)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import tradeoff
 
@@ -226,6 +231,7 @@ def autoattack_cmd(
     As RobustBench reports it: on the first N test images, the fraction classified correctly after the attack
     (images misclassified when clean count as not robust).
     """
+    check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.scoring import autoattack_scores
 
     check_out(out_path)
@@ -263,6 +269,7 @@ def folder_cmd(
 
     Its class folders are matched by name to each model's classes; a class missing from either side is an error.
     """
+    check_selection(workspace, models=models)  # a typo is answered before torch loads
     from robench.reports import plots
     from robench.scoring import folder_scores
 

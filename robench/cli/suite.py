@@ -115,7 +115,8 @@ _RAY = "Ray executor"
 
 @cli_errors
 def run_cmd(
-    suite_file: Path = typer.Argument(..., help="The suite (TOML) to run."),
+    suite_file: Path = typer.Argument(..., help="The suite: a TOML file, or the name of a shipped one (mnist, "
+                                                "table4, table4-cpu, tradeoff)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (each step and the steps it runs after) "
                                                           "and stop."),
     workspace: Path = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
@@ -163,6 +164,8 @@ def run_cmd(
         if label.startswith("matrix"):
             show_matrix(df)
     err.print(f"results in {suite.workspace / 'results'}")
+    if report.page is not None:
+        err.print(f"report: {report.page}", highlight=False, soft_wrap=True)
 
 
 @cli_errors
@@ -188,6 +191,7 @@ def demo_cmd(
     err.print(f"\n[bold]demo finished in {time.time() - started:.0f}s.[/] Everything is in {suite.workspace}:")
     err.print(f"  models: {suite.workspace / 'models'}    sets: {suite.workspace / 'sets'}")
     err.print(f"  matrix CSV: {results / 'demo-matrix.csv'}")
+    err.print(f"  report (open it in a browser): {suites.report_path(suite)}")
     for p in paths:
         err.print(f"  plot: {p}")
     err.print("Next, try:")

@@ -136,11 +136,11 @@ def models(workspace: Path = WORKSPACE, fmt: Format = FORMAT, out_path: Path = O
 
     --format csv|json writes every recorded column; markdown|latex the table as shown.
     """
-    from robench import api
     from robench.reports import tables
+    from robench.workspace import models_frame
 
     check_out(out_path)
-    df = api.list_workspace_models(workspace)
+    df = models_frame(workspace)  # from the JSON records: no torch
     where = workspace or "robench-workspace"
     shown = df[list(MODEL_COLUMNS)].rename(columns=MODEL_COLUMNS)
     title = f"models in {where}"

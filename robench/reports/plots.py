@@ -69,9 +69,11 @@ def save(fig: Figure, target: Target, fmt: str | None = None, dpi: int = DPI) ->
 
 
 def _metadata(fmt: str | None, target: Target) -> dict[str, Any] | None:
-    """No creation date in PDFs and SVGs, so the same figure gives the same bytes."""
+    """No creation date in PDFs and SVGs and no software version in PNGs, so the same figure gives the same
+    bytes (across matplotlib versions too, for PNG)."""
     kind = fmt or ("png" if hasattr(target, "write") else plot_path(target).suffix.lstrip("."))
-    return {"CreationDate": None} if kind == "pdf" else {"Date": None} if kind == "svg" else None
+    return {"CreationDate": None} if kind == "pdf" else {"Date": None} if kind == "svg" else \
+        {"Software": None} if kind == "png" else None
 
 
 def _text_width(labels: list[str], size: float = FONT) -> float:
@@ -82,7 +84,7 @@ def _text_width(labels: list[str], size: float = FONT) -> float:
 # ---------------------------------------------------------------- the matrix
 
 
-def _attack_configs(df: pd.DataFrame, attacks: list[str]) -> list[tuple[str, dict]]:
+def attack_configs(df: pd.DataFrame, attacks: list[str]) -> list[tuple[str, dict]]:
     """(method, params) of each attack configuration, from the tidy frame's method and params (JSON) columns."""
     configs = []
     for attack in attacks:
@@ -107,7 +109,7 @@ def heatmap_figure(df: pd.DataFrame, value: str = "defense_rate", *, min_n: int 
     if ci != "none":
         df = intervals(df, value)
     tables, counts = wide(df, value), wide(df, column="n")
-    titles = short_titles(_attack_configs(df, list(tables)))
+    titles = short_titles(attack_configs(df, list(tables)))
     rows = [f"{t} ({c:.1f}%)" for table in tables.values() for t, c in zip(table.index, table[CLEAN], strict=True)]
     cols = [str(c) for table in tables.values() for c in table.columns[1:]]
     ncols = max(t.shape[1] - 1 for t in tables.values())
@@ -116,21 +118,37 @@ def heatmap_figure(df: pd.DataFrame, value: str = "defense_rate", *, min_n: int 
     height = sum(0.32 * len(t) + 0.6 for t in tables.values()) + _text_width(cols) * 0.7 + 0.4
     fig = _figure(max(width, _text_width(titles, FONT + 1) + 1.0, 3.5), max(height, 2.0))
     axes = fig.subplots(len(tables), 1, squeeze=False)[:, 0]
+    limits = colour_range(df, value, min_n)
     for ax, title, (attack, table) in zip(axes, titles, tables.items(), strict=True):
-        _panel(ax, df, attack, table, counts[attack], value, min_n, show_n, ci)
+        _panel(ax, df, attack, table, counts[attack], value, min_n, show_n, limits, ci)
         ax.set_title(title, fontsize=FONT + 1)
     return fig
 
 
 
+def colour_range(df: pd.DataFrame, value: str = "defense_rate", min_n: int = MIN_N) -> tuple[float, float]:
+    """The heatmaps' colour range in %: the span of the transfer cells (black- and gray-box, n >= min_n), widened
+    to whole tens and at least 20 points. White-box cells (a model attacked directly, ~0% defended) do not set it:
+    they would squeeze every transfer cell into the top of the scale; cells outside it take its end colours."""
+    cells = df[(df["relation"] != "white-box") & (df["n"] >= min_n)][value].dropna() * 100
+    if cells.empty:
+        return 0.0, 100.0
+    low, high = math.floor(cells.min() / 10) * 10, math.ceil(cells.max() / 10) * 10
+    if high - low < 20:  # widen around the middle, staying within [0, 100]
+        low = min(max((low + high) / 2 - 10, 0), 80)
+        high = low + 20
+    return float(low), float(high)
+
+
 def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.DataFrame, value: str,
-           min_n: int, show_n: bool, ci: str = "none") -> None:
-    """One attack configuration's heatmap: colours by value; greyed, with n, where n < min_n."""
+           min_n: int, show_n: bool, limits: tuple[float, float] = (0.0, 100.0), ci: str = "none") -> None:
+    """One attack configuration's heatmap: colours by value within ``limits`` (%); greyed, with n, where
+    n < min_n."""
     values = table.drop(columns=CLEAN).to_numpy(dtype=float)
     n = counts.reindex(index=table.index, columns=table.columns[1:]).to_numpy(dtype=float)
     small = ~np.isnan(n) & (n < min_n)
     cmap = colormaps["viridis"].with_extremes(bad="0.85")  # greyed: masked (small n) and NaN (n = 0) cells
-    image = ax.imshow(np.ma.masked_where(small, values), vmin=0, vmax=100, cmap=cmap, aspect="auto")
+    image = ax.imshow(np.ma.masked_where(small, values), vmin=limits[0], vmax=limits[1], cmap=cmap, aspect="auto")
     part = df[df["attack"] == attack]
     cells = part.assign(column=column_labels(part)).set_index(["target", "column"])
     relation = cells["relation"].to_dict()
@@ -143,7 +161,7 @@ def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.Da
             text += f"\n{extra}" if extra and not math.isnan(v) else ""
             if not math.isnan(n[i, j]) and not math.isnan(v) and (show_n or small[i, j]):
                 text += f"\nn={int(n[i, j])}"
-            dark = not small[i, j] and not math.isnan(v) and v < 60
+            dark = not small[i, j] and not math.isnan(v) and v < limits[0] + 0.6 * (limits[1] - limits[0])
             ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1,
                     color="white" if dark else "0.35" if small[i, j] else "black")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns[1:]], rotation=30, ha="right",
@@ -152,7 +170,9 @@ def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.Da
                   fontsize=FONT)
     ax.set_xlabel("source", fontsize=FONT)
     ax.set_ylabel("target (clean accuracy)", fontsize=FONT)
-    bar = ax.figure.colorbar(image, ax=ax)
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+        (limits[0] > 0, limits[1] < 100), "neither")
+    bar = ax.figure.colorbar(image, ax=ax, extend=extend)
     bar.set_label(f"{value.replace('_', ' ')} (%)", fontsize=FONT)
     bar.ax.tick_params(labelsize=FONT)
 
@@ -234,6 +254,45 @@ def tradeoff_plot(df: pd.DataFrame, target: Target, title: str | None = None, *,
     return save(tradeoff_figure(df, title), target, fmt, dpi)
 
 
+# ---------------------------------------------------------------- training
+
+
+def training_figure(history: list[dict[str, Any]], title: str | None = None, clean_accuracy: float | None = None,
+                    classes: int | None = None) -> Figure:
+    """A model's training curves from its record's history: training loss (left) and training accuracy (right,
+    with the final test accuracy and chance, 1/classes, as dashed lines) per epoch."""
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    if not epochs:
+        raise RobenchError("nothing to plot: the model has no training history")
+    fig = _figure(6.4, 2.6)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [h.get("train_loss", math.nan) for h in history], marker="o", markersize=3)
+    loss_ax.set_ylabel("training loss", fontsize=FONT)
+    acc_ax.plot(epochs, [100 * h.get("train_accuracy", math.nan) for h in history], marker="o", markersize=3,
+                label="training (running, augmented)")
+    if clean_accuracy is not None and not math.isnan(clean_accuracy):
+        acc_ax.axhline(100 * clean_accuracy, color="C1", linestyle="--", label=f"test {100 * clean_accuracy:.1f}%")
+    if classes:
+        acc_ax.axhline(100 / classes, color="0.5", linestyle=":", label="chance")
+    acc_ax.set_ylabel("accuracy (%)", fontsize=FONT)
+    acc_ax.set_ylim(0, 102)
+    acc_ax.legend(fontsize=FONT - 1, loc="lower right")
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=FONT + 1)
+    return fig
+
+
+def training_plot(history: list[dict[str, Any]], target: Target, title: str | None = None,
+                  clean_accuracy: float | None = None, classes: int | None = None, *, fmt: str | None = None,
+                  dpi: int = DPI) -> Path | IO[bytes]:
+    """Draw :func:`training_figure` and write it (see :func:`save`)."""
+    return save(training_figure(history, title, clean_accuracy, classes), target, fmt, dpi)
+
+
 # ---------------------------------------------------------------- folder scores
 
 
@@ -276,6 +335,11 @@ def _show(ax, image: torch.Tensor, title: str) -> None:
         ax.imshow(img.permute(1, 2, 0).numpy())
     ax.set_title(title, fontsize=FONT - 1)
     ax.axis("off")
+
+
+def pick(total: int, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` (at most ``total``) seeded picks of the indices 0..total-1, in increasing order."""
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
 def examples_figure(clean: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, adv_pred: torch.Tensor,

@@ -6,13 +6,11 @@ import os
 from pathlib import Path
 from typing import IO
 
-import torch
-
 from robench import store
 from robench.checks import checked
 from robench.errors import RobenchError
 from robench.models import load_model
-from robench.reports.plots import DPI, Target, examples_grid
+from robench.reports.plots import DPI, Target, examples_grid, pick
 from robench.runtime import pick_device, predict
 
 
@@ -26,14 +24,14 @@ def set_examples(set_name: str, path: Target, *, workspace: str | os.PathLike | 
     advset = store.load_set(set_name, workspace)
     if len(advset) == 0:
         raise RobenchError(f"set '{set_name}' is empty; nothing to show")
-    pick = torch.randperm(len(advset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    clean, adv, labels = advset.clean[pick], advset.adv[pick], advset.labels[pick]
+    chosen = pick(len(advset), n, seed)
+    clean, adv, labels = advset.clean[chosen], advset.adv[chosen], advset.labels[chosen]
     if models:
         model = _one_model(models, workspace)
         net = load_model(model, workspace, device=pick_device(device))
         clean_pred, adv_pred, who = predict(net, clean), predict(net, adv), model
     else:
-        clean_pred, adv_pred, who = None, advset.source_pred[pick], "source"
+        clean_pred, adv_pred, who = None, advset.source_pred[chosen], "source"
     classes = list(advset.record.dataset.classes) if advset.record.dataset.classes else None
     title = f"{set_name} ({advset.record.method}); predictions of {who}"
     return examples_grid(clean, adv, labels, adv_pred, path, clean_pred, title, classes, fmt=fmt, dpi=dpi)

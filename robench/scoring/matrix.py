@@ -23,13 +23,12 @@ A target's predictions on a set are cached under ``WORKSPACE/cache/predictions/<
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,10 @@ from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.reports.labels import param_text
 from robench.runtime import check_precision, pick_device, predict, prepare
 from robench.stats import CI_LEVEL, add_rate_ci, check_ci
+from robench.workspace import Patterns, select, split_patterns  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-Patterns = str | Sequence[str]
 
 WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
 COLUMNS = [
@@ -64,27 +63,6 @@ DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
 
 # ---------------------------------------------------------------- selection
-
-
-def split_patterns(patterns: Patterns) -> list[str]:
-    """'a*,b' or ['a*', 'b'] -> ['a*', 'b']."""
-    items = [patterns] if isinstance(patterns, str) else list(patterns)
-    return [p.strip() for item in items for p in str(item).split(",") if p.strip()] or ["*"]
-
-
-def select(names: list[str], patterns: Patterns, kind: str, workspace: str | os.PathLike | None = None) -> list[str]:
-    """The names matching any glob pattern, in ``names``' order; a pattern matching nothing is an error."""
-    ws = store.workspace_dir(workspace)
-    if not names:
-        hint = "train one with `robench train`" if kind == "model" else "make one with `robench attack`"
-        raise RobenchError(f"no {kind}s in workspace {ws}; {hint} or pass --workspace")
-    chosen: set[str] = set()
-    for pattern in split_patterns(patterns):
-        hits = fnmatch.filter(names, pattern)
-        if not hits:
-            raise RobenchError(f"no {kind} matches '{pattern}' in {ws}; available: {', '.join(names)}")
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

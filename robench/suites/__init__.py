@@ -2,7 +2,8 @@
 
 A suite is planned into steps (train, attack, matrix, score). Running it skips every finished
 step, so an interrupted study resumes where it stopped; an interrupted training run resumes
-from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
+from its checkpoint. Format (the suites shipped in ``robench/suites/shipped/`` are complete examples;
+``robench run table4-cpu`` runs one by name)::
 
     [study]
     name = "table4-cpu"
@@ -46,6 +47,9 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     b = "resnet18"
     set = "densenet121-seed1-pgd-eps16"
 
+    [report]                      # one HTML page of the study, written at the end of every run
+    out = "report.html"           # relative paths land in WORKSPACE/results/
+
     [executor]                    # where steps run; `robench run` options of the same names win
     name = "ray"                  # sequential (default) | ray
     gpus_per_train = 0.25         # four trainings share a GPU; also gpus_per_attack, _matrix, _score, _import
@@ -78,11 +82,13 @@ from robench.suites.execute import (
 )
 from robench.suites.executors import EXECUTORS, executor_for
 from robench.suites.plan import Step, order, plan, plan_frame
+from robench.suites.report import report, report_path, write_suite_report
 from robench.suites.schema import (
     _RUNNER,
     OUTPUT_KEYS,
     SCORE_KINDS,
     SCORES,
+    SHIPPED,
     Section,
     Suite,
     check,
@@ -90,11 +96,14 @@ from robench.suites.schema import (
     load_suite,
     score_fields,
     sections,
+    shipped_suites,
     signature_fields,
     suite_from_dict,
+    suite_path,
 )
 
 __all__ = ["DEMO_SOURCE", "EXECUTORS", "Executor", "OUTPUT_KEYS", "Outcome", "RunReport", "SCORES", "SCORE_KINDS",
            "Section", "Sequential", "Step", "StepReport", "Suite", "_RUNNER", "check", "demo_plots", "demo_suite",
            "execute_step", "executor_for", "grid", "load_suite", "log_path", "order", "plan", "plan_frame", "run",
-           "run_step", "score_fields", "sections", "signature_fields", "suite_from_dict", "write_result"]
+           "run_step", "score_fields", "sections", "signature_fields", "suite_from_dict", "write_result", "SHIPPED",
+           "report", "report_path", "shipped_suites", "suite_path", "write_suite_report"]

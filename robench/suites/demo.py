@@ -15,7 +15,7 @@ DEMO_SOURCE = "resnet18-seed1"
 
 def demo_suite(workspace: str | os.PathLike | None = None, epochs: int = 10, n: int = 5000) -> Suite:
     """The offline demo study on digits: a standard source; standard, bottom-0.1 and top-0.1 targets
-    (ResNet-18, width 16); FGSM(8/255) and PGD(1/255, 20, 16/255) sets from the source; the matrix."""
+    (ResNet-18, width 16); FGSM(8/255) and PGD(1/255, 20, 16/255) sets from the source; the matrix; the HTML report."""
     raw = {
         "study": {"name": "demo", "dataset": "digits"},
         "train": {"preset": "quick", "width": 16, "epochs": epochs},
@@ -28,6 +28,7 @@ def demo_suite(workspace: str | os.PathLike | None = None, epochs: int = 10, n: 
         "attacks": [{"method": "fgsm", "eps": "8/255"}, {"method": "pgd", "eps": "16/255", "step": "1/255",
                                                           "steps": 20}],
         "matrix": {"out": "demo-matrix.csv"},
+        "report": {"out": "demo-report.html"},
     }
     return suite_from_dict(raw, workspace=workspace or "robench-demo", source="robench demo")
 

@@ -317,6 +317,7 @@ class RunReport:
     """Every step of a run, in plan order."""
 
     steps: list[StepReport] = field(default_factory=list)
+    page: Path | None = None  # the HTML report a suite's [report] section asks for, written at the end
 
     @property
     def failed(self) -> list[StepReport]:
@@ -398,4 +399,8 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
                         result=outcome.result)
     finally:
         executor.close()
+    if suite.report is not None:
+        from robench.suites.report import write_suite_report
+
+        report.page = write_suite_report(suite)
     return report

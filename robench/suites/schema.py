@@ -54,10 +54,14 @@ class Suite:
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=dict)  # [executor]: where steps run (CLI options win)
+    report: dict[str, Any] | None = None  # [report]: the HTML page written at the end of a run (out, examples ...)
 
 
 
 # ---------------------------------------------------------------- the schema
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"  # the suites that come with robench (package data)
+REPORT_KEYS = {"out": str, "examples": int, "seed": int, "dpi": int}  # [report]: robench.reports.html options
 
 # what the runner passes itself (never a suite key)
 _RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard"}
@@ -171,7 +175,7 @@ def sections() -> dict[str, Section]:
         "imports": Section(imports, many=True, required=("name", "from")),
         "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
         "scores": Section({"kind": str}, many=True, required=("kind",)), "executor": Section(EXECUTOR),
-        "compare": Section(compare, many=True, required=("a", "b", "set")),
+        "compare": Section(compare, many=True, required=("a", "b", "set")), "report": Section(REPORT_KEYS),
     }
 
 
@@ -299,14 +303,31 @@ def grid(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**fixed, **dict(zip(axes, combo, strict=True))} for combo in itertools.product(*axes.values())]
 
 
+def shipped_suites() -> dict[str, Path]:
+    """The suites that come with robench, by name (``table4-cpu`` ...): ``robench run NAME`` runs one."""
+    return {p.stem: p for p in sorted(SHIPPED.glob("*.toml"))}
+
+
+def suite_path(path: str | os.PathLike) -> Path:
+    """The file of a suite: ``path`` when it exists, else the shipped suite of that name (``table4-cpu``, or a
+    missing ``.../table4-cpu.toml`` such as ``benchmarks/suites/table4-cpu.toml`` outside a clone)."""
+    path = Path(path)
+    shipped = shipped_suites()
+    if path.exists() or path.stem not in shipped or path.suffix not in ("", ".toml"):
+        return path
+    return shipped[path.stem]
+
+
 def load_suite(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
                data_dir: str | os.PathLike | None = None) -> Suite:
-    """Parse a suite file; ``workspace`` overrides the file's ``[study] workspace``."""
-    path = Path(path)
+    """Parse a suite file (or a shipped suite by name, see :func:`suite_path`); ``workspace`` overrides the
+    file's ``[study] workspace``."""
+    path = suite_path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise RobenchError(f"suite file {path} not found; pass the path of a .toml suite") from None
+        raise RobenchError(f"suite file {path} not found; pass the path of a .toml suite or the name of a shipped "
+                           f"one ({', '.join(shipped_suites())})") from None
     except tomllib.TOMLDecodeError as err:
         raise RobenchError(f"suite file {path} is not valid TOML ({err})") from None
     return suite_from_dict(raw, workspace=workspace, data_dir=data_dir, source=str(path))
@@ -330,7 +351,7 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
         matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
         compares=raw.get("compare", []),
-        executor=raw.get("executor", {}),
+        executor=raw.get("executor", {}), report=raw.get("report"),
     )
 
 
