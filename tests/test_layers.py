@@ -1,4 +1,4 @@
-"""The package's layers only import downward (docs: README "Design"), checked on the source's parsed imports.
+"""The package's layers only import downward (docs: docs/design.md), checked on the source's parsed imports.
 
 Every import counts, including those inside functions. A new module must be given a floor here.
 """
