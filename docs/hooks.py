@@ -34,7 +34,6 @@ def on_files(files, config):
 
 def command_tree() -> list[tuple[str, Any, Any]]:
     """(command path, click command, its context) for the app and every visible subcommand, depth first."""
-    import typer
     import typer.main
 
     from robench.cli.app import app
@@ -42,7 +41,8 @@ def command_tree() -> list[tuple[str, Any, Any]]:
     found = []
 
     def walk(command, name, parent):
-        ctx = typer.Context(command, info_name=name, parent=parent)
+        # as the app makes them: its context settings (-h for help, ...) apply
+        ctx = command.context_class(command, info_name=name, parent=parent, **command.context_settings)
         found.append((ctx.command_path, command, ctx))
         for sub_name, sub in getattr(command, "commands", {}).items():
             if not sub.hidden:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from browser import Chromium, find_chromium, serve
+from typer.testing import CliRunner
 
 import robench
+from robench.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +58,17 @@ def click_tree():
     return command_tree()
 
 
+FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
+
+
+def help_flags(path: str) -> set[str]:
+    """The flags of the option lines `robench ... --help` prints ("  -w, --workspace <path>  Workspace ...")."""
+    r = CliRunner().invoke(app, [*path.split()[1:], "--help"])
+    assert r.exit_code == 0, r.output
+    return {flag for line in r.output.splitlines() if (m := re.match(r"  (-\S.*?)(?:\s{2,}|$)", line))
+            for flag in FLAG.findall(m.group(1))}
+
+
 def test_site_builds_strict(site):
     for page in ("index.html", "getting-started/index.html", "reference/commands/index.html",
                  "reference/suite-schema/index.html", "reference/python-api/index.html", "design/index.html",
@@ -70,12 +83,13 @@ def test_command_reference_lists_every_command_and_option(site):
     assert len(tree) > 20
     for path, command, ctx in tree:
         firsts = first_column_codes(page[path])
-        listed = {flag for code in firsts for flag in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", code)}
+        listed = {flag for code in firsts for flag in FLAG.findall(code)}
         options = [p for p in command.get_params(ctx) if p.param_type_name == "option"]
         shown = {o for p in options if not p.hidden for o in [*p.opts, *p.secondary_opts]}
         hidden = {o for p in options if p.hidden for o in p.opts}
         assert listed == shown, f"{path}: missing {shown - listed}, extra {listed - shown}"
         assert not hidden & listed
+        assert listed == help_flags(path), path  # what `--help` prints, read from its text
         for argument in (p for p in command.params if p.param_type_name == "argument"):
             named = {code.split()[0].rstrip(".").lower() for code in firsts}  # "files... <list[Path]>" -> files
             assert argument.name.lower() in named, (path, argument.name)
