@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 import types
 import typing
@@ -134,13 +135,13 @@ def type_name(kind: Any) -> str:
         return "none"
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{a}`" for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(type_name(a) for a in args))
+    if origin in (typing.Union, types.UnionType):  # None is the unset default: TOML has no null, leave the key out
+        return " or ".join(dict.fromkeys(type_name(a) for a in args if a is not type(None)))
     if origin in (list, tuple) or (origin is not None and getattr(origin, "__name__", "") in ("Sequence",)):
         return "list of " + (type_name(args[0]) if args else "any")
-    names = {str: "text", int: "integer", float: "number", bool: "true/false"}
-    if kind in names:
-        return names[kind]
+    names = {str: "text", int: "integer", float: "number", bool: "true/false", dict: "table", os.PathLike: "path"}
+    if (origin or kind) in names:
+        return names[origin or kind]
     return f"`{getattr(kind, '__name__', str(kind))}`"
 
 
@@ -158,8 +159,9 @@ def suite_schema_page() -> str:
     lines = ["# Suite schema", "",
              "Generated from `robench.suites.sections()` and `robench.suites.score_fields()` when the documentation "
              "is built: these are exactly the keys `robench run` accepts. A key's type comes from the signature of "
-             "the function the section feeds; choices come from the registries. How to write a suite: "
-             "[Suites](../guides/suites.md).", ""]
+             "the function the section feeds; choices come from the registries. Every key is optional unless marked "
+             "required; a key left out takes the function's default (see [Commands](commands.md) for the same option "
+             "on the command line). How to write a suite: [Suites](../guides/suites.md).", ""]
     for name, section in sections().items():
         header = f"[[{name}]]" if section.many else f"[{name}]"
         lines += [f"## `{header}`", ""]
