@@ -142,3 +142,12 @@ def test_readme_is_short():
     assert len(README.encode()) < 8 * 1024
     for section in ("## Install", "## Test", "robench demo", "--dataset folder"):
         assert section in README
+
+
+def test_readme_links_resolve():
+    """The README's relative links and images point at files of the repository (mkdocs checks the pages of docs/)."""
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
+    local = [t for t in targets if "://" not in t]
+    assert "docs/assets/demo-matrix.png" in local and len(local) > 10
+    for target in local:
+        assert (ROOT / target).is_file(), target
