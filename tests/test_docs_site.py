@@ -153,3 +153,16 @@ def test_pages_load_in_a_browser(site, page):
         if page in ("", "design/"):
             assert any(src.endswith((".png", ".svg")) for src, _ in images)
         assert loaded.evaluate("document.querySelector('h1').textContent.length") > 0
+
+
+def test_design_table_gives_every_module_its_floor():
+    """docs/design.md's table of floors names every top-level module at the floor tests/test_layers.py enforces."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_layers import FLOORS
+
+    rows = re.findall(r"^\| (\d+) \| (.*?) \|", (ROOT / "docs" / "design.md").read_text(), re.M)
+    placed = {}
+    for floor, modules in rows:
+        for name in re.findall(r"`(?:robench/)?(\w+)(?:\.py|/)`", modules):
+            placed[name] = int(floor)
+    assert placed == {name: floor for name, floor in FLOORS.items() if name}
