@@ -125,7 +125,7 @@ class Chromium:
                 return message.get("result", {})
             self._events.append(message)
 
-    def wait_for(self, method: str, session: str, quiet: float = 0.5) -> None:
+    def wait_for(self, method: str, session: str, quiet: float = 0.3) -> None:
         """Wait for the event ``method``, then until no event has arrived for ``quiet`` seconds."""
         deadline = time.monotonic() + self.timeout
         while not any(e.get("method") == method and e.get("sessionId") == session for e in self._events):

@@ -140,19 +140,40 @@ def test_benchmarks_page_is_the_record():
     assert "docs/benchmarks.md" in pointer and len(pointer.splitlines()) <= 3
 
 
+PAGES = ["", "getting-started/", "guides/own-data/", "guides/training/", "guides/own-models/", "guides/attacks/",
+         "guides/scoring/", "guides/suites/", "guides/gpus/", "guides/papers/", "reference/commands/",
+         "reference/conventions/", "reference/suite-schema/", "reference/file-formats/", "reference/python-api/",
+         "design/", "benchmarks/"]
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    """One headless Chromium for the module, and the site served over HTTP as a documentation host would."""
+    if find_chromium() is None:
+        pytest.skip("no chromium binary on PATH")
+    with serve(site) as base, Chromium() as chromium:
+        yield chromium, base
+
+
+def test_every_page_is_checked_in_the_browser(site):
+    """PAGES is every page of the site, so a new page is loaded in the browser too."""
+    built = {"" if p.parent == site else f"{p.parent.relative_to(site)}/" for p in site.rglob("index.html")}
+    assert built == set(PAGES)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH")
-@pytest.mark.parametrize("page", ["", "design/", "reference/commands/"])
-def test_pages_load_in_a_browser(site, page):
-    """As a reader sees them: served over HTTP, no console error, no failed load, every image decoded."""
-    with serve(site) as base, Chromium() as browser:
-        loaded = browser.load(base + page)
-        assert loaded.errors == []
-        images = loaded.evaluate("Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])")
-        assert all(ok for _, ok in images), images
-        if page in ("", "design/"):
-            assert any(src.endswith((".png", ".svg")) for src, _ in images)
-        assert loaded.evaluate("document.querySelector('h1').textContent.length") > 0
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_load_in_a_browser(browser, page):
+    """As a reader sees them: no console error, no failed load, every image decoded; the front page and the design
+    page show their figures."""
+    chromium, base = browser
+    loaded = chromium.load(base + page)
+    assert loaded.errors == []
+    images = loaded.evaluate("Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])")
+    assert all(ok for _, ok in images), images
+    if page in ("", "getting-started/", "design/"):
+        assert any(src.endswith((".png", ".svg")) for src, _ in images)
+    assert loaded.evaluate("document.querySelector('h1').textContent.length") > 0
 
 
 def test_design_table_gives_every_module_its_floor():
