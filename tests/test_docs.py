@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 import robench
@@ -151,3 +152,43 @@ def test_readme_links_resolve():
     assert "docs/assets/demo-matrix.png" in local and len(local) > 10
     for target in local:
         assert (ROOT / target).is_file(), target
+
+
+def table_names(page: str, header: str) -> set[str]:
+    """The backticked names in the first cells of the table whose header row starts with ``header``."""
+    text = DOCS[page]
+    start = text.index(header)
+    rows = text[start:].split("\n\n", 1)[0].splitlines()[2:]
+    return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split(" | ", 1)[0])}
+
+
+def registries():
+    """(page, table header, the names the table must list) for the guides' hand-written tables."""
+    from robench.attacks import list_methods
+    from robench.data import list_datasets
+    from robench.importing import FORMS
+    from robench.models import list_models
+    from robench.training import PRESETS
+
+    return [("docs/guides/attacks.md", "| method |", set(list_methods())),
+            ("docs/guides/training.md", "| name | default width |", set(list_models())),
+            ("docs/guides/training.md", "| preset |", set(PRESETS)),
+            ("docs/guides/own-data.md", "| name | what | offline? |", set(list_datasets())),
+            ("docs/guides/own-models.md", "| form |", set(FORMS))]
+
+
+def test_guide_tables_list_every_registered_name():
+    """A new method, architecture, preset, dataset or import form needs its row in the guides (and a gone one loses
+    it)."""
+    for page, header, names in registries():
+        assert table_names(page, header) == names, (page, header)
+
+
+def test_training_guide_lists_every_train_option():
+    listed = {flag for flag in re.findall(r"(--[\w-]+)", " ".join(
+        row.split(" | ", 1)[0] for row in DOCS["docs/guides/training.md"].split("| option | meaning |")[1]
+        .split("\n\n", 1)[0].splitlines()[2:]))}
+    train = typer.main.get_command(app).commands["train"]
+    options = {o for p in train.params if p.param_type_name == "option" and not p.hidden
+               for o in [*p.opts, *p.secondary_opts] if o.startswith("--")} - {"--help"}
+    assert listed == options
