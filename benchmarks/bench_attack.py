@@ -479,7 +479,7 @@ def main() -> None:
 def print_queries(model, x, y, args) -> None:
     xs = x[: args.query_batch]
     if args.query_model:
-        from robench.data import resolve_dataset
+        from robench.datasets import resolve_dataset
 
         model = robench.load_model(args.query_model).eval()
         record = robench.store.read_model(Path(args.query_model).name, Path(args.query_model).parent.parent)

@@ -29,7 +29,7 @@ import torch
 
 import robench
 from robench import store
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.models import create_model
 from robench.records import ModelRecord, SetRecord, SourceRef
 from robench.runtime import pick_device, predict, prepare

@@ -28,10 +28,12 @@ from common import interleaved, interleaved_times, machine, paired_ratio, record
 from torch import nn
 from torch.utils.data import DataLoader
 
-from robench.data import AugmentedSplit, DatasetInfo, Split, load_dataset, train_transform
+from robench.datasets import DatasetInfo, Split, load_dataset
+from robench.datasets.augment import train_transform
+from robench.datasets.pipeline import to_float
+from robench.datasets.splits import AugmentedSplit
 from robench.models import create_model
 from robench.models.defective import slots
-from robench.pipeline import to_float
 from robench.runtime import autocast, compile_model, pick_device, prepare, resolve_precision
 from robench.training import Recipe, fit
 

@@ -21,7 +21,7 @@ from common import machine, record
 from robench import store
 from robench.attacks.convergence import checkpoints, trace
 from robench.attacks.generate import perturb_output
-from robench.data import resolve_dataset
+from robench.datasets import resolve_dataset
 from robench.models import load_model
 
 

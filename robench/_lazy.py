@@ -25,3 +25,9 @@ def lazy_exports(package: str, exports: dict[str, str],
         return sorted(set(namespace) | set(exports))
 
     return __getattr__, __dir__
+
+
+def resolve(reference: str) -> Any:
+    """The object a ``"package.module:name"`` reference names (a registry's entry imported on first use)."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)

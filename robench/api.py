@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from robench import store
-from robench.data import AUGMENTS, DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import DatasetInfo, load_dataset, resolve_dataset
+from robench.datasets import augment as augmentation
 from robench.errors import RobenchError
 from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
@@ -138,7 +139,7 @@ def train(
     (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
     read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
     training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
-    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :func:`robench.folders.load_folder`.
+    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :mod:`robench.datasets.folders`.
     """
     args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
                                                              "device", "precision", "compile", "callback", "stream",
@@ -149,61 +150,73 @@ def train(
     directory = store.model_dir(name, workspace)
     checkpoint = directory / store.CHECKPOINT
     dist = dist_context()
-    exists = (directory / store.MODEL_META).exists() or checkpoint.exists()
-    dist.barrier()  # every rank has looked before rank 0 may delete or write anything
-    draft: ModelRecord | None = None
-    if exists and overwrite:
-        if dist.main:
-            shutil.rmtree(directory)
-    elif exists and not resume:
-        raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; "
-                           f"pass --resume to continue it, --overwrite to replace it, or --name for a new one")
-    elif resume and checkpoint.exists():
-        draft = _checkpoint_record(checkpoint)
-    elif resume and (directory / store.MODEL_META).exists():
-        log.info("model %s is already fully trained", name)
-        return store.read_model(name, workspace)
+    with _claimed(name, directory, workspace, dist.main):  # one process trains a name at a time
+        exists = (directory / store.MODEL_META).exists() or checkpoint.exists()
+        dist.barrier()  # every rank has looked before rank 0 may delete or write anything
+        draft: ModelRecord | None = None
+        if exists and overwrite:
+            if dist.main:
+                shutil.rmtree(directory)
+        elif exists and not resume:
+            raise RobenchError(f"model '{name}' already exists in {store.workspace_dir(workspace)}; "
+                               f"pass --resume to continue it, --overwrite to replace it, or --name for a new one")
+        elif resume and checkpoint.exists():
+            draft = _checkpoint_record(checkpoint)
+        elif resume and (directory / store.MODEL_META).exists():
+            log.info("model %s is already fully trained", name)
+            return store.read_model(name, workspace)
 
-    dev = pick_device(device)
-    chosen = resolve_precision(precision, dev, training=True)
-    started = time.time()
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
-        if draft is None:
-            data = load_dataset(dataset, data_dir, workers=workers, stream=stream, image_size=image_size)
-            recipe = resolve_augment(recipe, data)
-            torch.manual_seed(seed)  # weights are initialised from the run's seed
-            model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                                 input_size=data.input_size, width=width, upsample=upsample, strides=strides,
-                                 ensemble=ensemble, **spec.to_dict())
-            model.set_mean(data.pixel_mean())
-            draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
-                                recipe=recipe_dict(recipe), device=str(dev), precision=chosen)
-        else:  # resume: everything comes from the checkpoint, whatever train() was called with
-            _warn_if_changed(draft, spec, recipe, seed, precision)
-            data = resolve_dataset(draft.dataset, data_dir, workers=workers)
-            config = dict(draft.config)
-            model = create_model(config.pop("name"), **config)
-            recipe = Recipe(**draft.recipe)
-        summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
-                      callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
-                      compile=compile, workers=workers)
-    if not dist.main:
-        return replace(draft, history=summary["history"])
-    record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
-                     history=summary["history"], wall_time_s=summary["wall_time_s"], versions=environment(),
-                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    record = store.save_model(model.cpu().state_dict(), record, directory)
-    checkpoint.unlink(missing_ok=True)
-    log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
-    return record
+        dev = pick_device(device)
+        chosen = resolve_precision(precision, dev, training=True)
+        started = time.time()
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNGs stay as they were
+            if draft is None:
+                data = load_dataset(dataset, data_dir, workers=workers, stream=stream, image_size=image_size)
+                recipe = resolve_augment(recipe, data)
+                torch.manual_seed(seed)  # weights are initialised from the run's seed
+                model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
+                                     input_size=data.input_size, width=width, upsample=upsample, strides=strides,
+                                     ensemble=ensemble, **spec.to_dict())
+                model.set_mean(data.pixel_mean())
+                draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
+                                    recipe=recipe_dict(recipe), device=str(dev), precision=chosen)
+            else:  # resume: everything comes from the checkpoint, whatever train() was called with
+                _warn_if_changed(draft, spec, recipe, seed, precision)
+                data = resolve_dataset(draft.dataset, data_dir, workers=workers)
+                config = dict(draft.config)
+                model = create_model(config.pop("name"), **config)
+                recipe = Recipe(**draft.recipe)
+            summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
+                          callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
+                          compile=compile, workers=workers)
+        if not dist.main:
+            return replace(draft, history=summary["history"])
+        record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
+                         history=summary["history"], wall_time_s=summary["wall_time_s"], versions=environment(),
+                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        record = store.save_model(model.cpu().state_dict(), record, directory)
+        checkpoint.unlink(missing_ok=True)
+        log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
+        return record
+
+
+def _claimed(name: str, directory: os.PathLike, workspace: Any, main: bool) -> Any:
+    """A claim on a model's name (rank 0 claims it for a whole torchrun job): a second process that trains the
+    same name at once fails at the start instead of overwriting the first one's checkpoint."""
+    import contextlib
+
+    if not main:
+        return contextlib.nullcontext()
+    try:
+        return store.claim(directory)
+    except store.Busy:
+        raise RobenchError(f"model '{name}' is being trained by another process in {store.workspace_dir(workspace)} "
+                           f"now; wait for it (then --resume), or pass --name for a new one") from None
 
 
 def resolve_augment(recipe: Recipe, data: DatasetInfo) -> Recipe:
     """The recipe with ``augment="default"`` replaced by the dataset's default (what the record keeps)."""
-    augment = data.default_augment if recipe.augment == "default" else recipe.augment
-    if augment not in AUGMENTS or augment == "default":
-        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
-    return replace(recipe, augment=augment)
+    return replace(recipe, augment=augmentation.resolve(recipe.augment, data.default_augment))
 
 
 def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:

@@ -1,6 +1,10 @@
 """Writing files: atomically where the target is (or will be) a regular file, through it where it is a stream.
 
 The ground floor of the layering: the store, the records, the reports and the CLI all write through here.
+Several processes may share a workspace: every file is replaced by an atomic rename (a reader sees the old or the
+new file, never a part), and whatever must not be made twice at once (a set, a model) is claimed first with
+:func:`claim`, an exclusive lock (``fcntl``/``LockFileEx`` through filelock) that the OS releases when its holder
+dies, so a killed run never leaves a stale claim.
 ``-`` as an output path means standard output to the CLI (:func:`is_stdout`); the library never prints.
 """
 
@@ -88,6 +92,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class Busy(RobenchError):
+    """What :func:`claim` raises when another process (or thread) holds the lock."""
+
+
+class claim:  # noqa: N801  (used as a function: `with claim(path):`)
+    """An exclusive lock on ``path``, across processes and threads, taken when made; release it with
+    :meth:`release` or by leaving a ``with`` block.
+
+    The lock file is ``.NAME.lock`` beside ``path`` (its folder is made). ``wait``: block until the lock is free;
+    else raise :class:`Busy` at once when someone holds it.
+    """
+
+    def __init__(self, path: str | os.PathLike, wait: bool = False) -> None:
+        from filelock import FileLock, Timeout
+
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RobenchError(f"cannot write to {path.parent} ({err.strerror}); choose a writable folder") from None
+        self._lock: Any = FileLock(path.parent / f".{path.name}.lock", timeout=-1 if wait else 0,
+                                   is_singleton=False, thread_local=False)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise Busy(f"{path} is being written by another process") from None
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
 from robench.errors import RobenchError, unknown_name
-from robench.files import atomic_path, umask  # noqa: F401  (re-exported)
+from robench.files import Busy, atomic_path, claim, umask  # noqa: F401  (re-exported)
 from robench.records import (
     MODEL_JSON,
     SET_JSON,
@@ -154,13 +154,18 @@ def read_weights(record: ModelRecord) -> dict[str, torch.Tensor]:
 
 
 def list_model_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    root = workspace_dir(workspace) / "models"
-    return sorted(p.parent.name for p in root.glob(f"*/{MODEL_META}")) if root.is_dir() else []
+    return [p.parent.name for p in _metas(workspace_dir(workspace) / "models", MODEL_META)]
+
+
+def _metas(root: Path, meta_file: str) -> list[Path]:
+    """The metadata files of the finished items under ``root``, sorted; never those of hidden staging folders
+    (another process's set or model being written)."""
+    return sorted(p for p in root.glob(f"*/{meta_file}") if not p.parent.name.startswith(".")) if root.is_dir() \
+        else []
 
 
 def _records(kind: str, meta_file: str, reader: Callable[[Path], object], workspace) -> list:
-    root = workspace_dir(workspace) / kind
-    return [reader(p.parent) for p in sorted(root.glob(f"*/{meta_file}"))] if root.is_dir() else []
+    return [reader(p.parent) for p in _metas(workspace_dir(workspace) / kind, meta_file)]
 
 
 def list_model_records(workspace: str | os.PathLike | None = None) -> list[ModelRecord]:
@@ -195,6 +200,21 @@ def staging_dir(directory: Path) -> Path:
     return tmp
 
 
+def replace_dir(tmp: Path, directory: Path) -> None:
+    """Move a filled staging folder (:func:`staging_dir`) to ``directory``, replacing what is there.
+
+    The caller holds ``claim(directory)``. The old folder is first renamed aside, then removed, so a reader sees
+    the old or the new folder whole and never a half-deleted one.
+    """
+    old = None
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+        os.replace(directory, old / directory.name)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class SetWriter:
     """Streams an adversarial set to disk batch by batch, so memory stays flat in the set's size.
 
@@ -206,13 +226,27 @@ class SetWriter:
 
     def __init__(self, directory: Path, overwrite: bool = False) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not overwrite:
-            raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent}; "
-                               f"pass --overwrite to replace it or --name for a new one")
-        self.tmp = staging_dir(self.directory)
+        try:  # held until finish or abort: one writer per set name at a time
+            self._claim: claim | None = claim(self.directory)
+        except Busy:
+            raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent} (another "
+                               f"process is making it now); pass --name for a new one") from None
+        try:
+            if self.directory.exists() and not overwrite:
+                raise RobenchError(f"set '{self.directory.name}' already exists in {self.directory.parent}; "
+                                   f"pass --overwrite to replace it or --name for a new one")
+            self.tmp = staging_dir(self.directory)
+        except BaseException:
+            self._release()
+            raise
         self.shards: list[str] = []
         self.keys: tuple[str, ...] | None = None
         self.count = 0
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         missing = set(SET_FIELDS) - set(batch)
@@ -237,14 +271,16 @@ class SetWriter:
         digest = hashlib.sha256("".join(file_sha256(self.tmp / s) for s in self.shards).encode()).hexdigest()
         record = replace(record, shards=list(self.shards), n=self.count, sha256=digest)
         write_set_record(self.tmp, record)
-        if self.directory.exists():
-            shutil.rmtree(self.directory)
-        os.replace(self.tmp, self.directory)
+        try:
+            replace_dir(self.tmp, self.directory)
+        finally:
+            self._release()
         record.path = self.directory
         return record
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._release()
 
     def __enter__(self) -> SetWriter:
         return self
@@ -309,5 +345,4 @@ def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | Non
 
 
 def list_set_names(workspace: str | os.PathLike | None = None) -> list[str]:
-    root = workspace_dir(workspace) / "sets"
-    return sorted(p.parent.name for p in root.glob(f"*/{SET_META}")) if root.is_dir() else []
+    return [p.parent.name for p in _metas(workspace_dir(workspace) / "sets", SET_META)]

@@ -4,7 +4,7 @@ Determinism: every epoch's order and augmentation come from generators seeded by
 global RNG (dropout baselines) is reseeded from them too, so a run resumed from the checkpoint of epoch k gives
 the same final weights as an uninterrupted run on the same device.
 
-No step waits for the device: the input pipeline lives on it (:meth:`robench.data.Split.train_epoch`), loss
+No step waits for the device: the input pipeline lives on it (:meth:`robench.datasets.Split.train_epoch`), loss
 and accuracy accumulate there, and progress is read back at most every ``PROGRESS_INTERVAL_S`` seconds.
 """
 
@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from robench.data import DatasetInfo, epoch_seed
+from robench.datasets import augment as augmentation
+from robench.datasets.splits import DatasetInfo, epoch_seed
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
@@ -240,7 +241,7 @@ def fit(
     # fused SGD takes the scaler's inf check on the device: fp16 steps then need no host sync either
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay, fused=True if fp16 and device.type == "cuda" else None)
-    augment = data.default_augment if recipe.augment == "default" else recipe.augment
+    augment = augmentation.resolve(recipe.augment, data.default_augment)
     batch_size = max(recipe.batch_size // dist.world, 1)
 
     def epoch_batches(epoch: int):

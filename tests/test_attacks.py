@@ -12,7 +12,7 @@ import torch
 import robench
 from robench.attacks import list_methods, method_spec, parse_number, perturb, register_method
 from robench.attacks.generate import pick_targets
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 
 # small settings per method so the whole file runs in seconds; methods not listed use their defaults

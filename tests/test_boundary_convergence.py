@@ -14,7 +14,7 @@ from test_matrix import copy_models
 import robench
 from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.generate import perturb_output, seeded
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.scoring import boundary_scores
 
 SHORT = {"steps": 200, "init_directions": 50}  # checkpoints 100 and 200: too few to show convergence

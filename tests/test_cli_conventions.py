@@ -77,7 +77,7 @@ def test_help_keeps_brackets_and_lists_the_choices():
 
 def test_choices_come_from_the_registries():
     """The CLI's name tables (readable without torch) agree with the live registries."""
-    from robench import data, runtime, training
+    from robench import datasets, runtime, training
     from robench.attacks import generate, list_backends, list_methods, noise
     from robench.cli import attack, scores
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models, model_entry
@@ -85,13 +85,13 @@ def test_choices_come_from_the_registries():
     from robench.scoring import probes
 
     assert names.ARCHITECTURES == tuple(list_models()) and names.METHODS == tuple(list_methods())
-    assert names.DATASETS == tuple(data.list_datasets()) and names.AUGMENTS == tuple(data.AUGMENTS)
+    assert names.DATASETS == tuple(datasets.list_datasets()) and names.AUGMENTS == tuple(datasets.AUGMENTS)
     assert names.PRESETS == tuple(training.PRESETS) and names.BACKENDS == tuple(list_backends())
     assert names.PRECISIONS == runtime.PRECISIONS
     assert (names.MASK_MODES, names.PLACEMENTS, names.REGULARIZERS) == (MASK_MODES, PLACEMENTS, REGULARIZERS)
     assert names.BOUNDARY_MODES == probes.BOUNDARY_MODES and names.FIGURE_FORMATS == plots.PLOT_FORMATS
     assert attack.DEFAULT_N == generate.DEFAULT_N and scores.CIFAR10C_SIGMAS == noise.CIFAR10C_SIGMAS
-    from robench.importing import FORMS
+    from robench.importers import FORMS
 
     assert names.IMPORT_FORMS == tuple(FORMS.values())
     assert names.PLACEMENT_HELP == tuple((n, model_entry(n).bottom, model_entry(n).top) for n in list_models())

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from test_cli_matrix import one_line_error, run
 
 from robench import load_model, store
-from robench.data import resolve_dataset
+from robench.datasets import resolve_dataset
 
 TINY = ["--preset", "quick", "--epochs", "1", "--batch-size", "16", "--width", "4", "--device", "cpu"]
 
@@ -69,6 +69,7 @@ out = "folder.csv"
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_the_whole_pipeline_on_a_png_tree(mode, tmp_path):
     tree = write_digits_tree(tmp_path / f"digits-{mode}", mode=mode, per_class=40)
@@ -116,6 +117,7 @@ def test_the_whole_pipeline_on_a_png_tree(mode, tmp_path):
     assert set(pd.read_csv(ws / "results" / "folder.csv").model) == {"tiny", "tiny-keep0.5-bottom"}
 
 
+@pytest.mark.slow
 def test_the_streamed_path_end_to_end(tmp_path, monkeypatch):
     """A small tree forced onto the streamed path (--stream, 16 px): train, attack, matrix, scores, a suite; then
     the workspace moved to another directory, its data elsewhere."""

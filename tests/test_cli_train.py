@@ -76,6 +76,7 @@ def test_scaled_milestones_keep_the_presets_fractions():
     assert scale_milestones([150, 250], 350, 1) == []  # one epoch leaves no room to decay
 
 
+@pytest.mark.slow
 def test_epochs_alone_scales_the_milestones_and_says_so(ws):
     from robench import store
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from robench.data import data_dir, load_dataset, train_transform
+from robench.datasets import augment, data_dir, load_dataset
+from robench.datasets.augment import train_transform
 from robench.errors import RobenchError
 
 
@@ -78,3 +79,18 @@ def test_crop_flip_augmentation_keeps_shape_and_range():
     y = t(x)
     assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
     assert train_transform("none", 32) is None
+
+
+def test_one_check_for_every_augmentation_entry():
+    """The in-memory transform, the streamed one and a recipe's augmentation all go through augment.check: the same
+    one-line error; "default" stands for the dataset's own augmentation, never for a transform."""
+    for bad in ("crop", "default"):
+        messages = set()
+        for call, args in ((train_transform, (bad, 32)), (augment.stream_transform, (bad, 32)),
+                           (augment.resolve, (bad, bad))):
+            with pytest.raises(RobenchError) as err:
+                call(*args)
+            messages.add(str(err.value))
+        assert messages == {f"unknown augmentation '{bad}': choose one of none, flip, crop-flip, resized-crop-flip"}
+    assert augment.resolve("default", "flip") == "flip" and augment.resolve("none", "flip") == "none"
+    assert set(augment.AUGMENT_STEPS) < set(augment.AUGMENTS)  # the batch-wise ones are a subset of the names

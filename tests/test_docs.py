@@ -165,8 +165,8 @@ def table_names(page: str, header: str) -> set[str]:
 def registries():
     """(page, table header, the names the table must list) for the guides' hand-written tables."""
     from robench.attacks import list_methods
-    from robench.data import list_datasets
-    from robench.importing import FORMS
+    from robench.datasets import list_datasets
+    from robench.importers import FORMS
     from robench.models import list_models
     from robench.training import PRESETS
 

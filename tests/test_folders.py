@@ -3,6 +3,7 @@ transforms, worker-independent determinism, test-only folders, and bad input."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import robench
-from robench import folders
-from robench.data import Split, load_dataset, resolve_dataset
+from robench.datasets import Split, SplitLike, folders, load_dataset, resolve_dataset
+from robench.datasets.augment import eval_transform, resize_for
+from robench.datasets.folders import StreamedSplit
 from robench.errors import RobenchError
-from robench.folders import StreamedSplit, eval_transform, resize_for
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,21 @@ def test_small_same_size_folders_stay_in_memory_and_the_rule_switches(small_rgb,
     assert isinstance(forced.test, Split)
     # the same files and labels: one fingerprint; the options say which view of them a record used
     assert big.fingerprint == info.fingerprint and not big.ref.same_data(info.ref)
+
+
+
+def test_both_split_types_are_split_like(small_rgb):
+    """Split and StreamedSplit offer every member of the SplitLike protocol, train_epoch with the same parameters,
+    and a folder read both ways serves the same labels through it."""
+    members = {m for m in vars(SplitLike) if not m.startswith("_")} | set(SplitLike.__annotations__) | {"__len__"}
+    assert {"shape", "floats", "batches", "train_epoch", "mean", "labels", "in_memory", "files"} <= members
+    streamed, memory = (load_dataset("folder", small_rgb, stream=s) for s in (True, False))
+    for split in (memory.test, streamed.test):
+        missing = [m for m in members if not hasattr(split, m)]
+        assert not missing, (type(split).__name__, missing)
+        params = list(inspect.signature(split.train_epoch).parameters)
+        assert params == list(inspect.signature(SplitLike.train_epoch).parameters)[1:], type(split).__name__
+    assert torch.equal(memory.test.labels, streamed.test.labels) and memory.test.files == streamed.test.files
 
 
 def test_a_folder_of_mixed_sizes_is_streamed_automatically(tmp_path):

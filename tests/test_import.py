@@ -18,10 +18,11 @@ from test_cli_matrix import one_line_error, run
 import robench
 from robench import store
 from robench.attacks import list_methods
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
-from robench.importing import FORMS, parse_spec
-from robench.models import external as ext
+from robench.importers import FORMS, Importer, Loaded, importer, list_forms, parse_spec, register_form
+from robench.importers.programs import PROGRAM_CONSTANTS
+from robench.importers.registry import _FORMS, _IMPORTERS
 from robench.records import read_model_record
 from robench.store import load_set
 
@@ -108,6 +109,43 @@ def test_one_parser_lists_every_form():
     assert all(form in str(err.value) for form in FORMS.values())
 
 
+
+class Linear(Importer):
+    """A form registered by a test, as a plugin would: a linear classifier of 32x32 one-channel images."""
+
+    def load(self, spec, data, options):
+        torch.manual_seed(int(spec.name))
+        return Loaded(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10)),
+                      details={"seed": int(spec.name)})
+
+    def rebuild(self, record):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))
+
+
+def test_every_form_is_one_importer_and_a_registered_form_goes_all_the_way(ws):
+    """Each form is one class holding both halves; a newly registered form is parsed, imported, listed and
+    rebuilt at load through the registry alone (no other table to update)."""
+    assert list_forms() == list(FORMS) and len(FORMS) == 7
+    for form in list_forms():
+        cls = type(importer(form))
+        assert cls.load is not Importer.load and cls.rebuild is not Importer.rebuild, form
+    with pytest.raises(ValueError, match="already registered"):
+        register_form("python", "python:X", Linear)
+    register_form("linear", "linear:SEED", Linear)
+    try:
+        assert "linear:SEED" in str(pytest.raises(robench.RobenchError, parse_spec, "nope:1").value)
+        record = robench.import_model("lin", "linear:3", dataset="digits", workspace=ws, device="cpu")
+        assert record.origin.details["form"] == "linear" and record.origin.details["seed"] == 3
+        x = load_dataset("digits").test.floats(slice(0, 8))
+        torch.manual_seed(3)
+        expected = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))(x)
+        torch.testing.assert_close(robench.load_model("lin", ws)(x), expected)
+    finally:
+        _FORMS.pop("linear")
+        _IMPORTERS.pop("linear", None)
+
+
+@pytest.mark.slow
 def test_imported_torchvision_model_is_a_source_and_a_target(rgb_ws, digits_rgb):
     """resnet18(weights=None) on an RGB folder: attacked through Foolbox and ART, alone and in an ensemble with a
     robench model, then scored with the robench model in one matrix whose cells are recomputed here."""
@@ -155,6 +193,7 @@ def _small_cnn(channels: int) -> torch.nn.Module:
     return net.eval()
 
 
+@pytest.mark.slow
 def test_every_method_family_attacks_imported_programs(tmp_path, ws):
     """Every registered attack runs against an imported torch.export program (gradients flow through the stored
     graph), and FGSM against an imported TorchScript one; the kept examples fool the imported model."""
@@ -245,7 +284,7 @@ def test_exported_constants_round_trip_and_are_checked(tmp_path, digits_rgb, ws)
     torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)), path)
     record = robench.import_model("scaled", f"exported:{path}", dataset="folder", data_dir=digits_rgb, workspace=ws,
                                   evaluate=False)
-    constants = store.model_dir("scaled", ws) / ext.PROGRAM_CONSTANTS
+    constants = store.model_dir("scaled", ws) / PROGRAM_CONSTANTS
     assert record.origin.details["constants"] and record.origin.details["constants_sha256"] == store.file_sha256(
         constants)
     with _no_unpickling(), torch.no_grad():

@@ -20,7 +20,7 @@ from torch import nn
 
 import robench
 from robench import store
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.models import create_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import chisquare
 
-from robench.data import Split
-from robench.pipeline import PAD, crop_flip, draw, generator
+from robench.datasets import Split
+from robench.datasets.augment import PAD
+from robench.datasets.pipeline import crop_flip, draw, generator
 
 
 def random_split(n: int, channels: int = 1, size: int = 8, seed: int = 0) -> Split:

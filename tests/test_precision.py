@@ -18,7 +18,7 @@ from test_matrix import copy_models
 import robench
 from robench import store
 from robench.attacks import method_spec, perturb, perturb_output
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.runtime import default_precision, resolve_precision
 from robench.scoring import matrix

@@ -14,7 +14,7 @@ from torch import nn
 import robench
 from robench.attacks.generate import perturb_output
 from robench.attacks.queries import QueryCounter
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 
 # (method, backend, params): every query method x backend x norm it supports, at small budgets

@@ -12,7 +12,7 @@ from test_matrix import save_untrained
 
 import robench
 from robench import store
-from robench.data import load_dataset, resolve_dataset
+from robench.datasets import load_dataset, resolve_dataset
 from robench.errors import RobenchError
 from robench.records import DatasetRef, ModelRecord, Origin, SetRecord, SourceRef
 

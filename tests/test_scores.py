@@ -12,7 +12,7 @@ from test_matrix import copy_models, fgsm_set, save_untrained, source_entry, wri
 import robench
 import robench.attacks
 from robench import store
-from robench.data import load_dataset
+from robench.datasets import load_dataset
 from robench.errors import RobenchError
 from robench.scoring import (
     boundary_score,
@@ -95,7 +95,6 @@ def test_boundary_score_by_attack_uses_perturb(probe_ws, monkeypatch):
     assert df.attrs["trace"]["median"].tolist() == pytest.approx([df.loc[0, "score"]])
 
 
-@pytest.mark.skipif(not hasattr(robench.attacks, "perturb"), reason="the attack layer's perturb is not there yet")
 def test_boundary_score_with_the_real_attack(probe_ws):
     df = boundary_scores("tiny", probe_ws, mode="attack", n=4, params={"steps": 20}, device="cpu")
     assert 0 < df.loc[0, "n"] <= 4 and df.loc[0, "score"] > 0

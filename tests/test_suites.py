@@ -166,10 +166,11 @@ def test_suite_runs_then_resumes_by_skipping_finished_steps(tmp_path):
     assert (suite.workspace / "results" / "m.pdf").read_bytes().startswith(b"%PDF-")  # [matrix] plot
     aa = pd.read_csv(suite.workspace / "results" / "aa.csv")
     assert len(aa) == 3 and (aa.robust_accuracy <= aa.clean_accuracy).all() and (aa.n == 16).all()
-    assert len(ran) == 9
+    assert len(ran.results) == 9 and ran.ok
     again = suites.plan(suites.load_suite(path, workspace=tmp_path / "ws"))
     assert all(s.done for s in again)
-    assert suites.run(suites.load_suite(path, workspace=tmp_path / "ws")) == {}
+    again = suites.run(suites.load_suite(path, workspace=tmp_path / "ws"))
+    assert again.results == {} and {r.status for r in again.steps} == {"skipped"}
 
 
 def test_cli_run_dry_run_prints_plan_only(tmp_path):
@@ -198,4 +199,4 @@ def test_demo_runs_offline_and_says_where_everything_is(tmp_path):
     pngs = list((ws / "results").glob("*.png"))
     assert len(pngs) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     again = CliRunner().invoke(app, ["demo", "--workspace", str(ws), "--epochs", "1", "--n", "40"])
-    assert again.exit_code == 0 and again.stderr.count("(done)") == 7  # every step skipped the second time
+    assert again.exit_code == 0 and again.stderr.count("│ skipped") == 7  # every step skipped the second time

@@ -40,6 +40,7 @@ def test_saved_metadata_rebuilds_the_model(trained_ws):
     assert mean.shape == (1, 32, 32) and 0 < float(mean.mean()) < 1
 
 
+@pytest.mark.slow
 def test_interrupted_then_resumed_equals_uninterrupted(ws):
     kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=3, device="cpu", seed=3)
     robench.train("tiny", name="full", keep=0.5, **kw)
@@ -61,6 +62,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(ws):
     assert not (Path(ws) / "models" / "cut" / "checkpoint.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(ws, tmp_path):
     """A real SIGKILL mid-training, then `--resume`, gives the weights of an uninterrupted run."""
     args = ["train", "tiny", "--dataset", "digits", "--preset", "quick", "--epochs", "4", "--width", "8",
@@ -81,6 +83,7 @@ def test_resume_after_kill_9(ws, tmp_path):
     assert not list((Path(ws) / "models" / "killed").glob(".*tmp"))
 
 
+@pytest.mark.slow
 def test_overwrite_replaces(ws):
     kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu")
     robench.train("tiny", **kw)
@@ -105,6 +108,7 @@ def test_default_names_show_keep_and_placement():
     assert default_model_name("resnet18", DefectSpec(keep=0.1, placement="top")) == "resnet18-keep0.1-top"
 
 
+@pytest.mark.slow
 def test_label_smoothing_and_adversarial_training_run(ws):
     kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu", width=4)
     assert robench.train("tiny", label_smoothing=0.1, **kw).recipe["label_smoothing"] == 0.1
@@ -112,6 +116,7 @@ def test_label_smoothing_and_adversarial_training_run(ws):
     assert record.name == "tiny-adv" and record.recipe["adv_train"]
 
 
+@pytest.mark.slow
 def test_torchrun_data_parallel_on_cpu(ws):
     """`torchrun --nproc_per_node=2 -m robench.cli train ...` trains one model; rank 0 saves it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -134,6 +139,7 @@ def test_fast_preset_is_a_one_cycle_schedule():
         training.recipe_from(cifar, milestones=[20])
 
 
+@pytest.mark.slow
 def test_fast_preset_trains_with_progress_read_once_per_epoch(ws, monkeypatch):
     """One-cycle on digits (at batch 128 / lr 0.1: batch 512 leaves digits 3 steps per epoch): the lr rises over the
     warm-up quarter (1.5 of 6 epochs) and then falls to ~0, the model learns, and with a long progress interval

@@ -32,7 +32,7 @@ from robench.attacks.registry import (
     resolve_backend,
     resolve_params,
 )
-from robench.data import resolve_dataset
+from robench.datasets import resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.models import EnsembleNet, load_model

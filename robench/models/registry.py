@@ -8,11 +8,11 @@ Built-in architectures are registered at the bottom of this file; your own regis
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from robench._lazy import resolve
 from robench.errors import unknown_name
 
 PLACEMENTS = ("bottom", "top", "both")
@@ -36,10 +36,7 @@ class ModelEntry:
     @property
     def build(self) -> Callable[..., Any]:
         """The builder itself (its module imported on first use)."""
-        if callable(self.builder):
-            return self.builder
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return self.builder if callable(self.builder) else resolve(self.builder)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

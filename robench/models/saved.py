@@ -2,12 +2,12 @@
 
 The store reads files; this module knows how to turn a :class:`~robench.records.ModelRecord` back into the
 network it describes. A record's ``origin.kind`` picks the builder: ``train`` (robench's registered
-architectures) is built in; other kinds (imported models) register theirs with :func:`register_builder`.
+architectures) is built in, ``import`` is the importer registry's :func:`robench.importers.rebuild`; other kinds
+register theirs with :func:`register_builder`.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 
@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from robench import store
+from robench._lazy import resolve
 from robench.errors import RobenchError
 from robench.models.network import create_model
 from robench.records import ModelRecord
 
 Builder = Callable[[ModelRecord], nn.Module]
-_BUILDERS: dict[str, Builder] = {}
-_PROVIDERS = {"import": "robench.models.external"}  # modules that register the builder of an origin kind
+_BUILDERS: dict[str, Builder | str] = {"import": "robench.importers.registry:rebuild"}  # a str: imported when used
 
 
 def register_builder(kind: str) -> Callable[[Builder], Builder]:
@@ -44,14 +44,12 @@ def _robench_architecture(record: ModelRecord) -> nn.Module:
 
 def build(record: ModelRecord) -> nn.Module:
     """The untrained module a record describes (its weights are loaded by :func:`load_model`)."""
-    if record.origin.kind not in _BUILDERS and record.origin.kind in _PROVIDERS:
-        importlib.import_module(_PROVIDERS[record.origin.kind])  # registers its builder
     try:
         builder = _BUILDERS[record.origin.kind]
     except KeyError:
         raise RobenchError(f"model '{record.name}' comes from '{record.origin.kind}', which this robench cannot "
                            f"rebuild; upgrade robench or install the extra that provides it") from None
-    return builder(record)
+    return (resolve(builder) if isinstance(builder, str) else builder)(record)
 
 
 def load_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None,

@@ -7,7 +7,7 @@ more of their accuracy there.
 The folder is ``DIR/test/<class>/*`` when ``DIR/test`` exists, else ``DIR/<class>/*``. Its class folders are
 matched BY NAME to the class names each model recorded (``DatasetRef.classes``), whatever their order; a
 class missing from either side is an error. Each model sees the images as it saw its own test images (see
-:func:`robench.folders.view`): a model trained on a streamed folder gets the same resize + centre crop at its
+:func:`robench.datasets.folders.view`): a model trained on a streamed folder gets the same resize + centre crop at its
 recorded image size; other models take images of their input size as they are, and others resized (shorter
 side) and centre-cropped to it. Grayscale models see the images converted to grayscale, colour ones in RGB.
 """
@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 
 from robench import store
+from robench.datasets.folders import Tree, check_workers, few, scan_test_only, view
+from robench.datasets.splits import images_at
 from robench.errors import RobenchError
 from robench.events import emitter
-from robench.folders import Tree, check_workers, few, scan_test_only, view
 from robench.records import DatasetRef
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
-from robench.scoring.probes import _images, _model_columns
 
 COLUMNS = ["model", "accuracy", "clean_accuracy", "n", "folder", "dataset", "arch", "keep", "placement",
            "precision"]
@@ -92,7 +92,7 @@ def folder_scores(
     done = 0
     for (channels, size, streamed), group in groups.items():
         split = view(tree, {"stream": streamed}, channels, size, workers)
-        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else _images(
+        pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else images_at(
             split, idx)
         for images, labels in pieces:
             for name in group:
@@ -105,5 +105,5 @@ def folder_scores(
         rec = scorer.record(name)
         rows.append({"model": name, "accuracy": correct[name] / len(idx), "clean_accuracy": rec.clean_accuracy,
                      "n": len(idx), "folder": str(tree.root), "dataset": rec.dataset.label,
-                     **_model_columns(scorer, name), "precision": scorer.precision})
+                     **scorer.model_columns(name), "precision": scorer.precision})
     return pd.DataFrame(rows, columns=COLUMNS)

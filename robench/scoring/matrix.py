@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from robench import store
-from robench.data import DatasetInfo, resolve_dataset
+from robench.datasets import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
 from robench.models import load_model
@@ -49,7 +49,7 @@ COLUMNS = [
     "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
     "set_sha256", "precision",
 ]
-_DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
+DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
 
 # ---------------------------------------------------------------- selection
@@ -126,7 +126,7 @@ def family(config: dict) -> str:
 
     Two models of one family differ only in seed or mask draw: they are gray-box to each other.
     """
-    drop = _DEFECT_KEYS if is_standard(config) else ("mask_seed",)
+    drop = DEFECT_KEYS if is_standard(config) else ("mask_seed",)
     return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
 
 
@@ -224,13 +224,18 @@ class Scorer:
             self.records[name] = store.read_model(name, self.workspace)
         return self.records[name]
 
+    def model_columns(self, name: str) -> dict:
+        """The columns a per-model score row shows about model ``name``: arch, keep, placement."""
+        rec = self.record(name)
+        return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
+
     def model(self, name: str) -> nn.Module:
         if name not in self.models:
             self.models[name] = prepare(load_model(name, self.workspace), self.device).eval()
         return self.models[name]
 
     def data(self, ref: DatasetRef) -> DatasetInfo:
-        """The dataset a reference records, resolved once per run (see ``robench.data.resolve_dataset``)."""
+        """The dataset a reference records, resolved once per run (see ``robench.datasets.resolve_dataset``)."""
         key = (ref.name, ref.fingerprint or ref.root, tuple(sorted(ref.options.items())))
         if key not in self.datasets:
             self.datasets[key] = resolve_dataset(ref, self.data_dir, workers=self.workers)

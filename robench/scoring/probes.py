@@ -19,10 +19,11 @@ from robench import store
 from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
+from robench.datasets.splits import STREAM_CHUNK, images_at
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import SetRecord
-from robench.scoring.matrix import _DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+from robench.scoring.matrix import DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +66,6 @@ def _samples(scorer: Scorer, names: list[str], n: int | None, common: bool, seed
     return idx
 
 
-STREAM_CHUNK = 1024  # test images of a streamed split decoded at a time by the probes
-
-
-def _images(split, idx: torch.Tensor, chunk: int | None = None):
-    """(images (n, C, H, W) in [0,1], labels (n,)) of test positions ``idx``, in order: in one piece for a split
-    held in memory, in chunks of ``chunk`` (default :data:`STREAM_CHUNK`) images for a streamed one."""
-    size = max(1, chunk or (len(idx) if split.in_memory else STREAM_CHUNK))
-    for start in range(0, len(idx), size):
-        part = idx[start:start + size]
-        yield split.floats(part), split.labels[part]
-
-
-def _model_columns(scorer: Scorer, name: str) -> dict:
-    rec = scorer.record(name)
-    return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
-
-
 # ---------------------------------------------------------------- Gaussian noise
 
 
@@ -112,7 +96,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     correct = {(name, value): 0 for value in values for name in names}
     chunks = 1 if data.test.in_memory else max(1, math.ceil(len(idx) / STREAM_CHUNK))
     done = float(len(names))
-    for images, labels in _images(data.test, idx):
+    for images, labels in images_at(data.test, idx):
         for value in values:
             corrupted = corrupt(images, value, generators[value])
             for name in names:
@@ -244,7 +228,7 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
     resolved = resolve_params(method_spec("boundary"), **params)
     norms, traces, pixels = [], [], None
     total, done = len(idx), 0
-    for images, labels in _images(scorer.dataset(name).test, idx, scorer.batch_size):
+    for images, labels in images_at(scorer.dataset(name).test, idx, scorer.batch_size):
         tick(done / max(total, 1), f"{name}: Boundary attack on images {done + 1}-{done + len(labels)} of {total}")
         out = perturb_output(model, images, labels, "boundary", seed=seed, precision=scorer.precision, **params)
         adv = out.adv.cpu()
@@ -326,7 +310,7 @@ def boundary_scores(
                      "mean": float(values.mean()) if len(values) else math.nan, "n": len(l2), "from": origin,
                      "steps": tr.steps[-1] if tr else None, "change": tr.change if tr else None,
                      "converged": tr.converged if tr else None, "reason": tr.reason if tr else "no trace recorded",
-                     **_model_columns(scorer, name), "precision": used})
+                     **scorer.model_columns(name), "precision": used})
         emit("step", {"done": i + 1, "model": name, "origin": origin, "info": f"{name}: {origin}"})
     df = pd.DataFrame(rows, columns=["model", "score", "mean", "n", "from", "steps", "change", "converged", "reason",
                                      "arch", "keep", "placement", "precision"])
@@ -340,7 +324,7 @@ def boundary_scores(
 def check_family(configs: dict[str, dict]) -> None:
     """Raise unless the models (name -> construction config) differ only in keep (and seed / mask draw)."""
     def base(cfg: dict) -> dict:
-        return {k: v for k, v in cfg.items() if k not in _DEFECT_KEYS}
+        return {k: v for k, v in cfg.items() if k not in DEFECT_KEYS}
 
     def defects(cfg: dict) -> dict:
         return {k: cfg.get(k) for k in ("placement", "keep_top", "mask", "widen")}

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robench import store
 from robench.errors import RobenchError
@@ -52,6 +52,7 @@ class Suite:
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)  # [executor]: where steps run (CLI options win)
 
 
 
@@ -60,6 +61,10 @@ class Suite:
 # what the runner passes itself (never a suite key)
 _RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard"}
 OUTPUT_KEYS = {"out": str, "plot": str, "dpi": int}  # a matrix or a score writes its result and its figure
+# [executor]: the `robench run` options of the same names (robench.suites.ray)
+EXECUTOR = {"name": Literal["sequential", "ray"], "address": str, "num_cpus": int, "num_gpus": float | int,
+            "cpus_per_step": float | int, "matrix_shards": int,
+            **{f"gpus_per_{k}": float | int for k in ("train", "import", "attack", "matrix", "score")}}
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def _choices() -> dict[str, Any]:
 
     from robench.attacks import list_backends, list_methods
     from robench.attacks.registry import NORMS
-    from robench.data import AUGMENTS, list_datasets
+    from robench.datasets import AUGMENTS, list_datasets
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
     from robench.scoring.probes import BOUNDARY_MODES
     from robench.training import PRESETS
@@ -159,7 +164,7 @@ def sections() -> dict[str, Section]:
         "study": Section(study), "train": Section(model, grid=True), "models": Section(model, True, True),
         "imports": Section(imports, many=True, required=("name", "from")),
         "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
-        "scores": Section({"kind": str}, many=True, required=("kind",)),
+        "scores": Section({"kind": str}, many=True, required=("kind",)), "executor": Section(EXECUTOR),
     }
 
 
@@ -293,6 +298,7 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
         matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
+        executor=raw.get("executor", {}),
     )
 
 

@@ -1,5 +1,8 @@
 """The training input pipeline of an in-memory split: device-resident images, batch-wise augmentation.
 
+The augmentations with a batch-wise form (:data:`robench.datasets.augment.AUGMENT_STEPS`) run here, on the
+training device; which one a name means is :mod:`robench.datasets.augment`'s to say.
+
 The split's images (uint8, or float in [0, 1]) go to the training device once, zero-padded for the random
 crop, and stay there for every epoch (:class:`DeviceCache`). Each epoch draws a seeded permutation, then every
 sample's crop offset and flip from a seeded ``torch.Generator`` on that device, and builds each batch with one
@@ -20,8 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-PAD = 4  # the papers' zero padding before the random crop
-AUGMENT_STEPS = {"none": (0, False), "flip": (0, True), "crop-flip": (PAD, True)}  # name -> (padding, flip)
+from robench.datasets.augment import AUGMENT_STEPS
 
 
 def generator(device: torch.device, *key: object) -> torch.Generator:

@@ -5,8 +5,8 @@ format PIL reads). Grayscale trees load as one channel: a tree is grayscale when
 its training images is single-channel.
 
 **In memory or streamed** (:func:`load_folder`, ``stream=None``): a tree is decoded once into a uint8
-:class:`~robench.data.Split` (its images' own size, the in-memory path CIFAR-sized folders take) when a sample
-of its images all share one size and all its images at that size take at most :data:`MEMORY_BUDGET` bytes
+:class:`~robench.datasets.splits.Split` (its images' own size, the in-memory path CIFAR-sized folders take) when a
+sample of its images all share one size and all its images at that size take at most :data:`MEMORY_BUDGET` bytes
 (2 GiB of uint8); otherwise it is streamed: a :class:`StreamedSplit` keeps only the file list and labels in
 memory and decodes images on demand in DataLoader workers, with the usual ImageNet transforms at
 ``image_size`` (default 224):
@@ -14,7 +14,7 @@ memory and decodes images on demand in DataLoader workers, with the usual ImageN
 - evaluation: resize the shorter side to ``round(image_size * 256 / 224)``, centre crop ``image_size``;
 - training (``resized-crop-flip``, the default for streamed folders): ``RandomResizedCrop(image_size)``
   (scale 0.08-1, ratio 3/4-4/3) and a horizontal flip. ``none``, ``flip`` and ``crop-flip`` apply to the
-  evaluation view instead.
+  evaluation view instead (the transforms: :mod:`robench.datasets.augment`).
 
 ``stream=True`` / ``False`` overrides the rule. A corrupt or unreadable image is an error naming the file,
 whichever path reads it (in memory: when the tree is loaded; streamed: when the file is first reached).
@@ -23,7 +23,6 @@ whichever path reads it (in memory: when the tree is loaded; streamed: when the 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from torchvision.transforms import v2
 
-from robench.data import AUGMENTS, DatasetInfo, OnDevice, Split, epoch_seed
+from robench.datasets.augment import eval_transform, in_memory_augment, resize_for, stream_transform
+from robench.datasets.splits import DatasetInfo, OnDevice, Split, epoch_seed
 from robench.errors import RobenchError
 from robench.runtime import to_device
 
@@ -257,31 +257,6 @@ def decode_tree(tree: Tree, mode: str, workers: int = 0) -> Split:
     return Split(images, tree.labels, tree.files)
 
 
-# ---------------------------------------------------------------- transforms
-
-
-def resize_for(size: int) -> int:
-    """The evaluation resize of the ImageNet recipe: shorter side to size * 256/224 (224 -> 256)."""
-    return int(math.floor(size * 256 / 224 + 0.5))
-
-
-def eval_transform(size: int, resize: int | None = None) -> v2.Transform:
-    """Resize the shorter side to ``resize`` (default :func:`resize_for`), then centre crop ``size``."""
-    return v2.Compose([v2.Resize(resize or resize_for(size)), v2.CenterCrop(size)])
-
-
-def stream_transform(augment: str, size: int, resize: int | None = None) -> v2.Transform:
-    """A streamed training image's transform (PIL in, PIL out), per augmentation name (see the module doc)."""
-    if augment not in AUGMENTS or augment == "default":
-        raise RobenchError(f"unknown augmentation '{augment}': choose one of {', '.join(AUGMENTS[1:])}")
-    flip = v2.RandomHorizontalFlip()
-    if augment == "resized-crop-flip":
-        return v2.Compose([v2.RandomResizedCrop(size), flip])
-    base = eval_transform(size, resize)
-    return {"none": base, "flip": v2.Compose([base, flip]),
-            "crop-flip": v2.Compose([base, v2.RandomCrop(size, padding=4), flip])}[augment]
-
-
 # ---------------------------------------------------------------- the streamed split
 
 
@@ -301,7 +276,7 @@ class Epoch(OnDevice):
 class StreamedSplit:
     """A split read from image files on demand: labels (N,) in memory, images decoded when asked for.
 
-    The same interface as :class:`~robench.data.Split`: ``len``, ``labels``, ``shape`` (C, size, size),
+    The same interface as :class:`~robench.datasets.splits.Split`: ``len``, ``labels``, ``shape`` (C, size, size),
     ``floats(index)`` (decodes just those files), ``batches(batch_size)`` (in order, decoded by ``workers``
     DataLoader workers), ``train_epoch(...)`` and ``mean()``. Images go through the evaluation transform
     (:func:`eval_transform`; ``resize`` overrides its resize side).
@@ -437,15 +412,6 @@ def load_folder(root: Path, download: bool = False, workers: int | None = None, 
                        options={"stream": True, "image_size": size})
 
 
-def in_memory_augment(shape: tuple[int, int, int]) -> str:
-    """The default augmentation of an in-memory folder of (C, H, W) images.
-
-    One channel: the papers' MNIST recipe, a random horizontal flip. Colour: the papers' CIFAR recipe, a
-    pad-4 random crop and a flip (whatever the size: Tiny-ImageNet's 64 px too).
-    """
-    return "flip" if shape[0] == 1 else "crop-flip"
-
-
 def scan_test_only(path: Path) -> Tree:
     """A test-only folder: ``path/test/<class>/*`` when ``path/test`` exists, else ``path/<class>/*``."""
     if not path.is_dir():
@@ -462,5 +428,4 @@ def view(tree: Tree, ref_options: dict[str, Any], channels: int, size: int, work
 
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "MEMORY_BUDGET", "StreamedSplit", "Tree", "check_workers", "decode_tree",
-           "default_workers", "eval_transform", "in_memory_augment", "load_folder", "scan", "stream_transform",
-           "scan_test_only", "view"]
+           "default_workers", "load_folder", "scan", "scan_test_only", "view"]
