@@ -123,6 +123,8 @@ SECTION_TEXT = {
                "set per source, `ensemble` fuses several sources).",
     "matrix": "The cross-model matrix (`robench.matrix`) and where its table and heatmap go.",
     "scores": "One entry per score; `kind` picks the score, and the keys it takes are listed below.",
+    "executor": "How `robench run` runs the steps (the same as its command-line options; an option given there wins): "
+                "the engine and the resources of each kind of step. See [Clusters](../guides/clusters.md).",
 }
 
 
