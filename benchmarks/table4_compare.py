@@ -4,7 +4,10 @@
     python benchmarks/table4_compare.py table4-cpu/results/table4-cpu.csv
 
 Rows are targets (architecture x keep), columns the five standard sources; each cell is
-"ours / paper" defense rate in %. It also checks the papers' main claim cell by cell: the
+"ours [95% interval] / paper" defense rate in %, marked `in` where the paper's value lies inside our interval and
+`out` where it does not. The interval is the one the CSV's rows carry (`ci_low`/`ci_high`, `robench matrix --ci`),
+or a 95% Wilson interval from the row's rate and n for CSVs written before intervals existed. It accounts for our
+sampling error only (the paper reports no uncertainty). It also checks the papers' main claim cell by cell: the
 defense rate rises as keep falls (1 -> 0.5 -> 0.3).
 """
 
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 from common import record
+
+from robench.stats import rate_ci
 
 ARCHS = ["resnet18", "resnet50", "densenet121", "senet18", "vgg19"]
 KEEPS = [1.0, 0.5, 0.3]
@@ -59,12 +64,32 @@ def ours_frame(csv: Path, eps: float = 16 / 255) -> pd.DataFrame:
     df = df[df["source_arch"].isin(ARCHS)]
     df["defense"] = 100 * df["defense_rate"]
     df["clean"] = 100 * df["target_clean_accuracy"]
-    return df[["target_arch", "target_keep", "source_arch", "defense", "clean", "relation", "n"]]
+    recorded = df[["ci_low", "ci_high"]].notna().all(axis=1) if {"ci_low", "ci_high"} <= set(df.columns) \
+        else pd.Series(False, index=df.index)
+    wilson = [rate_ci(r, n) for r, n in zip(df["defense_rate"], df["n"], strict=True)]
+    df["low"] = [100 * (row.ci_low if rec else w[0]) for row, rec, w in zip(df.itertuples(), recorded, wilson,
+                                                                             strict=True)]
+    df["high"] = [100 * (row.ci_high if rec else w[1]) for row, rec, w in zip(df.itertuples(), recorded, wilson,
+                                                                               strict=True)]
+    return df[["target_arch", "target_keep", "source_arch", "defense", "low", "high", "clean", "relation", "n"]]
+
+
+def matched(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Our cells beside the paper's (suffix ``_paper``), with ``inside``: the paper's value lies in our interval."""
+    both = ours.merge(paper, on=["target_arch", "target_keep", "source_arch"], suffixes=("", "_paper"))
+    both["inside"] = (both["low"] <= both["defense_paper"]) & (both["defense_paper"] <= both["high"])
+    return both
+
+
+def inside(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[int, int]:
+    """Cells whose paper value lies inside our interval; and the cells compared."""
+    both = matched(ours, paper)
+    return int(both["inside"].sum()), len(both)
 
 
 def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
-    """A markdown table, one row per target, cells 'ours / paper'."""
-    both = ours.merge(paper, on=["target_arch", "target_keep", "source_arch"], suffixes=("", "_paper"))
+    """A markdown table, one row per target, cells 'ours [low, high] / paper in|out'."""
+    both = matched(ours, paper)
     lines = ["| target | keep | " + " | ".join(f"{a} src" for a in ARCHS) + " | clean |",
              "|---|---|" + "---:|" * (len(ARCHS) + 1)]
     for arch in ARCHS:
@@ -73,8 +98,9 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame) -> str:
             if rows.empty:
                 continue
             cells = [
-                f"{rows.at[s, 'defense']:.1f} / {rows.at[s, 'defense_paper']:.1f}" if s in rows.index else "-"
-                for s in ARCHS
+                f"{rows.at[s, 'defense']:.1f} [{rows.at[s, 'low']:.1f}, {rows.at[s, 'high']:.1f}] / "
+                f"{rows.at[s, 'defense_paper']:.1f} {'in' if rows.at[s, 'inside'] else 'out'}"
+                if s in rows.index else "-" for s in ARCHS
             ]
             clean = f"{rows['clean'].iloc[0]:.1f} / {rows['clean_paper'].iloc[0]:.1f}"
             lines.append(f"| {arch} | {keep:g} | " + " | ".join(cells) + f" | {clean} |")
@@ -104,6 +130,7 @@ def main() -> None:
     table = side_by_side(ours, paper)
     m_ours, m_paper = means(ours), means(paper)
     k_ours, k_paper = monotone(ours), monotone(paper)
+    hits, compared = inside(ours, paper)
     white = ours[ours.target_arch.eq(ours.source_arch) & ours.target_keep.eq(1.0)]
     summary = "\n".join([
         "| keep | mean defense, ours | mean defense, paper |",
@@ -112,8 +139,11 @@ def main() -> None:
     ])
     text = f"""{args.note}
 
-Cells: defense rate in %, **ours (PGD eps {args.eps}) / paper (PGD eps 16/255, CIFAR-10)**; rows are targets,
-columns the standard sources (seed 1). The standard target of the source's own architecture is gray-box (same
+Cells: defense rate in %, **ours (PGD eps {args.eps}) [our 95% interval] / paper (PGD eps 16/255, CIFAR-10)**,
+`in` where the paper's value lies inside our interval; rows are targets, columns the standard sources (seed 1).
+The paper's value lies inside our interval in {hits} of {compared} cells (the interval is our sampling error
+alone; a scaled-down run is not expected to reproduce the paper's numbers).
+The standard target of the source's own architecture is gray-box (same
 architecture, other seed), as in the paper.
 
 {table}

@@ -20,6 +20,7 @@ from robench.errors import RobenchError
 # The API is imported on first use (PEP 562): `import robench` and `robench --help` need no torch.
 _EXPORTS = {
     "import_model": "api", "list_workspace_models": "api", "load_model": "api", "load_set": "api", "train": "api",
+    "train_seeds": "api", "by_config": "scoring", "compare": "scoring",
     "attack": "attacks", "list_sets": "attacks",
     "create_model": "models", "list_models": "models", "register_model": "models",
     "DatasetRef": "records", "ModelRecord": "records", "SetRecord": "records",
@@ -30,17 +31,19 @@ __all__ = [
     "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "autoattack_scores",
     "boundary_scores", "create_model", "folder_scores", "import_model", "list_models", "list_sets",
     "list_workspace_models", "load_model", "load_set", "matrix", "noise_curve", "register_model", "shuffle_curve",
-    "tradeoff", "train",
+    "tradeoff", "train", "train_seeds", "by_config", "compare",
 ]
 
 if TYPE_CHECKING:
-    from robench.api import import_model, list_workspace_models, load_model, load_set, train
+    from robench.api import import_model, list_workspace_models, load_model, load_set, train, train_seeds
     from robench.attacks import attack, list_sets
     from robench.models import create_model, list_models, register_model
     from robench.records import DatasetRef, ModelRecord, SetRecord
     from robench.scoring import (
         autoattack_scores,
         boundary_scores,
+        by_config,
+        compare,
         folder_scores,
         matrix,
         noise_curve,

@@ -52,6 +52,7 @@ def test_train_takes_preset_like_the_cli():
 
     api = set(inspect.signature(robench.train).parameters)
     cli = set(inspect.signature(train_cmd).parameters)
-    assert "preset" in api and not cli - api - {"verbose"}, cli - api
+    assert "preset" in api and not cli - api - {"verbose", "seeds"}, cli - api
+    assert "seeds" in inspect.signature(robench.train_seeds).parameters  # --seeds is train_seeds' keyword
     with pytest.raises(TypeError):
         robench.train("tiny", preset_name="quick")

@@ -98,7 +98,48 @@ def test_boundary_set_records_the_trace(trained_ws, tmp_path):
     per_pixel = s.extra["l2_trace"].double().pow(2).numpy() / 1024
     assert stats["median"] == pytest.approx(np.median(per_pixel, axis=0).tolist())
     assert stats["median"][0] >= stats["median"][1] * (1 - 1e-6)  # non-increasing in steps (float32 rounding)
+    assert s.extra["steps_used"].tolist() == [200] * len(s) and not s.extra["converged"].any()
+    assert rec.stats["steps_used"] == {"over": "kept examples", "n": len(s), "cap": 200, "early_stop": True,
+                                       "converged": 0, "median": 200.0, "mean": 200.0, "max": 200}
     df = boundary_scores("tiny", ws, mode="sets", device="cpu")
     assert df.loc[0, "converged"] == False and df.loc[0, "score"] == pytest.approx(stats["median"][-1])  # noqa: E712
     loose = boundary_scores("tiny", ws, mode="sets", device="cpu", params={"tolerance": 1e6})
     assert loose.loc[0, "converged"] == False and "slow start" in loose.loc[0, "reason"]  # noqa: E712
+
+
+def _linear_model() -> torch.nn.Module:
+    """Two classes split by a hyperplane through the centre of [0, 1]^16: Boundary converges in a few thousand
+    steps, to the exact distance of each input from the plane."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
+    with torch.no_grad():
+        model[1].bias.copy_(-(model[1].weight @ torch.full((16,), 0.5)))
+    return model
+
+
+@pytest.mark.slow
+def test_boundary_early_stop_converges_before_the_cap():
+    model = _linear_model()
+    x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    cap, tolerance = 12800, 0.05
+    settings = {"steps": cap, "init_directions": 50, "settle": 100, "tolerance": tolerance}
+    stopped = perturb_output(model, x, y, "boundary", seed=0, **settings)
+    full = perturb_output(model, x, y, "boundary", seed=0, early_stop=False, **settings)
+    used, converged = stopped.extra["steps_used"], stopped.extra["converged"]
+    assert converged.all() and (used < cap).all() and used.max() < full.extra["steps_used"].max()
+    assert set(used.tolist()) <= {c + 1 for c in checkpoints(cap)}  # each example stops right after a checkpoint
+    score = [float(np.median(((o.adv - x).flatten(1).norm(dim=1) ** 2 / 16).numpy())) for o in (stopped, full)]
+    assert abs(score[0] - score[1]) <= tolerance * score[1]
+    # both runs reach the exact distance to the plane
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    exact = ((x.flatten(1) @ (w[0] - w[1]) + b[0] - b[1]).abs() / (w[0] - w[1]).norm())
+    assert torch.allclose((stopped.adv - x).flatten(1).norm(dim=1), exact, rtol=tolerance)
+    # the set's summary of the steps used
+    from robench.attacks.registry import _boundary_stats, method_spec, resolve_params
+
+    params = resolve_params(method_spec("boundary"), **settings)
+    stats = _boundary_stats(stopped.extra, params, (1, 4, 4))
+    assert stats["steps_used"]["converged"] == 8 and stats["steps_used"]["max"] == int(used.max())
+    assert stats["trace"]["settled"] == 100 and stats["trace"]["converged"]

@@ -92,7 +92,8 @@ def test_scores_and_plots(cli_ws, tmp_path):
     r = run("scores", "noise", "--workspace", cli_ws, "--sigmas", "0,0.1", "--n", "40", "--out", csv, "--plot", svg)
     assert r.exit_code == 0, r.output
     noise = pd.read_csv(csv)
-    assert list(noise.columns) == ["model", "sigma", "accuracy", "n", "precision"] and set(noise.precision) == {"fp32"}
+    assert list(noise.columns) == ["model", "sigma", "accuracy", "n", "precision", "ci_low", "ci_high"]
+    assert set(noise.precision) == {"fp32"}
     assert svg.read_bytes().rstrip().endswith(b"</svg>")
     r = run("scores", "shuffle", "--workspace", cli_ws, "--k", "1,4", "--n", "40")
     assert r.exit_code == 0 and "k=4" in r.stdout

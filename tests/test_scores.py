@@ -135,8 +135,12 @@ def test_patch_shuffle_k1_is_identity_and_bad_k_is_an_error():
 def test_shuffle_curve_on_common_correct_samples(probe_ws):
     df = shuffle_curve("*", probe_ws, ks=(1, 4), device="cpu")
     assert set(df.model) == {"tiny", "tiny-keep0.3-bottom"}
-    assert list(df.columns) == ["model", "k", "accuracy", "n", "precision"]
+    assert list(df.columns) == ["model", "k", "accuracy", "n", "precision", "ci_low", "ci_high"]
     assert (df[df.k == 1].accuracy == 1.0).all()
+    from robench.stats import proportion_ci
+
+    for row in df.itertuples():  # the accuracy's Wilson interval, from the counts
+        assert (row.ci_low, row.ci_high) == pytest.approx(proportion_ci(round(row.accuracy * row.n), row.n))
     data = load_dataset("digits")
     shuffled_acc = {}
     for name in ("tiny", "tiny-keep0.3-bottom"):

@@ -33,10 +33,31 @@ def test_paper_values_compare_equal_and_increase_with_lower_keep(tmp_path: Path)
     ours = t4.ours_frame(matrix_csv(tmp_path / "m.csv", t4.PAPER))
     assert len(ours) == 75
     table = t4.side_by_side(ours, t4.paper_frame())
-    row = "| resnet18 | 0.5 | 53.9 / 53.9 | 33.0 / 33.0 | 70.4 / 70.4 | 57.5 / 57.5 | 58.7 / 58.7 | 93.4 / 93.4 |"
-    assert row in table.splitlines()
+    from robench.stats import proportion_ci
+
+    (a, b), (c, d) = proportion_ci(54, 100), proportion_ci(33, 100)  # 53.89% and 33.05% of n = 100
+    assert (f"| resnet18 | 0.5 | 53.9 [{100 * a:.1f}, {100 * b:.1f}] / 53.9 in | 33.0 [{100 * c:.1f}, {100 * d:.1f}] / "
+            f"33.0 in |") in table
+    assert t4.inside(ours, t4.paper_frame()) == (75, 75)
     assert t4.monotone(ours) == (25, 25)
     assert t4.means(ours).tolist() == pytest.approx([15.70, 51.84, 72.79], abs=0.01)  # by hand from the table
+
+
+def test_paper_value_outside_our_interval_is_marked(tmp_path: Path) -> None:
+    """The interval is the CSV's when it has one, else Wilson's from (rate, n); a paper value outside it reads out."""
+    from robench.stats import proportion_ci
+
+    values = dict(t4.PAPER)
+    values[("resnet18", 1.0)] = [20.0, *values[("resnet18", 1.0)][1:]]  # ours 20 of 100, paper 5.98
+    ours = t4.ours_frame(matrix_csv(tmp_path / "m.csv", values))
+    low, high = proportion_ci(20, 100)
+    cell = ours[(ours.target_arch == "resnet18") & (ours.target_keep == 1.0) & (ours.source_arch == "resnet18")]
+    assert (cell.low.iloc[0], cell.high.iloc[0]) == pytest.approx((100 * low, 100 * high))
+    assert f"20.0 [{100 * low:.1f}, {100 * high:.1f}] / 6.0 out" in t4.side_by_side(ours, t4.paper_frame())
+    assert t4.inside(ours, t4.paper_frame()) == (74, 75)
+    df = pd.read_csv(tmp_path / "m.csv").assign(ci_low=0.995, ci_high=1.0)  # recorded intervals are used as given
+    df.to_csv(tmp_path / "ci.csv", index=False)
+    assert t4.inside(t4.ours_frame(tmp_path / "ci.csv"), t4.paper_frame()) == (0, 75)
 
 
 def test_a_cell_that_falls_with_lower_keep_is_counted(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ class Trace:
     median: list[float]
     n: int
     tolerance: float
+    settled: int = SETTLED
 
     @property
     def changes(self) -> list[float]:
@@ -54,15 +55,15 @@ class Trace:
 
     @property
     def converged(self) -> bool:
-        """The last doubling starts at >= ``SETTLED`` steps, moved the median by at most ``tolerance``, and by less
-        than an earlier doubling did.
+        """The last doubling starts at >= ``settled`` steps (default ``SETTLED``), moved the median by at most
+        ``tolerance``, and by less than an earlier doubling did.
 
         The first and last conditions keep a run still in the attack's slow start from passing: Foolbox adapts its
         step sizes at most every ~1000 steps, so the median first barely moves (0.5-1.2% per doubling up to 1562
         steps on a ResNet-18, docs/benchmarks.md), then falls fast, then settles.
         """
         earlier = [c for c in self.changes[:-1] if math.isfinite(c)]
-        return bool(len(self.steps) > 1 and self.steps[-2] >= SETTLED and self.change <= self.tolerance
+        return bool(len(self.steps) > 1 and self.steps[-2] >= self.settled and self.change <= self.tolerance
                     and earlier and max(earlier) > self.change)
 
     @property
@@ -70,9 +71,9 @@ class Trace:
         """Why the trace does not show convergence ('' when it does)."""
         if self.converged:
             return ""
-        if len(self.steps) < 3 or self.steps[-2] < SETTLED:
+        if len(self.steps) < 3 or self.steps[-2] < self.settled:
             return (f"a run of {self.steps[-1]} steps is still in the attack's slow start (the last doubling must "
-                    f"start at >= {SETTLED} steps)")
+                    f"start at >= {self.settled} steps)")
         moved = f"the last doubling ({self.steps[-2]} -> {self.steps[-1]} steps) moved the median by {self.change:.1%}"
         if not self.change <= self.tolerance:
             return f"{moved} (tolerance {self.tolerance:.1%})"
@@ -80,18 +81,40 @@ class Trace:
 
     def to_json(self) -> dict:
         return {"steps": self.steps, "median": self.median, "n": self.n, "tolerance": self.tolerance,
-                "change": None if math.isnan(self.change) else self.change, "converged": self.converged}
+                "settled": self.settled, "change": None if math.isnan(self.change) else self.change,
+                "converged": self.converged}
 
     @classmethod
     def from_json(cls, data: dict, tolerance: float | None = None) -> Trace:
         """A trace read back from ``SetRecord.stats['trace']``; ``tolerance`` overrides the recorded one."""
         return cls([int(s) for s in data["steps"]], [float(m) for m in data["median"]], int(data.get("n", 0)),
-                   float(data["tolerance"] if tolerance is None else tolerance))
+                   float(data["tolerance"] if tolerance is None else tolerance), int(data.get("settled", SETTLED)))
 
 
-def trace(l2: torch.Tensor, steps: list[int], pixels: int, tolerance: float) -> Trace:
+def trace(l2: torch.Tensor, steps: list[int], pixels: int, tolerance: float, settled: int = SETTLED) -> Trace:
     """The trace of per-example L2 norms ``l2`` (N, K) taken at ``steps`` (K,); NaN rows (not attacked) are left out."""
     values = l2.double().pow(2).numpy() / pixels
     values = values[~np.isnan(values).any(1)] if values.size else values.reshape(0, len(steps))
     medians = [float(np.median(values[:, k])) if len(values) else math.nan for k in range(len(steps))]
-    return Trace(list(steps), medians, len(values), tolerance)
+    return Trace(list(steps), medians, len(values), tolerance, settled)
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Stop each example of a Boundary run once its own trace meets the rule of :attr:`Trace.converged`.
+
+    At every checkpoint an example's squared L2 norm at the checkpoints so far is a trace of one example; the
+    example stops when that trace is converged (its last doubling starts at >= ``settled`` steps, moved it by at
+    most ``tolerance``, and by less than an earlier doubling did). ``floor`` is Foolbox's own convergence
+    threshold on the source step, kept for the examples still running.
+    """
+
+    tolerance: float
+    settled: int = SETTLED
+    floor: float = 1e-7
+
+    def converged(self, steps: list[int], l2: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: which rows of the norms ``l2`` (N, K) at ``steps`` (K,) have converged."""
+        values = l2.double().pow(2)
+        return torch.tensor([Trace(list(steps), row.tolist(), 1, self.tolerance, self.settled).converged
+                             for row in values], dtype=torch.bool)

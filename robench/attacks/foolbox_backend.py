@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robench.attacks.convergence import checkpoints
+from robench.attacks.convergence import SETTLED, EarlyStop, checkpoints
 from robench.attacks.queries import BudgetSpent, QueryCounter, project
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,21 @@ class _NormTrace:
     current best adversarials, i.e. after ``step - 1`` steps. This keeps them at the checkpoint step counts and
     ignores every other log call, so the attack itself runs unchanged (checked in the tests: same images with
     and without the trace).
+
+    With ``stop`` (an :class:`EarlyStop`), an example whose own trace meets the convergence rule at a checkpoint
+    is frozen from then on (its best adversarial no longer changes) and the run ends when every example is
+    frozen: Foolbox freezes an example whose source step fell below ``attack.source_step_convergance``, so the
+    threshold becomes a per-example tensor, infinite for the stopped ones. ``used`` records each example's steps
+    (the first step at which Foolbox saw it frozen, by either rule; the cap otherwise).
     """
 
-    def __init__(self, checkpoints: list[int]) -> None:
+    def __init__(self, checkpoints: list[int], cap: int = 0, stop: EarlyStop | None = None, attack: Any = None,
+                 n: int = 0) -> None:
         self.checkpoints = set(checkpoints)
         self.norms: dict[int, torch.Tensor] = {}
+        self.stop, self.attack, self.cap = stop, attack, cap
+        self.used = torch.full((n,), cap, dtype=torch.int64)
+        self.stopped = torch.zeros(n, dtype=torch.bool)
 
     def __call__(self, logdir: Any = False) -> _NormTrace:  # Foolbox calls TensorBoard(logdir=...)
         return self
@@ -81,8 +91,27 @@ class _NormTrace:
     def histogram(self, tag: str, x: Any, step: int, **_: Any) -> None:
         if tag == "norms" and step - 1 in self.checkpoints:
             self.norms[step - 1] = x.raw.detach().float().cpu().clone()
+            if self.stop is not None:
+                self._check(x, step)
 
-    def __getattr__(self, name: str) -> Any:  # scalar, probability, mean, close, ...: ignored
+    def probability(self, tag: str, x: Any, step: int, **_: Any) -> None:
+        if tag == "converged":  # logged at every step: which examples Foolbox no longer moves (ran step - 1 steps)
+            frozen = x.raw.detach().reshape(len(self.used)).cpu()
+            self.used[frozen & (self.used == self.cap)] = step - 1
+
+    def _check(self, x: Any, step: int) -> None:
+        """Freeze the examples whose trace so far meets the convergence rule; this step was their last."""
+        import eagerpy as ep
+
+        steps = sorted(self.norms)
+        done = self.stop.converged(steps, torch.stack([self.norms[c] for c in steps], 1)) & ~self.stopped
+        if done.any():
+            self.stopped |= done
+            self.used[done & (self.used == self.cap)] = step
+            threshold = torch.where(self.stopped, torch.tensor(math.inf), torch.tensor(self.stop.floor))
+            self.attack.source_step_convergance = ep.astensor(threshold.to(x.raw.device, x.raw.dtype))
+
+    def __getattr__(self, name: str) -> Any:  # scalar, mean, close, ...: ignored
         return lambda *args, **kwargs: None
 
 
@@ -109,7 +138,10 @@ class _Boundary:
     Foolbox refuses the whole batch when the noise start fails for a few inputs; here those inputs
     are returned unchanged (so they count as failures) and the rest of the batch is attacked. One run
     records each example's L2 norm at ``convergence.checkpoints(steps)`` (extra ``l2_trace``, (N, K),
-    NaN where the start failed).
+    NaN where the start failed). With ``early_stop`` an example stops at the first checkpoint where its own trace
+    meets the convergence rule (see :class:`~robench.attacks.convergence.EarlyStop`); extras ``steps_used`` (N,)
+    and ``converged`` (N,) say how many steps each example ran and whether it converged (by that rule, or by
+    Foolbox's own: its step sizes fell below the floor).
     """
 
     def __init__(self, params: dict) -> None:
@@ -117,9 +149,12 @@ class _Boundary:
 
         self.init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(
             directions=params["init_directions"], steps=params["init_steps"])
-        self.attack = fb.attacks.BoundaryAttack(steps=params["steps"], spherical_step=params["spherical_step"],
+        self.steps = params["steps"]
+        self.attack = fb.attacks.BoundaryAttack(steps=self.steps, spherical_step=params["spherical_step"],
                                                 source_step=params["source_step"])
-        self.checkpoints = checkpoints(params["steps"])
+        self.checkpoints = checkpoints(self.steps)
+        self.stop = EarlyStop(params["tolerance"], params.get("settle", SETTLED),
+                              float(self.attack.source_step_convergance)) if params.get("early_stop") else None
 
     def run(self, fmodel: Any, images: torch.Tensor, criterion: Any) -> Any:
         import foolbox as fb
@@ -135,16 +170,25 @@ class _Boundary:
             log.info("boundary: the noise start failed for %d of %d inputs", int((~ok).sum()), len(ok))
         adv = images.clone()
         l2_trace = torch.full((len(images), len(self.checkpoints)), math.nan)
+        used = torch.zeros(len(images), dtype=torch.int64)
+        converged = torch.zeros(len(images), dtype=torch.bool)
         if ok.any():
-            recorder = _NormTrace(self.checkpoints)
-            with _tracing(recorder):
-                adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
-                                          starting_points=starts[ok])
+            recorder = _NormTrace(self.checkpoints, self.steps, self.stop, self.attack, int(ok.sum()))
+            try:
+                with _tracing(recorder):
+                    adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
+                                              starting_points=starts[ok])
+            finally:
+                if self.stop is not None:  # the next batch starts with no example frozen
+                    self.attack.source_step_convergance = self.stop.floor
             final = (adv[ok] - images[ok]).flatten(1).norm(dim=1).float().cpu()
             # checkpoints the run did not reach (it stops early once every step size has converged) keep the final
             columns = [recorder.norms.get(c, final) if c < self.checkpoints[-1] else final for c in self.checkpoints]
             l2_trace[ok.cpu()] = torch.stack(columns, 1)
-        return AttackOutput(adv, {"l2_trace": l2_trace.to(images.device)})
+            used[ok.cpu()] = recorder.used
+            converged[ok.cpu()] = recorder.used < self.steps
+        extra = {"l2_trace": l2_trace, "steps_used": used, "converged": converged}
+        return AttackOutput(adv, {k: v.to(images.device) for k, v in extra.items()})
 
 
 def boundary(params: dict) -> tuple[Any, dict]:

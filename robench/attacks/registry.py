@@ -216,7 +216,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "diversity": (0.0, 1.0, True), "resize": (0.0, 1.0, False), "kernel": (1, 63, True), "nsig": (0.0, 10.0, False),
     "samples": (1, 1000, True), "beta": (0.0, 100.0, False), "restarts": (1, 100, True), "queries": (1, 10**7, True),
     "tolerance": (0.0, math.inf, False), "p_init": (0.0, 1.0, False), "gamma": (0.0, math.inf, False),
-    "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True),
+    "grad_evals": (1, 100_000, True), "max_grad_evals": (1, 1_000_000, True), "settle": (1, 100_000, True),
 }
 
 
@@ -403,13 +403,26 @@ register_method(MethodSpec(
              "foolbox": "Foolbox has no AutoAttack"},
 ))
 def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
-    """The score's median at every doubling of steps over the kept examples, and whether it converged."""
+    """The score's median at every doubling of steps over the kept examples, and whether it converged; the steps
+    the kept examples ran (median, mean, max, of the cap) and how many converged."""
+    import numpy as np
     import torch
 
-    from robench.attacks.convergence import checkpoints, trace
+    from robench.attacks.convergence import SETTLED, checkpoints, trace
 
-    l2 = extra.get("l2_trace", torch.empty(0, len(checkpoints(params["steps"]))))
-    return {"trace": trace(l2.cpu(), checkpoints(params["steps"]), math.prod(shape), params["tolerance"]).to_json()}
+    steps = checkpoints(params["steps"])
+    l2 = extra.get("l2_trace", torch.empty(0, len(steps)))
+    stats = {"trace": trace(l2.cpu(), steps, math.prod(shape), params["tolerance"],
+                            params.get("settle", SETTLED)).to_json()}
+    used = extra.get("steps_used")
+    if used is not None:
+        used, converged = used.cpu().double().numpy(), extra["converged"].cpu().numpy().astype(bool)
+        summary = {"over": "kept examples", "n": len(used), "cap": params["steps"],
+                   "early_stop": bool(params.get("early_stop")), "converged": int(converged.sum())}
+        if len(used):
+            summary.update(median=float(np.median(used)), mean=float(used.mean()), max=int(used.max()))
+        stats["steps_used"] = summary
+    return stats
 
 
 def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
@@ -426,9 +439,10 @@ def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int,
 
 register_method(MethodSpec(
     "boundary", "Boundary attack (decision-based), started from blended uniform noise; records the score's median "
-    "at every doubling of --steps and whether it converged (see --param tolerance)", "l2",
+    "at every doubling of --steps and whether it converged (see --param tolerance); with early_stop (default) "
+    "each example stops at the first doubling where it converged, --steps being the cap", "l2",
     defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
-              "tolerance": 0.05},
+              "tolerance": 0.05, "early_stop": True, "settle": 5000},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
     builders={"foolbox": "boundary"}, default_backend="foolbox",
     refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from robench._version import __version__
 from robench.cli import attack as attack_cmd
+from robench.cli import compare as compare_cmd
 from robench.cli import imports as import_cmd
 from robench.cli import matrix as matrix_cmd
 from robench.cli import plot as plot_cmd
@@ -108,6 +109,7 @@ attack_cmd.register(app)
 matrix_cmd.register(app)
 scores_cmd.register(app)
 plot_cmd.register(app)
+app.command("compare")(compare_cmd.compare_cmd)
 suite_cmd.register(app)
 
 

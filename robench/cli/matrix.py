@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from robench.cli.options import (
+    CI,
+    CI_LEVEL,
+    CI_STYLE,
     DATA_DIR,
     DEVICE,
     DPI,
@@ -23,6 +26,8 @@ from robench.cli.options import (
     TARGETS,
     WORKERS,
     WORKSPACE,
+    CiMethod,
+    CiStyle,
     Format,
     Precision,
     Value,
@@ -80,7 +85,8 @@ def draw(plot: Path | None, render) -> None:
 
 
 def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = True, batch_size: int = 512,
-                   shard: str | None = None, precision: str = "fp32", workers: int | None = None) -> pd.DataFrame:
+                   shard: str | None = None, precision: str = "fp32", workers: int | None = None,
+                   ci: str = "wilson", ci_level: float = 0.95) -> pd.DataFrame:
     """The matrix, with a progress bar; skipped cells are noted on stderr; nothing scorable is an error."""
     from robench.scoring import matrix
     from robench.scoring.matrix import parse_shard
@@ -88,7 +94,7 @@ def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = 
     with Bars() as bars:
         df = matrix(workspace, models, sets, device=device, data_dir=data_dir, use_cache=use_cache,
                     batch_size=batch_size, shard=parse_shard(shard), callback=bars, precision=precision,
-                    workers=workers)
+                    workers=workers, ci=ci, ci_level=ci_level)
     for s in df.attrs.get("skipped", []):
         err.print(f"[yellow]skipped[/] {s['target']} on {s['set']}: {s['reason']}", highlight=False)
     if df.empty:
@@ -98,17 +104,17 @@ def compute_matrix(workspace, models, sets, device, data_dir, use_cache: bool = 
 
 
 def put_matrix(df: pd.DataFrame, fmt: str | None, out_path: os.PathLike | None, cell: str, min_n: int,
-               show_n: bool) -> None:
+               show_n: bool, ci_style: str = "none") -> None:
     """The matrix as tables on stdout, or csv/json (tidy rows) / markdown/latex (paper layout) to --out."""
     from robench.reports import tables
 
     def show() -> None:
-        show_matrix(df, cell, min_n, show_n)
+        show_matrix(df, cell, min_n, show_n, ci_style)
         targeted = df[df["target_hit_rate"].notna()] if "target_hit_rate" in df else df.iloc[:0]
         if cell == "defense_rate" and not targeted.empty:  # targeted sets: how often the target was hit, beside
-            show_matrix(targeted, "target_hit_rate", min_n, show_n)
+            show_matrix(targeted, "target_hit_rate", min_n, show_n, ci_style)
 
-    output(fmt, out_path, show, lambda f: tables.render(df, f, cell, min_n=min_n, show_n=show_n))
+    output(fmt, out_path, show, lambda f: tables.render(df, f, cell, min_n=min_n, show_n=show_n, ci=ci_style))
 
 
 # ---------------------------------------------------------------- commands
@@ -134,6 +140,11 @@ def matrix_cmd(
     data_dir: Path = DATA_DIR,
     precision: Precision = PRECISION,
     workers: int = WORKERS,
+    ci: CiMethod = CI,
+    ci_level: float = CI_LEVEL,
+    ci_style: CiStyle = CI_STYLE,
+    by_config: bool = typer.Option(False, "--by-config", help="Aggregate cells over training-seed replicates of "
+                                                               "one configuration: mean, std, replicates, t interval."),
     targets: str = TARGETS,
 ) -> None:
     """Score every target model on every adversarial set: defense rate, agreement, relation.
@@ -146,7 +157,9 @@ def matrix_cmd(
 
     --format csv|json writes the tidy rows (one per target and set, with n and the relation); markdown|latex
     the tables as shown. `--shard I/N` scores a slice of the models on one machine; `robench matrix merge`
-    joins the CSVs.
+    joins the CSVs. Every row carries the --ci interval of its rates (ci_low, ci_high); --ci-style shows them.
+    --by-config averages the cells of models that differ only in their seeds (mean, std, replicates, and the t
+    interval across seeds).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -155,9 +168,14 @@ def matrix_cmd(
     models = deprecated(models, targets, "--targets", "--models")
     check_out(out_path, plot)
     df = compute_matrix(workspace, models, sets, device, data_dir, not no_cache, batch_size, shard,
-                        value(precision), workers)
-    put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n)
-    draw(plot, lambda p: plots.heatmap(df, p, value(cell), dpi=dpi, min_n=min_n, show_n=show_n))
+                        value(precision), workers, value(ci), ci_level)
+    if by_config:
+        from robench.scoring.replicates import by_config as aggregate
+
+        df = aggregate(df, value=value(cell), level=ci_level)
+    put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n, value(ci_style))
+    draw(plot, lambda p: plots.heatmap(df, p, value(cell), dpi=dpi, min_n=min_n, show_n=show_n,
+                                       ci=value(ci_style)))
 
 
 @cli_errors
@@ -169,10 +187,11 @@ def merge_cmd(
     cell: Value = VALUE,
     min_n: int = MIN_N,
     show_n: bool = SHOW_N,
+    ci_style: CiStyle = CI_STYLE,
 ) -> None:
     """Merge the tidy CSVs of matrix shards into one, and show the paper-style tables."""
     from robench.scoring.matrix import merge
 
     check_out(out_path)
     df = merge([read_frame(f, REQUIRED) for f in files])
-    put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n)
+    put_matrix(df, value(fmt), out_path, value(cell), min_n, show_n, value(ci_style))

@@ -40,6 +40,8 @@ Value = choices("Value", names.CELL_VALUES)
 Precision = choices("Precision", names.PRECISIONS)
 Format = choices("Format", ("table", "csv", "json", "markdown", "latex"))
 FigureFormat = choices("FigureFormat", names.FIGURE_FORMATS)
+CiMethod = choices("CiMethod", ("wilson", "bootstrap", "none"))
+CiStyle = choices("CiStyle", ("none", "pm", "interval"))
 
 WORKSPACE = typer.Option(None, "--workspace", "-w", envvar="ROBENCH_WORKSPACE",
                          help="Workspace folder (default: ./robench-workspace).")
@@ -66,6 +68,12 @@ FIGURE_OUT = typer.Option(None, "--out", "-o", help="Figure file (- for stdout);
                                                     "(default: ./<figure>.png).")
 FIGURE_FORMAT = typer.Option(None, "--format", "-f", help="Figure format when the --out name has no suffix "
                                                           "(default png).")
+
+CI = typer.Option("wilson", "--ci", help="Interval of every rate: wilson (score interval), bootstrap (percentile, "
+                                       "seeded) or none; recorded in the ci_low/ci_high columns.")
+CI_LEVEL = typer.Option(0.95, "--ci-level", min=0.5, max=0.999, help="Confidence level of the intervals.")
+CI_STYLE = typer.Option("none", "--ci-style", help="Show each cell's interval in tables and figures: pm (34.9 ±3.9, "
+                                                   "half the interval's width), interval (34.9 [31.1, 39.0]) or none.")
 
 # hidden old spellings, kept for one release
 TARGETS = typer.Option(None, "--targets", "-t", hidden=True, help="Old name of --models.")

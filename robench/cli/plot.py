@@ -8,6 +8,7 @@ import typer
 
 from robench.cli.matrix import compute_matrix, read_frame
 from robench.cli.options import (
+    CI_STYLE,
     DATA_DIR,
     DEVICE,
     DPI,
@@ -22,6 +23,7 @@ from robench.cli.options import (
     TARGETS,
     WORKERS,
     WORKSPACE,
+    CiStyle,
     FigureFormat,
     Value,
     value,
@@ -66,6 +68,7 @@ def plot_heatmap(
     cell: Value = typer.Option("defense_rate", "--value", help="Cell value."),
     min_n: int = MIN_N,
     show_n: bool = SHOW_N,
+    ci_style: CiStyle = CI_STYLE,
     out_path: Path = FIGURE_OUT,
     fmt: FigureFormat = FIGURE_FORMAT,
     dpi: int = DPI,
@@ -85,7 +88,8 @@ def plot_heatmap(
     else:
         df = compute_matrix(workspace, models, sets, device, data_dir)
     _draw(target, fmt, lambda where, f: plots.heatmap(df, where, value(cell), fmt=f, dpi=dpi,
-                                                                    min_n=min_n, show_n=show_n))
+                                                                    min_n=min_n, show_n=show_n,
+                                                                    ci=value(ci_style)))
 
 
 def _curve_command(kind: str, doc: str):

@@ -159,16 +159,17 @@ def table(df: pd.DataFrame, title: str | None = None, columns: list[str] | None 
     return t
 
 
-def show_matrix(df: pd.DataFrame, value: str = "defense_rate", min_n: int | None = None, show_n: bool = False) -> None:
+def show_matrix(df: pd.DataFrame, value: str = "defense_rate", min_n: int | None = None, show_n: bool = False,
+                ci: str = "none") -> None:
     """The papers' layout: one table per attack, targets x (clean, sources), cells in % with relation markers."""
     from robench.reports import tables
 
     min_n = tables.MIN_N if min_n is None else min_n
-    for attack, frame in tables.marked(df, value, min_n=min_n, show_n=show_n).items():
+    for attack, frame in tables.marked(df, value, min_n=min_n, show_n=show_n, ci=ci).items():
         frame = frame.reset_index()
         out.print(table(frame, title=f"{attack}: {value.replace('_', ' ')} (%)", right=list(frame.columns[1:])),
                   markup=False)
-    err.print(tables.legend(min_n, value), markup=False, highlight=False, soft_wrap=True)
+    err.print(tables.legend(min_n, value) + tables.ci_legend(df, ci), markup=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- data output

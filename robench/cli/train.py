@@ -72,6 +72,8 @@ def train(
     upsample: float = typer.Option(1.0, help="Upsample the input by this factor (larger feature maps)."),
     strides: str = typer.Option(None, help="Override the downsampling strides, e.g. 1,1,2,2."),
     seed: int = typer.Option(0, help="Seed for weights, masks and data order."),
+    seeds: str = typer.Option(None, help="Train one replicate per seed, e.g. 0,1,2 (names get -seedN; see "
+                                         "`matrix --by-config`)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model of the same name."),
     device: str = DEVICE,
@@ -87,17 +89,29 @@ def train(
     """Train a standard or defective model and save it in the workspace."""
     from robench import api
 
-    with Bars(value(arch), _train_info) as bars:
-        record = api.train(
-            value(arch), dataset=value(dataset), data_dir=data_dir, workspace=workspace, name=name,
-            preset=value(preset), epochs=epochs, batch_size=batch_size, lr=lr, milestones=_ints(milestones),
-            width=width, keep=keep, placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen,
-            mask_seed=mask_seed, ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep,
-            label_smoothing=label_smoothing, adv_train=adv_train, augment=value(augment), upsample=upsample,
-            strides=_ints(strides), seed=seed, resume=resume, overwrite=overwrite, device=device,
-            precision=value(precision), compile=compile, stream=stream, image_size=image_size, workers=workers,
-            callback=bars,
-        )
+    if seeds is not None and seed != 0:
+        raise typer.BadParameter("give --seed or --seeds, not both", param_hint="--seeds")
+    replicates = _ints(seeds) if seeds is not None else [seed]
+    if not replicates or len(set(replicates)) != len(replicates):
+        raise typer.BadParameter(f"expected distinct seeds, got '{seeds}'", param_hint="--seeds")
+    settings = dict(
+        dataset=value(dataset), data_dir=data_dir, workspace=workspace, preset=value(preset), epochs=epochs,
+        batch_size=batch_size, lr=lr, milestones=_ints(milestones), width=width, keep=keep,
+        placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen, mask_seed=mask_seed,
+        ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep, label_smoothing=label_smoothing,
+        adv_train=adv_train, augment=value(augment), upsample=upsample, strides=_ints(strides), resume=resume,
+        overwrite=overwrite, device=device, precision=value(precision), compile=compile, stream=stream,
+        image_size=image_size, workers=workers,
+    )
+    for one in replicates:  # --seeds: one replicate per seed, named NAME-seedN (or the default name with -seedN)
+        with Bars(value(arch), _train_info) as bars:
+            record = api.train(value(arch), name=f"{name}-seed{one}" if name and seeds is not None else name,
+                               seed=one, callback=bars, **settings)
+        _saved(record)
+
+
+def _saved(record) -> None:
+    """The note on stderr after a model is saved."""
     if record.path is not None:  # under torchrun only rank 0 saves
         err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f} "
                   f"({schedule_text(record.recipe or {})})", highlight=False, soft_wrap=True)

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from robench.errors import RobenchError
 from robench.files import atomic_path
 from robench.reports.labels import short_titles
-from robench.reports.tables import CLEAN, MARKERS, MIN_N, column_labels, wide
+from robench.reports.tables import CLEAN, MARKERS, MIN_N, ci_text, column_labels, intervals, wide
 
 PLOT_FORMATS = ("png", "svg", "pdf", "eps")
 DPI = 150
@@ -96,13 +96,16 @@ def _attack_configs(df: pd.DataFrame, attacks: list[str]) -> list[tuple[str, dic
 
 
 def heatmap_figure(df: pd.DataFrame, value: str = "defense_rate", *, min_n: int = MIN_N,
-                   show_n: bool = False) -> Figure:
+                   show_n: bool = False, ci: str = "none") -> Figure:
     """The matrix as heatmaps (one panel per attack configuration): targets x sources, cells in %.
 
     A cell resting on fewer than ``min_n`` images is greyed and shows its n (every cell shows n with ``show_n``).
+    ``ci`` ('pm' or 'interval') writes each cell's interval under its value (see ``tables.marked``).
     """
     if df.empty:
         raise RobenchError("nothing to plot: the matrix has no scored cells")
+    if ci != "none":
+        df = intervals(df, value)
     tables, counts = wide(df, value), wide(df, column="n")
     titles = short_titles(_attack_configs(df, list(tables)))
     rows = [f"{t} ({c:.1f}%)" for table in tables.values() for t, c in zip(table.index, table[CLEAN], strict=True)]
@@ -114,14 +117,14 @@ def heatmap_figure(df: pd.DataFrame, value: str = "defense_rate", *, min_n: int 
     fig = _figure(max(width, _text_width(titles, FONT + 1) + 1.0, 3.5), max(height, 2.0))
     axes = fig.subplots(len(tables), 1, squeeze=False)[:, 0]
     for ax, title, (attack, table) in zip(axes, titles, tables.items(), strict=True):
-        _panel(ax, df, attack, table, counts[attack], value, min_n, show_n)
+        _panel(ax, df, attack, table, counts[attack], value, min_n, show_n, ci)
         ax.set_title(title, fontsize=FONT + 1)
     return fig
 
 
 
 def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.DataFrame, value: str,
-           min_n: int, show_n: bool) -> None:
+           min_n: int, show_n: bool, ci: str = "none") -> None:
     """One attack configuration's heatmap: colours by value; greyed, with n, where n < min_n."""
     values = table.drop(columns=CLEAN).to_numpy(dtype=float)
     n = counts.reindex(index=table.index, columns=table.columns[1:]).to_numpy(dtype=float)
@@ -129,11 +132,15 @@ def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.Da
     cmap = colormaps["viridis"].with_extremes(bad="0.85")  # greyed: masked (small n) and NaN (n = 0) cells
     image = ax.imshow(np.ma.masked_where(small, values), vmin=0, vmax=100, cmap=cmap, aspect="auto")
     part = df[df["attack"] == attack]
-    relation = part.assign(column=column_labels(part)).set_index(["target", "column"])["relation"].to_dict()
+    cells = part.assign(column=column_labels(part)).set_index(["target", "column"])
+    relation = cells["relation"].to_dict()
+    bounds = cells[["value_low", "value_high"]].mul(100).apply(tuple, axis=1).to_dict() if ci != "none" else {}
     for i, target in enumerate(table.index):
         for j, source in enumerate(table.columns[1:]):
             v = values[i, j]
             text = "n/a" if math.isnan(v) else f"{v:.1f}{MARKERS.get(relation.get((target, source), ''), '')}"
+            extra = ci_text(v, *bounds.get((target, source), (math.nan, math.nan)), ci, 1).strip()
+            text += f"\n{extra}" if extra and not math.isnan(v) else ""
             if not math.isnan(n[i, j]) and not math.isnan(v) and (show_n or small[i, j]):
                 text += f"\nn={int(n[i, j])}"
             dark = not small[i, j] and not math.isnan(v) and v < 60
@@ -151,9 +158,9 @@ def _panel(ax, df: pd.DataFrame, attack: str, table: pd.DataFrame, counts: pd.Da
 
 
 def heatmap(df: pd.DataFrame, target: Target, value: str = "defense_rate", *, fmt: str | None = None,
-            dpi: int = DPI, min_n: int = MIN_N, show_n: bool = False) -> Path | IO[bytes]:
+            dpi: int = DPI, min_n: int = MIN_N, show_n: bool = False, ci: str = "none") -> Path | IO[bytes]:
     """Draw :func:`heatmap_figure` and write it (see :func:`save`)."""
-    return save(heatmap_figure(df, value, min_n=min_n, show_n=show_n), target, fmt, dpi)
+    return save(heatmap_figure(df, value, min_n=min_n, show_n=show_n, ci=ci), target, fmt, dpi)
 
 
 # ---------------------------------------------------------------- curves

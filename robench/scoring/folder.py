@@ -14,6 +14,7 @@ side) and centre-cropped to it. Grayscale models see the images converted to gra
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -27,9 +28,10 @@ from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import DatasetRef
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 COLUMNS = ["model", "accuracy", "clean_accuracy", "n", "folder", "dataset", "arch", "keep", "placement",
-           "precision"]
+           "precision", "ci_low", "ci_high", "ci_method", "ci_level"]
 
 
 def class_map(tree: Tree, ref: DatasetRef, model: str) -> torch.Tensor:
@@ -61,14 +63,18 @@ def folder_scores(
     batch_size: int = 256,
     callback: Callback | None = None,
     precision: str = "fp32",
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy of every model on the test-only folder ``data_dir`` (e.g. Stylized-ImageNet), beside its clean
     accuracy on its own test split.
 
     ``n`` caps the images (a seeded random subset); ``precision`` is the autocast dtype of the predictions.
     Columns: model, accuracy, clean_accuracy, n, folder, dataset, arch, keep, placement, precision (accuracies
-    as fractions in [0, 1]).
+    as fractions in [0, 1]), and the ``ci_level`` interval of the accuracy by ``ci`` (ci_low, ci_high, ci_method,
+    ci_level; see :mod:`robench.stats`).
     """
+    check_ci(ci, ci_level)
     if data_dir is None:
         raise RobenchError("pass --data-dir: the test-only folder (class subfolders, or a test/ of them) to score")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -106,4 +112,5 @@ def folder_scores(
         rows.append({"model": name, "accuracy": correct[name] / len(idx), "clean_accuracy": rec.clean_accuracy,
                      "n": len(idx), "folder": str(tree.root), "dataset": rec.dataset.label,
                      **scorer.model_columns(name), "precision": scorer.precision})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    df = add_rate_ci(pd.DataFrame(rows, columns=COLUMNS), "accuracy", "", ci, ci_level)
+    return df.assign(ci_method=ci, ci_level=ci_level if ci != "none" else math.nan)

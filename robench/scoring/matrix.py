@@ -7,6 +7,13 @@ Definitions (the papers' "Scores"), for a target T and an adversarial set S made
 - ``agreement``: among those n, the fraction where T outputs A's adversarial label (``source_pred``);
 - ``target_hit_rate`` (targeted sets only, NaN otherwise): among those n, the fraction where T outputs the
   example's target label: the targeted transfer success;
+- ``ci_low`` / ``ci_high``: the ``ci_level`` interval of the defense rate (``agreement_ci_low`` /
+  ``agreement_ci_high``: of the agreement; ``target_hit_rate_ci_low`` / ``..._high``: of the target hit rate) by
+  ``ci_method`` (Wilson by default; see :mod:`robench.stats`);
+- ``clean_ci_low`` / ``clean_ci_high``: the interval of the target's clean accuracy over its ``target_n_test`` test
+  images;
+- ``target_config`` / ``source_config``: the target's and the sources' configuration without their seeds (JSON),
+  which :func:`robench.scoring.replicates.by_config` groups replicates by;
 - ``relation``: ``white-box`` when T is one of A (same weights), ``gray-box`` when T has A's architecture and
   defect settings (another seed or mask draw), ``black-box`` otherwise.
 
@@ -38,6 +45,7 @@ from robench.models import load_model
 from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
 from robench.reports.labels import param_text
 from robench.runtime import check_precision, pick_device, predict, prepare
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,9 @@ WHITE, GRAY, BLACK = "white-box", "gray-box", "black-box"
 COLUMNS = [
     "target", "set", "source", "method", "attack", "params", "eps", "relation", "n", "n_set", "defense_rate",
     "agreement", "target_hit_rate", "target_clean_accuracy", "target_arch", "target_keep", "dataset", "target_sha256",
-    "set_sha256", "precision",
+    "set_sha256", "precision", "ci_low", "ci_high", "agreement_ci_low", "agreement_ci_high", "target_hit_rate_ci_low",
+    "target_hit_rate_ci_high", "clean_ci_low", "clean_ci_high", "ci_method", "ci_level", "target_n_test",
+    "target_config", "source_config",
 ]
 DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
@@ -128,6 +138,13 @@ def family(config: dict) -> str:
     """
     drop = DEFECT_KEYS if is_standard(config) else ("mask_seed",)
     return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
+
+
+def configuration(config: dict, recipe: dict | None = None) -> str:
+    """A model's configuration without its seeds: its family (see :func:`family`) and its training recipe."""
+    fam = json.loads(family(config))
+    recipe = {k: v for k, v in (recipe or {}).items() if k != "seed"}
+    return json.dumps({"model": fam, "recipe": recipe}, sort_keys=True, default=str)
 
 
 def relation(target: ModelRecord, sources: list[SourceRef]) -> str:
@@ -337,6 +354,8 @@ def matrix(
     precision: str = "fp32",
     workers: int | None = None,
     targets: Patterns | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Score every target model on every adversarial set: one tidy row per (target, set).
 
@@ -348,8 +367,10 @@ def matrix(
     every n-th target (sorted by name) from the i-th, so n machines can split a matrix; see :func:`merge`.
     ``precision`` (fp32, bf16, fp16) is the autocast dtype of the targets' predictions, recorded in each row.
     ``workers``: DataLoader workers that decode a streamed folder's test images (default: from the core count).
+    ``ci`` (wilson, bootstrap, none) and ``ci_level`` set the rates' intervals (see :mod:`robench.stats`).
     """
     check_precision(precision)
+    check_ci(ci, ci_level)
     if targets is not None:
         warnings.warn("matrix(targets=...) is now matrix(models=...)", DeprecationWarning, stacklevel=2)
         models = targets
@@ -385,6 +406,10 @@ def matrix(
             notify("cell", {"target": name, "set": srec.name, "cached": preds["cached"], "done": done,
                             "info": f"{name} on {srec.name}" + (" (cached)" if preds["cached"] else "")})
     df = pd.DataFrame(rows, columns=COLUMNS)
+    df = add_rate_ci(add_rate_ci(df, "defense_rate", "", ci, ci_level), "agreement", "agreement_", ci, ci_level)
+    df = add_rate_ci(df, "target_hit_rate", "target_hit_rate_", ci, ci_level)
+    df = add_rate_ci(df, "target_clean_accuracy", "clean_", ci, ci_level, n="target_n_test")
+    df["ci_method"], df["ci_level"] = ci, ci_level if ci != "none" else math.nan
     df.attrs["skipped"] = skipped
     return df
 
@@ -401,4 +426,7 @@ def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tens
         "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": target.arch,
         "target_keep": target.config.get("keep"), "dataset": target.dataset.label,
         "target_sha256": target.weights_sha256, "set_sha256": srec.sha256, "precision": scorer.precision,
+        "target_config": configuration(target.config, target.recipe),
+        "source_config": json.dumps([json.loads(configuration(s.config)) for s in srec.sources], sort_keys=True),
+        "target_n_test": len(scorer.dataset(name).test),
     }

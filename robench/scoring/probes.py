@@ -24,6 +24,7 @@ from robench.errors import RobenchError
 from robench.events import emitter
 from robench.records import SetRecord
 from robench.scoring.matrix import DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,17 @@ Corruption = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models: Patterns, workspace,
                       n: int | None, common: bool, seed: int, device: str | None,
                       data_dir, callback: Callback | None, precision: str = "fp32",
-                      workers: int | None = None) -> pd.DataFrame:
+                      workers: int | None = None, ci: str = "wilson", ci_level: float = CI_LEVEL) -> pd.DataFrame:
     """Accuracy of every model on ``corrupt(images, value, generator)`` for each severity value.
 
     The images are the test images every model classifies correctly (``common``), capped at ``n``; every model
     sees the same corrupted images (one generator seeded with ``seed`` per value). A streamed test split is
     decoded and corrupted a chunk at a time, so memory stays bounded whatever the number of images. Predictions
-    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision.
+    run under autocast to ``precision``. Columns: model, column, accuracy, n, precision, and the ``ci_level``
+    interval of the accuracy by ``ci`` (ci_low, ci_high; see :mod:`robench.stats`), which is conditional on the
+    chosen images.
     """
+    check_ci(ci, ci_level)
     scorer = Scorer(workspace, device, data_dir, precision=precision, workers=workers)
     names = select(store.list_model_names(workspace), models, "model", workspace)
     data = scorer.dataset(_one_dataset(scorer, names))
@@ -106,7 +110,8 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
     rows = [{"model": name, column: value, "accuracy": correct[name, value] / len(idx), "n": len(idx),
              "precision": scorer.precision} for value in values for name in names]
     emit("end", {"done": len(names) * (1 + len(values))})
-    return pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"])
+    return add_rate_ci(pd.DataFrame(rows, columns=["model", column, "accuracy", "n", "precision"]), "accuracy", "",
+                       ci, ci_level)
 
 
 def noise_curve(
@@ -122,13 +127,16 @@ def noise_curve(
     callback: Callback | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise N(0, sigma^2) (clipped to [0,1]) per model and sigma.
 
     Evaluated on the test images every model classifies correctly (``common=True``, so sigma 0 gives 1.0), or
     on the whole test split (``common=False``: sigma 0 gives the clean accuracy); ``n`` caps the sample count.
     Every model sees the same noisy images (one seeded generator per sigma). Columns: model, sigma, accuracy, n,
-    precision (the autocast dtype of the predictions).
+    precision (the autocast dtype of the predictions), ci_low, ci_high (the accuracy's ``ci_level`` interval by
+    ``ci``).
     """
     def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
         if sigma < 0:
@@ -137,7 +145,7 @@ def noise_curve(
 
     values = [float(s) for s in (DEFAULT_SIGMAS if sigmas is None else sigmas)]
     return _corruption_curve("sigma", values, noisy, models, workspace, n, common, seed, device, data_dir, callback,
-                             precision, workers)
+                             precision, workers, ci, ci_level)
 
 
 # ---------------------------------------------------------------- patch shuffle
@@ -171,14 +179,16 @@ def shuffle_curve(
     callback: Callback | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled test images (k x k grid, see :func:`patch_shuffle`) per model and k.
 
     On the test images every model classifies correctly (``common=True``). Columns: model, k, accuracy, n,
-    precision.
+    precision, ci_low, ci_high (the accuracy's ``ci_level`` interval by ``ci``).
     """
     return _corruption_curve("k", [int(k) for k in ks], patch_shuffle, models, workspace, n, common, seed, device,
-                             data_dir, callback, precision, workers)
+                             data_dir, callback, precision, workers, ci, ci_level)
 
 
 # ---------------------------------------------------------------- Boundary score

@@ -9,6 +9,7 @@ APGD-CE, APGD-T, FAB-T and Square with the original's settings (see ``robench.at
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,11 +23,12 @@ from robench.attacks.registry import resolve_params
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
+from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "clean_accuracy", "robust_accuracy", "n", "eps", "norm", "attacks", "steps", "queries", "arch",
-           "keep", "placement", "precision"]
+           "keep", "placement", "precision", "ci_low", "ci_high", "ci_method", "ci_level"]
 
 
 def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_size: int,
@@ -72,6 +74,8 @@ def autoattack_scores(
     callback: Callback | None = None,
     precision: str = "fp32",
     workers: int | None = None,
+    ci: str = "wilson",
+    ci_level: float = CI_LEVEL,
     **attack_params: Any,
 ) -> pd.DataFrame:
     """Robust accuracy of every model under AutoAttack (standard version; eps 8/255 Linf unless given).
@@ -80,8 +84,10 @@ def autoattack_scores(
     apgd-ce,apgd-t,fab-t,square), ``steps`` (100) and ``queries`` (5000); anything but the defaults is no longer
     the standard version. ``precision``: the autocast dtype of every forward pass (attack and predictions);
     ``workers``: DataLoader workers that decode a streamed folder's test images.
-    Columns: see ``COLUMNS`` (accuracies are fractions of the n images).
+    Columns: see ``COLUMNS`` (accuracies are fractions of the n images; ci_low/ci_high: the ``ci_level``
+    interval of the robust accuracy by ``ci``, see :mod:`robench.stats`).
     """
+    check_ci(ci, ci_level)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RobenchError(f"--n must be a positive number of test images, got {n}")
     params = resolve_params(method_spec("autoattack"), eps=eps, norm=norm, **attack_params)
@@ -105,4 +111,5 @@ def autoattack_scores(
                          "precision": scorer.precision})
             log.info("autoattack %s: clean %.4f robust %.4f on %d images", name, clean, robust, count)
             emit("step", {"done": i + 1, "model": name, "info": f"{name}: robust {robust:.2%}"})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    df = add_rate_ci(pd.DataFrame(rows, columns=COLUMNS), "robust_accuracy", "", ci, ci_level)
+    return df.assign(ci_method=ci, ci_level=ci_level if ci != "none" else math.nan)

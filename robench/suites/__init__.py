@@ -41,6 +41,11 @@ from its checkpoint. Format (see ``benchmarks/suites/`` for complete examples)::
     kind = "folder"               # accuracy on a test-only folder, classes matched by name
     data_dir = "/data/stylized"   # needed by kind "folder"
 
+    [[compare]]                   # McNemar's exact test of two targets on one set (`robench compare`)
+    a = "resnet18-keep0.3-bottom"
+    b = "resnet18"
+    set = "densenet121-seed1-pgd-eps16"
+
     [executor]                    # where steps run; `robench run` options of the same names win
     name = "ray"                  # sequential (default) | ray
     gpus_per_train = 0.25         # four trainings share a GPU; also gpus_per_attack, _matrix, _score, _import

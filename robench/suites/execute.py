@@ -27,7 +27,7 @@ from robench.errors import RobenchError
 from robench.events import Callback
 from robench.files import atomic_path
 from robench.suites.plan import Step, plan
-from robench.suites.schema import SCORES, Suite
+from robench.suites.schema import COMPARE_KEYS, SCORES, Suite
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
 
     kind = step.kind.removeprefix("score:")
     args = dict(step.args)
+    if step.kind == "compare":
+        named = {v: k for k, v in COMPARE_KEYS.items()}
+        result = scoring.compare(**{named.get(k, k): v for k, v in args.items()}, workspace=suite.workspace,
+                                 data_dir=suite.data_dir, device=device)
+        df = pd.DataFrame([result.to_json()])
+        write_result(df, step.out)
+        return df
     if "set" in args:
         args["set_name"] = args.pop("set")
     df: pd.DataFrame = getattr(scoring, SCORES[kind][0])(**{**common, **args})  # an entry's data_dir wins
@@ -82,21 +89,28 @@ def finish_matrix(suite: Suite, step: Step, parts: list[pd.DataFrame]) -> pd.Dat
     if len(frames) > 1:  # one process scores set by set, each on the targets in name order
         df = df.sort_values(["set", "target"], kind="stable").reset_index(drop=True)
     df.attrs["skipped"] = [cell for p in parts for cell in p.attrs.get("skipped", [])]
-    write_result(df, step.out, matrix=True, **step.options)
+    options = {k: v for k, v in step.options.items() if k != "by_config"}
+    if step.options.get("by_config"):  # replicates of one configuration averaged (robench.scoring.by_config)
+        from robench.scoring import by_config
+
+        df = by_config(df, options.get("value", "defense_rate"), step.args.get("ci_level", 0.95))
+    write_result(df, step.out, matrix=True, **options)
     if step.figure is not None:
         _draw(df, step.figure, "matrix", step.options)
     return df
 
 
 def write_result(df: pd.DataFrame, path: Path, *, matrix: bool = False, value: str = "defense_rate",
-                 min_n: int | None = None, show_n: bool = False, dpi: int | None = None) -> None:
+                 min_n: int | None = None, show_n: bool = False, dpi: int | None = None,
+                 ci_style: str = "none") -> None:
     """Write a result atomically in the format of the path's suffix: csv or json (tidy rows), markdown or latex
     (a matrix in the papers' layout; a score as its table)."""
     from robench.reports import tables
 
     fmt = tables.format_for(path, None)
     if matrix:
-        text = tables.render(df, fmt, value, min_n=tables.MIN_N if min_n is None else min_n, show_n=show_n)
+        text = tables.render(df, fmt, value, min_n=tables.MIN_N if min_n is None else min_n, show_n=show_n,
+                             ci=ci_style)
     else:
         text = tables.tidy_text(df, fmt) if fmt in ("csv", "json") else tables.display_text(df, fmt, path.stem)
     with atomic_path(path) as tmp:
@@ -110,7 +124,8 @@ def _draw(df: pd.DataFrame, path: Path, kind: str, options: dict[str, Any]) -> P
     dpi = options.get("dpi", plots.DPI)
     if kind == "matrix":
         view = {k: options[k] for k in ("min_n", "show_n") if k in options}
-        return plots.heatmap(df, path, options.get("value", "defense_rate"), dpi=dpi, **view)
+        return plots.heatmap(df, path, options.get("value", "defense_rate"), dpi=dpi,
+                             ci=options.get("ci_style", "none"), **view)
     return getattr(plots, SCORES[kind][1])(df, path, dpi=dpi)
 
 

@@ -59,12 +59,14 @@ def plan(suite: Suite) -> list[Step]:
     inputs = [s for s in steps if s.kind in ("import", "train", "attack")]
     results = ([("matrix", suite.matrix, f"{suite.name}-matrix.csv")] if suite.matrix is not None else [])
     results += [(f"score:{s['kind']}", s, f"{suite.name}-{s['kind']}-{i}.csv") for i, s in enumerate(suite.scores)]
+    results += [("compare", c, f"{suite.name}-compare-{i}.csv") for i, c in enumerate(suite.compares)]
     for i, (kind, entry, default) in enumerate(results):
         if "set" in entry:
-            _check_set(suite, entry["set"], inputs, i - (suite.matrix is not None))
+            first = (suite.matrix is not None) + (len(suite.scores) if kind == "compare" else 0)
+            _check_set(suite, entry["set"], inputs, i - first, "compare" if kind == "compare" else "scores")
         out = _out_path(suite, entry.get("out", default))
         figure = _out_path(suite, entry["plot"]) if entry.get("plot") else None
-        shown = {"dpi", "min_n", "show_n", "value"}
+        shown = {"dpi", "min_n", "show_n", "value", "by_config", "ci_style"}
         args = {k: v for k, v in entry.items() if k not in shown | {"kind", "out", "plot"}}
         read = _reads(kind, args, inputs)
         done = _fresh(out, suite, read) and (figure is None or _fresh(figure, suite, read))
@@ -102,11 +104,11 @@ def _cycle(steps: list[Step], placed: dict[str, Step]) -> str:
         path.append(nxt)
 
 
-def _check_set(suite: Suite, name: str, inputs: list[Step], index: int) -> None:
-    """A score's one set must be made by an attack of the suite or be in the workspace."""
+def _check_set(suite: Suite, name: str, inputs: list[Step], index: int, section: str = "scores") -> None:
+    """A score's (or a comparison's) one set must be made by an attack of the suite or be in the workspace."""
     if not any(s.kind == "attack" and s.name == name for s in inputs) and \
             not (store.set_dir(name, suite.workspace) / store.SET_META).exists():
-        raise RobenchError(f"{suite.source}: {_where('scores', index)}: set '{name}' is made by no [[attacks]] entry "
+        raise RobenchError(f"{suite.source}: {_where(section, index)}: set '{name}' is made by no [[attacks]] entry "
                            f"and is not in workspace {suite.workspace}; add the attack or fix the name")
 
 
@@ -124,10 +126,13 @@ def _check_folders(suite: Suite) -> None:
 
 def _reads(kind: str, args: dict[str, Any], inputs: list[Step]) -> list[Step]:
     """The input steps a matrix or a score reads: the models its ``models`` patterns select, and the sets its
-    ``sets`` / ``set`` select (a score that takes no set reads models only)."""
+    ``sets`` / ``set`` select (a score that takes no set reads models only); a comparison reads its two targets
+    and its set."""
     from robench.scoring.matrix import split_patterns
     from robench.suites.schema import score_fields
 
+    if kind == "compare":  # [[compare]]: its two targets and its set
+        return [s for s in inputs if s.name in ((args["set"],) if s.kind == "attack" else (args["a"], args["b"]))]
     takes = {"models", "sets"} if kind == "matrix" else set(score_fields(kind.removeprefix("score:")))
     models = split_patterns(args.get("models", "*"))
     sets = split_patterns(args.get("sets", args.get("set", "*"))) if takes & {"set", "sets"} else []

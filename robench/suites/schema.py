@@ -49,6 +49,7 @@ class Suite:
     matrix: dict[str, Any] | None
     scores: list[dict[str, Any]]
     imports: list[dict[str, Any]] = field(default_factory=list)
+    compares: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +66,7 @@ OUTPUT_KEYS = {"out": str, "plot": str, "dpi": int}  # a matrix or a score write
 EXECUTOR = {"name": Literal["sequential", "ray"], "address": str, "num_cpus": int, "num_gpus": float | int,
             "cpus_per_step": float | int, "matrix_shards": int,
             **{f"gpus_per_{k}": float | int for k in ("train", "import", "attack", "matrix", "score")}}
+COMPARE_KEYS = {"target_a": "a", "target_b": "b", "set_name": "set"}  # robench.compare's arguments in a suite
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,16 @@ def _choices() -> dict[str, Any]:
     from robench.attacks.registry import NORMS
     from robench.datasets import AUGMENTS, list_datasets
     from robench.models import MASK_MODES, PLACEMENTS, REGULARIZERS, list_models
+    from robench.reports.tables import CI_STYLES
     from robench.scoring.probes import BOUNDARY_MODES
+    from robench.stats import CI_METHODS
     from robench.training import PRESETS
 
     names = {"arch": list_models(), "dataset": list_datasets(), "preset": PRESETS, "placement": PLACEMENTS,
              "mask": MASK_MODES, "regularizer": REGULARIZERS, "augment": AUGMENTS, "method": list_methods(),
              "backend": list_backends(), "mode": BOUNDARY_MODES, "norm": NORMS,
-             "value": ("defense_rate", "agreement", "target_hit_rate")}
+             "value": ("defense_rate", "agreement", "target_hit_rate"), "ci": CI_METHODS,
+             "ci_style": CI_STYLES}
     return {k: Literal[tuple(v)] for k, v in names.items()}
 
 
@@ -159,12 +164,14 @@ def sections() -> dict[str, Section]:
             "ensemble": list[str], "norm": _choices()["norm"]}
     study = {"name": str, "description": str, "dataset": _choices()["dataset"], "workspace": str, "data_dir": str}
     matrix = {**signature_fields(scoring.matrix), **OUTPUT_KEYS, "min_n": int, "show_n": bool,
-              "value": _choices()["value"]}
+              "value": _choices()["value"], "by_config": bool, "ci_style": _choices()["ci_style"]}
+    compare = {**signature_fields(scoring.compare, rename=COMPARE_KEYS), "out": str}
     return {
         "study": Section(study), "train": Section(model, grid=True), "models": Section(model, True, True),
         "imports": Section(imports, many=True, required=("name", "from")),
         "attack": Section(sets, grid=True), "attacks": Section(sets, True, True), "matrix": Section(matrix),
         "scores": Section({"kind": str}, many=True, required=("kind",)), "executor": Section(EXECUTOR),
+        "compare": Section(compare, many=True, required=("a", "b", "set")),
     }
 
 
@@ -298,6 +305,7 @@ def suite_from_dict(raw: dict[str, Any], workspace: str | os.PathLike | None = N
         train_defaults=raw.get("train", {}), models=raw.get("models", []),
         attack_defaults=raw.get("attack", {}), attacks=raw.get("attacks", []),
         matrix=raw.get("matrix"), scores=scores, source=source, imports=raw.get("imports", []),
+        compares=raw.get("compare", []),
         executor=raw.get("executor", {}),
     )
 
