@@ -187,7 +187,7 @@ def query_based(model, x, y, rounds: int, square_queries: int, square_eps: float
     import numpy as np
     from art.attacks.evasion import SquareAttack
 
-    net = frozen(model)  # as robench runs every attack (see "Frozen weights" in RESULTS.md)
+    net = frozen(model)  # as robench runs every attack (see "Frozen weights" in docs/benchmarks.md)
     calls: dict[str, int] = {}
 
     def art_square():

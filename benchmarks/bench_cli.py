@@ -60,7 +60,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--before", type=Path, help="another robench checkout to time the same commands against")
-    p.add_argument("--record", action="store_true", help="write the results into benchmarks/RESULTS.md")
+    p.add_argument("--record", action="store_true", help="write the results into docs/benchmarks.md")
     args = p.parse_args()
     sources = {"now": ROOT, **({"before": args.before} if args.before else {})}
     medians = measure(sources, args.rounds)

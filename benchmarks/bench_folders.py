@@ -6,7 +6,7 @@ scores the test split as a test-only folder (``folder_scores``), then reports it
 (``ru_maxrss``, per process: the main process, and the largest worker). The in-memory path on the same folders
 is measured the same way, as a control that grows with the folder.
 
-    python benchmarks/bench_folders.py                 # 2,000 and 20,000 images, records into RESULTS.md
+    python benchmarks/bench_folders.py                 # 2,000 and 20,000 images, records into docs/benchmarks.md
     python benchmarks/bench_folders.py --sizes 500,5000 --no-record
 """
 

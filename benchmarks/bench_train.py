@@ -4,7 +4,7 @@ and torch.compile.
     python benchmarks/bench_train.py [--width 16] [--batch 64]                 # CPU: writes "## Training"
     python benchmarks/bench_train.py --device cuda --width 64 --batch 128      # GPU: writes "## Training on CUDA"
 
-Prints every ratio and records them, with the machine, in benchmarks/RESULTS.md:
+Prints every ratio and records them, with the machine, in docs/benchmarks.md:
 - input pipeline alone, images/s: the per-sample pipeline robench used before (torchvision transforms per image
   through a DataLoader, batches copied to the device) vs the batch-wise device pipeline (Split.train_epoch);
   target on the 2-core CPU: >= 2.5x;
@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's); 1 gives stable ratios on a CPU shared with other work")
     parser.add_argument("--parts", default="pipeline,defective,loop,compile",
-                        help="comma-separated subset; RESULTS.md is written only when all four ran")
+                        help="comma-separated subset; docs/benchmarks.md is written only when all four ran")
     args = parser.parse_args()
     args.load = f"{os.getloadavg()[0]:.1f}"
     if args.threads:

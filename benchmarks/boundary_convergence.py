@@ -6,7 +6,7 @@ For each model: the first --n test images it classifies correctly, one Boundary 
 (robench's adapter: Foolbox's BoundaryAttack from blended uniform noise, batched), and the score
 (median over examples of ||delta||_2^2 / pixels) at steps, steps/2, steps/4, ... from the same run. Prints a
 markdown table (one column per model, and the ratio of the last model's median to the first's) and the
-wall time per image; --record writes it to RESULTS.md (section "Boundary convergence").
+wall time per image; --record writes it to docs/benchmarks.md (section "Boundary convergence").
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25000)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--record", action="store_true", help="write the table into RESULTS.md")
+    parser.add_argument("--record", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.models.split(",") if args.models else store.list_model_names(args.workspace)

@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: timing, machine description, and recording into RESULTS.md."""
+"""Shared benchmark plumbing: timing, machine description, and recording into docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"  # the documentation's Benchmarks page
 
 
 def machine() -> str:
@@ -74,7 +74,7 @@ def sync() -> None:
 
 
 def record(section: str, body: str) -> None:
-    """Replace (or append) the ``## section`` of RESULTS.md with ``body``, keeping other sections."""
+    """Replace (or append) the ``## section`` of docs/benchmarks.md with ``body``, keeping other sections."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     block = f"## {section}\n\n{body.strip()}\n\n"
     pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)

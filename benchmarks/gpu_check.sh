@@ -11,7 +11,7 @@
 # Usage (from anywhere; run with the robench environment active):
 #   benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]
 # Everything goes into OUT_DIR: summary.md (one row per step: ok / failed / timed out, seconds, log), env.txt,
-# one log per step, RESULTS.md (benchmarks/RESULTS.md after the benchmarks rewrote their GPU sections) and the
+# one log per step, RESULTS.md (docs/benchmarks.md after the benchmarks rewrote their GPU sections) and the
 # reduced Table 4's matrix. Each step has a time budget (`timeout`); a step over it is recorded as timed out, never
 # estimated. Nothing here prints a figure that was not measured in this run.
 set -uo pipefail
@@ -81,6 +81,6 @@ else
         "$data" >>"$summary"
 fi
 
-cp benchmarks/RESULTS.md "$out/RESULTS.md"
+cp docs/benchmarks.md "$out/RESULTS.md"
 printf '\nTotal: %ss.\n' "$(($(date +%s) - began))" >>"$summary"
 cat "$summary"

@@ -1,4 +1,4 @@
-"""Set a Table-4-style matrix CSV beside the papers' Table 4 and record both in RESULTS.md.
+"""Set a Table-4-style matrix CSV beside the papers' Table 4 and record both in docs/benchmarks.md.
 
     robench run benchmarks/suites/table4-cpu.toml --workspace table4-cpu
     python benchmarks/table4_compare.py table4-cpu/results/table4-cpu.csv

@@ -1,4 +1,4 @@
-"""Estimate the wall time of the full Table 4 study from short timing runs (see RESULTS.md, "Table 4 on a GPU").
+"""Estimate the wall time of the full Table 4 study from short timing runs (see docs/benchmarks.md, "Table 4 on a GPU").
 
     python benchmarks/table4_estimate.py --fast t4-fast --paper t4-paper [--matrix-s 95]
 

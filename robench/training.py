@@ -104,9 +104,9 @@ def preset(name: str, dataset: str) -> Recipe:
     """``paper``: appendix D (CIFAR 350 epochs, /10 at 150 and 250; MNIST-like 50 epochs with
     the lost milestones taken at the same fractions, 21 and 36). ``quick``: 15 epochs for CPU runs.
     ``fast``: a one-cycle schedule for GPUs after Smith's super-convergence and Page's fast CIFAR-10 runs
-    (README, "Presets"): 40 epochs (MNIST-like data: 10), batch 512, peak lr 0.4 (0.1 scaled linearly with the
-    batch), linear warm-up over the first quarter then linear decay to ~0, Nesterov momentum 0.9, weight decay
-    5e-4, no label smoothing (a baseline robench compares against)."""
+    (docs/guides/training.md, "Presets"): 40 epochs (MNIST-like data: 10), batch 512, peak lr 0.4 (0.1 scaled
+    linearly with the batch), linear warm-up over the first quarter then linear decay to ~0, Nesterov momentum 0.9,
+    weight decay 5e-4, no label smoothing (a baseline robench compares against)."""
     if name not in PRESETS:
         raise RobenchError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}")
     if name == "quick":

@@ -1,4 +1,4 @@
-"""The package's layers only import downward (docs: README "Design"), checked on the source's parsed imports.
+"""The package's layers only import downward (docs: docs/design.md), checked on the source's parsed imports.
 
 Every import counts, including those inside functions, and so do the imports a registry names by string (a
 ``"robench.x.y"`` or ``"robench.x.y:name"`` constant, a package's lazy ``_EXPORTS``): their targets must exist and

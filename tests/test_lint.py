@@ -14,6 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
                     reason="ruff not installed")
 def test_ruff_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "robench", "tests", "benchmarks"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([ruff, "check", "robench", "tests", "benchmarks", "docs"], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr

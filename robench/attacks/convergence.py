@@ -60,7 +60,7 @@ class Trace:
 
         The first and last conditions keep a run still in the attack's slow start from passing: Foolbox adapts its
         step sizes at most every ~1000 steps, so the median first barely moves (0.5-1.2% per doubling up to 1562
-        steps on a ResNet-18, benchmarks/RESULTS.md), then falls fast, then settles.
+        steps on a ResNet-18, docs/benchmarks.md), then falls fast, then settles.
         """
         earlier = [c for c in self.changes[:-1] if math.isfinite(c)]
         return bool(len(self.steps) > 1 and self.steps[-2] >= self.settled and self.change <= self.tolerance

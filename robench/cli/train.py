@@ -74,7 +74,7 @@ def train(
     compile: bool = typer.Option(False, "--compile", help="Run the model through torch.compile (slow first epoch)."),
     stream: bool = typer.Option(None, "--stream/--in-memory",
                                 help="Folder datasets: stream images from disk, or decode them all into memory "
-                                     "(default: automatic, see the README)."),
+                                     "(default: automatic, see docs/guides/own-data.md)."),
     image_size: int = typer.Option(None, help="Streamed folders: train and test at this size (default 224)."),
     workers: int = WORKERS,
 ) -> None:
