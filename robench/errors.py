@@ -1,6 +1,6 @@
 """User-facing errors: one line that names the problem and the fix.
 
-Exit codes of the ``robench`` command (see docs/guides/cli-conventions.md): 0 success; 1 the command was well
+Exit codes of the ``robench`` command (see docs/reference/conventions.md): 0 success; 1 the command was well
 formed but its work failed (a missing model, a corrupt record, a file that cannot be written); 2 a usage error,
 the command line itself is wrong (an unknown option or name of a choice, a value out of its domain, a device
 this machine lacks, options that contradict each other); 130 interrupted (Ctrl-C).
