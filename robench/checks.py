@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from robench.errors import UsageError
+from robench.errors import ArgumentError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,7 +101,7 @@ def _each(domain: Domain) -> Domain:
 DOMAINS: dict[str, Domain] = {
     **dict.fromkeys(("n", "batch_size", "epochs", "steps", "queries", "width", "widen", "ensemble", "image_size",
                      "samples", "kernel", "dpi", "binary_search_steps", "restarts", "block_size"), COUNT),
-    **dict.fromkeys(("seed", "mask_seed", "workers", "min_n"), NATURAL),
+    **dict.fromkeys(("seed", "mask_seed", "workers", "min_n", "examples"), NATURAL),
     **dict.fromkeys(("keep", "keep_top", "drop_keep"), FRACTION),
     "diversity": PROBABILITY, "label_smoothing": BELOW_ONE,
     "ci_level": Domain("float", low=0, high=1, low_open=True, high_open=True, text="a number in (0, 1)"),
@@ -177,7 +177,7 @@ def checked(fn: F) -> F:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as err:
-            raise UsageError(f"{fn.__name__}(): {err}") from None
+            raise ArgumentError(f"{fn.__name__}(): {err}") from None
         for name, value in bound.arguments.items():
             kind = signature.parameters[name].kind
             check_all(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})

@@ -26,6 +26,10 @@ class UsageError(RobenchError):
     exit_code = EXIT_USAGE
 
 
+class ArgumentError(UsageError, TypeError):
+    """A call's arguments do not fit the function's signature: a TypeError to Python, a usage error to the CLI."""
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RobenchError:
     """Build the error for an unknown registry name, suggesting the closest valid names."""
     choices = sorted(choices)

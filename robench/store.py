@@ -13,10 +13,12 @@ Nothing is ever unpickled: tensors go through safetensors and metadata through J
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -259,6 +261,26 @@ class AdvSet:
         return len(self.labels)
 
 
+def _being_replaced(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None) -> bool:
+    """True while :func:`replace_dir` has renamed the set's old folder aside and not yet moved the new one in."""
+    folders = [Path(name_or_path)]
+    with contextlib.suppress(RobenchError):
+        folders.append(set_dir(str(name_or_path), workspace))
+    return any(any(f.parent.glob(f".{f.name}.old.*")) for f in folders)
+
+
+def _read_settled(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None) -> SetRecord:
+    """:func:`read_set`, waiting out (for up to a second) a replacement of the set by another process."""
+    for _ in range(200):
+        try:
+            return read_set(name_or_path, workspace)
+        except RobenchError:
+            if not _being_replaced(name_or_path, workspace):
+                raise
+            time.sleep(0.005)
+    return read_set(name_or_path, workspace)
+
+
 def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> AdvSet:
     """Load a set's tensors (shards concatenated) and record.
 
@@ -266,14 +288,14 @@ def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | Non
     those of one version, whole.
     """
     for attempt in range(5):
-        record = read_set(name_or_path, workspace)
+        record = _read_settled(name_or_path, workspace)
         try:
             parts = [read_tensors(Path(record.path or ".") / s) for s in record.shards]
         except RobenchError:
-            if attempt == 4 or read_set(name_or_path, workspace).sha256 == record.sha256:
+            if attempt == 4 or _read_settled(name_or_path, workspace).sha256 == record.sha256:
                 raise  # not replaced meanwhile: the set is damaged
             continue
-        if read_set(name_or_path, workspace).sha256 == record.sha256:
+        if _read_settled(name_or_path, workspace).sha256 == record.sha256:
             break
     else:
         raise RobenchError(f"set {name_or_path} kept changing while it was read; try again")

@@ -92,7 +92,8 @@ def test_command_reference_lists_every_command_and_option(site):
         assert listed == help_flags(path), path  # what `--help` prints, read from its text
         for argument in (p for p in command.params if p.param_type_name == "argument"):
             named = {code.split()[0].rstrip(".").lower() for code in firsts}  # "files... <list[Path]>" -> files
-            assert argument.name.lower() in named, (path, argument.name)
+            shown_as = {argument.name.lower(), (argument.metavar or "").rstrip(".").lower()}
+            assert shown_as & named, (path, argument.name)  # its name, or its metavar ("FILE...")
         for name, sub in getattr(command, "commands", {}).items():  # a group lists its visible subcommands
             assert (f"{path} {name}" in page[path]) != sub.hidden
 

@@ -131,7 +131,7 @@ source = "tiny"
 
 [[attacks]]
 source = "tiny-seed1"
-n = 0                  # accepted by the schema, refused by the attack when it runs
+target = "99"          # accepted by the schema; digits has classes 0-9, so the attack refuses it when it runs
 
 [matrix]
 sets = "tiny-seed1-*"  # reads the failing set only
@@ -153,24 +153,24 @@ def test_a_failing_step_fails_only_its_dependents_and_the_run_reports_it(tmp_pat
     report = suites.run(suites.load_suite(path, ws), device="cpu")
     status = {r.step.name: r.status for r in report.steps}
     assert status == {"tiny": "done", "tiny-seed1": "done", "tiny-fgsm-eps8-n32": "done", "noise.csv": "done",
-                      "tiny-seed1-fgsm-eps8-n0": "failed", "m.csv": "not run"}
+                      "tiny-seed1-fgsm-eps8-targeted-99-n32": "failed", "m.csv": "not run"}
     failed = next(r for r in report.steps if r.status == "failed")
-    assert failed.error == "--n must be a positive number of test images, got 0"
-    assert next(r for r in report.steps if r.status == "not run").after == "attack tiny-seed1-fgsm-eps8-n0"
+    assert failed.error == "--target 99 is out of range: the source's dataset has classes 0 to 9"
+    assert next(r for r in report.steps if r.status == "not run").after == "attack tiny-seed1-fgsm-eps8-targeted-99-n32"
     assert not report.ok and len(report.failed) == 2 and set(report.results) == {
         "train tiny", "train tiny-seed1", "attack tiny-fgsm-eps8-n32", "score:noise noise.csv"}
     assert store.list_set_names(ws) == ["tiny-fgsm-eps8-n32"] and (ws / "results" / "noise.csv").exists()
     assert not (ws / "results" / "m.csv").exists()
-    log = (ws / "logs" / "attack-tiny-seed1-fgsm-eps8-n0.log").read_text()
-    assert "Traceback" in log and "--n must be a positive" in log  # the traceback goes to the step's log
+    log = (ws / "logs" / "attack-tiny-seed1-fgsm-eps8-targeted-99-n32.log").read_text()
+    assert "Traceback" in log and "--target 99 is out of range" in log  # the traceback goes to the step's log
     assert "saved tiny" in (ws / "logs" / "train-tiny.log").read_text()
 
     r = CliRunner().invoke(app, ["run", str(path), "-w", str(ws), "--device", "cpu"])  # again: the rest is skipped
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert r.stderr.count("│ skipped") == 4 and "│ not run" in r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("error: 1 step(s) failed (attack tiny-seed1-fgsm-eps8-n0: --n must "
-                                                 "be a positive number of test images, got 0), 1 more not run; fix "
-                                                 "it and run again: finished steps are skipped")
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: 1 step(s) failed (attack tiny-seed1-fgsm-eps8-targeted-99-n32: --target 99 is out of range: the "
+        "source's dataset has classes 0 to 9), 1 more not run; fix it and run again: finished steps are skipped")
 
 
 def test_the_executor_comes_from_the_suite_and_the_command_line_wins(tmp_path):

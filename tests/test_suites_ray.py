@@ -103,7 +103,7 @@ def test_a_killed_driver_resumes_to_the_uninterrupted_result(tmp_path, sequentia
     assert finished and not (suite.workspace / "results" / "m.csv").exists(), driver.stderr.read().decode()
 
     report = suites.run(suite, device="cpu", executor=RayExecutor())
-    assert report.ok, report.frame()
+    assert report.ok, [(r.step.label, r.status, r.error) for r in report.steps]
     assert {r.step.name for r in report.steps if r.status == "skipped"} >= finished
     assert {r.step.name for r in report.steps if r.status == "done"} >= {"m.csv"}
     assert files(suite.workspace) == files(sequential_ws)
@@ -157,7 +157,8 @@ n = 32
 
 [[attacks]]
 source = "tiny-seed1"
-n = 0
+n = 32
+target = "99"  # digits has classes 0-9: refused when the attack runs
 
 [matrix]
 sets = "tiny-seed1-*"
@@ -172,8 +173,8 @@ def test_ray_a_failing_step_fails_only_its_dependents(tmp_path, sequential_ws, r
     resources = Resources(cpus=1, gpus={"attack": 0})
     report = suites.run(suite, device="cpu", executor=RayExecutor(resources=resources))
     assert [(r.step.name, r.status) for r in report.steps] == [
-        ("tiny-fgsm-eps8-n32", "done"), ("tiny-seed1-fgsm-eps8-n0", "failed"), ("m.csv", "not run")]
-    assert report.steps[1].error == "--n must be a positive number of test images, got 0"
-    assert report.steps[2].after == "attack tiny-seed1-fgsm-eps8-n0"
+        ("tiny-fgsm-eps8-n32", "done"), ("tiny-seed1-fgsm-eps8-targeted-99-n32", "failed"), ("m.csv", "not run")]
+    assert report.steps[1].error == "--target 99 is out of range: the source's dataset has classes 0 to 9"
+    assert report.steps[2].after == "attack tiny-seed1-fgsm-eps8-targeted-99-n32"
     assert store.list_set_names(ws) == ["tiny-fgsm-eps8-n32"] and ray.is_initialized()
-    assert "Traceback" in (ws / "logs" / "attack-tiny-seed1-fgsm-eps8-n0.log").read_text()
+    assert "Traceback" in (ws / "logs" / "attack-tiny-seed1-fgsm-eps8-targeted-99-n32.log").read_text()

@@ -26,7 +26,7 @@ import pandas as pd
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.files import atomic_path
-from robench.suites.plan import Step, plan
+from robench.suites.plan import Step, plan, saved
 from robench.suites.schema import COMPARE_KEYS, SCORES, Suite
 
 log = logging.getLogger(__name__)
@@ -165,14 +165,30 @@ def execute_step(suite: Suite, step: Step, device: str | None = None, callback: 
     with _step_log(path):
         log.info("%s: started on %s (pid %d)", step.label, where, os.getpid())
         try:
-            outcome = Outcome(step.label, DONE, where=where, result=run_step(suite, step, _logged(callback), device))
+            if _made_elsewhere(suite, step):
+                outcome = Outcome(step.label, SKIPPED, where=where)
+            else:
+                outcome = Outcome(step.label, DONE, where=where,
+                                  result=run_step(suite, step, _logged(callback), device))
         except Exception as err:  # noqa: BLE001  (a step's failure is reported; the others go on)
-            log.error("%s failed:\n%s", step.label, traceback.format_exc(), extra={"file_only": True})
-            outcome = Outcome(step.label, FAILED, error=one_line(err), where=where)
+            if _made_elsewhere(suite, step):  # e.g. "already exists": another process saved it first
+                outcome = Outcome(step.label, SKIPPED, where=where)
+            else:
+                log.error("%s failed:\n%s", step.label, traceback.format_exc(), extra={"file_only": True})
+                outcome = Outcome(step.label, FAILED, error=one_line(err), where=where)
         outcome.seconds = time.perf_counter() - started
         log.info("%s: %s in %.1fs%s", step.label, outcome.status, outcome.seconds,
                  f": {outcome.error}" if outcome.error else "")
     return outcome
+
+
+def _made_elsewhere(suite: Suite, step: Step) -> bool:
+    """True when a model or set step's output appeared after the plan was read: another run sharing the workspace,
+    or the still-running task of an interrupted one, made it (its name fixes its settings), so this step is skipped."""
+    if step.kind in ("train", "import", "attack") and saved(suite, step.kind, step.name):
+        log.info("%s: made meanwhile by another process sharing the workspace; skipped", step.label)
+        return True
+    return False
 
 
 @contextlib.contextmanager

@@ -154,6 +154,15 @@ def _located(suite: Suite, section: str, index: int) -> Iterator[None]:
         raise RobenchError(f"{suite.source}: {_where(section, index)}: {message}") from None
 
 
+def saved(suite: Suite, kind: str, name: str) -> bool:
+    """True when the workspace holds the finished output of a train, import or attack step named ``name`` (a
+    training with a checkpoint left is unfinished)."""
+    if kind == "attack":
+        return (store.set_dir(name, suite.workspace) / store.SET_META).exists()
+    directory = store.model_dir(name, suite.workspace)
+    return (directory / store.MODEL_META).exists() and not (kind == "train" and (directory / store.CHECKPOINT).exists())
+
+
 def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
     from robench.api import planned_model_name
 
@@ -163,8 +172,7 @@ def _train_step(suite: Suite, entry: dict[str, Any]) -> Step:
         raise RobenchError("every [[models]] entry needs an arch (or [train] gives one)")
     name = planned_model_name(arch, **args)
     directory = store.model_dir(name, suite.workspace)
-    done = (directory / store.MODEL_META).exists() and not (directory / store.CHECKPOINT).exists()
-    return Step("train", name, {"arch": arch, **args, "name": name}, done=done,
+    return Step("train", name, {"arch": arch, **args, "name": name}, done=saved(suite, "train", name),
                 resume=(directory / store.CHECKPOINT).exists())
 
 
@@ -174,7 +182,7 @@ def _import_step(suite: Suite, entry: dict[str, Any]) -> Step:
         raise RobenchError(f"{suite.source}: every [[imports]] entry needs a name and a from (a SPEC, as in "
                            f"`robench import NAME --from SPEC`)")
     name = store.check_name(args["name"])
-    return Step("import", name, args, done=(store.model_dir(name, suite.workspace) / store.MODEL_META).exists())
+    return Step("import", name, args, done=saved(suite, "import", name))
 
 
 def _attack_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -209,7 +217,7 @@ def _attack_step(suite: Suite, entry: dict[str, Any], makers: dict[str, Step]) -
     target = str(args["target"]).strip().lower() if args.get("target") is not None else None
     name = args.get("name") or default_set_name(sources, spec, params, backend.name, args.get("seed", 0),
                                                  args.get("n", 5000), target, args.get("precision", "fp32"))
-    done = (store.set_dir(name, suite.workspace) / store.SET_META).exists()
+    done = saved(suite, "attack", name)
     deps = []
     for source in sources:
         if source in makers:
