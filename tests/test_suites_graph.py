@@ -89,11 +89,16 @@ BROKEN = [
      "data_dir /no/such/folder does not exist"),
     ('[study]\ndataset = "digits"\n[[models]]\narch = "tiny"\n[[scores]]\nkind = "folder"\n'
      'data_dir = "/no/such/stylized"\n', "[[scores]] #1: data_dir /no/such/stylized does not exist"),
+    ('[study]\ndataset = "digits"\n[[models]]\narch = "tiny"\n[matrix]\nout = "/etc/hostname/m.csv"\n',
+     "cannot write to /etc/hostname: /etc/hostname is not a folder; choose another out or plot path"),
+    ('[study]\ndataset = "digits"\n[[models]]\narch = "tiny"\n[matrix]\nplot = "/tmp"\n',
+     "cannot write a result to /tmp: it is a folder; give a file name"),
 ]
 
 
 @pytest.mark.parametrize("text,message", BROKEN,
-                         ids=["missing-source", "missing-set", "missing-data-dir", "missing-score-dir"])
+                         ids=["missing-source", "missing-set", "missing-data-dir", "missing-score-dir",
+                              "out-under-a-file", "plot-is-a-folder"])
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
 def test_a_broken_graph_is_one_line_before_anything_runs(tmp_path, text, message, dry_run):
     path = tmp_path / "s.toml"

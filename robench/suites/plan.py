@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from robench import store
+from robench.checks import writable
 from robench.errors import RobenchError
 from robench.suites.schema import Suite, _where, grid
 
@@ -237,8 +238,16 @@ def _check_unique(steps: list[Step]) -> None:
 
 
 def _out_path(suite: Suite, out: str) -> Path:
+    """Where a result or figure goes, checked writable at plan time, so a bad path fails before any training."""
     path = Path(out)
-    return path if path.is_absolute() else suite.workspace / "results" / path
+    path = path if path.is_absolute() else suite.workspace / "results" / path
+    try:
+        writable(path.parent, "out or plot path")
+    except RobenchError as err:
+        raise RobenchError(f"{suite.source}: {err}") from None
+    if path.is_dir():
+        raise RobenchError(f"{suite.source}: cannot write a result to {path}: it is a folder; give a file name")
+    return path
 
 
 def _fresh(out: Path, suite: Suite, inputs: list[Step]) -> bool:
