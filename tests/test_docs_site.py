@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("mkdocs", reason="the docs extra (`pip install -e \".[docs]\"`) builds the site")
+
 from browser import Chromium, find_chromium, serve
 from typer.testing import CliRunner
 
