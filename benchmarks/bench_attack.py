@@ -83,14 +83,14 @@ def variants(model, x, y, method: str) -> dict[str, Callable[[], torch.Tensor]]:
             c, eps=EPS, eps_step=STEP, max_iter=STEPS, num_random_init=0, batch_size=len(x), verbose=False)
         hand = lambda: hand_written(model, x, y, EPS, STEP, STEPS)  # noqa: E731
     full = {**params, "random_start": False} if method == "pgd" else params
-    fb_build = getattr(foolbox_backend, method)
+    robench_fb = getattr(foolbox_backend, method)
     return {
         "hand-written loop": hand,
         f"robench {method} (default backend)": lambda: perturb(model, x, y, method, **params),
         f"robench {method} --backend foolbox": lambda: perturb(model, x, y, method, backend="foolbox", **params),
         f"robench {method} --backend art": lambda: perturb(model, x, y, method, backend="art", **params),
         "plain foolbox attack(...)": lambda: plain_foolbox(model, x, y, fb_attack),
-        "foolbox run, weights not frozen": lambda: foolbox_backend.run(fb_build, model, x, y, full),
+        "foolbox run, weights not frozen": lambda: robench_fb.run(model, x, y, full).adv,
         "plain ART generate": lambda: plain_art(model, x, y, art_build),
     }
 

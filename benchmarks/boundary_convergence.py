@@ -38,7 +38,7 @@ def run(name: str, workspace: str, n: int, steps: int, data_dir: str | None) -> 
     out = perturb_output(model, x, y, "boundary", seed=0, steps=steps)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     fooled = (model(out.adv).argmax(1) != y).cpu()
-    tr = trace(out.extra["l2_trace"][fooled].cpu(), checkpoints(steps), x[0].numel(), 0.05)
+    tr = trace(out.extra.l2_trace[fooled].cpu(), checkpoints(steps), x[0].numel(), 0.05)
     return tr.median, tr.n, seconds / len(x), cpu / len(x)
 
 

@@ -1,4 +1,5 @@
-"""Adversarial attacks: a method registry, one adapter per backend (ART, Foolbox), set generation.
+"""Adversarial attacks: a method registry, one Attack contract that every backend (robench's own, ART, Foolbox,
+torchattacks) implements, set generation.
 
     import robench
     record = robench.attack("resnet18", "pgd", eps="16/255", n=500)   # a set in the workspace
@@ -17,23 +18,27 @@ _EXPORTS = {
     "attack": "generate", "default_set_name": "generate", "list_sets": "generate", "perturb": "generate",
     "perturb_output": "generate",
     "CIFAR10C_SIGMAS": "noise", "gaussian_noise": "noise",
-    "AttackOutput": "registry", "MethodSpec": "registry", "list_backends": "registry", "list_methods": "registry",
-    "method_spec": "registry", "parse_number": "registry", "register_method": "registry",
+    "Attack": "contract", "AttackOutput": "contract", "Extras": "contract",
+    "MethodSpec": "registry", "list_backends": "registry", "list_methods": "registry", "method_spec": "registry",
+    "parse_number": "registry", "register_attack": "registry", "register_backend": "registry",
+    "register_method": "registry",
 }
-__all__ = ["AttackOutput", "CIFAR10C_SIGMAS", "MethodSpec", "attack", "default_set_name", "gaussian_noise",
-    "list_backends", "list_methods", "list_sets", "method_spec", "parse_number", "perturb", "perturb_output",
-    "register_method"]
+__all__ = ["Attack", "AttackOutput", "CIFAR10C_SIGMAS", "Extras", "MethodSpec", "attack", "default_set_name",
+    "gaussian_noise", "list_backends", "list_methods", "list_sets", "method_spec", "parse_number", "perturb",
+    "perturb_output", "register_attack", "register_backend", "register_method"]
 
 if TYPE_CHECKING:
+    from robench.attacks.contract import Attack, AttackOutput, Extras
     from robench.attacks.generate import attack, default_set_name, list_sets, perturb, perturb_output
     from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
     from robench.attacks.registry import (
-        AttackOutput,
         MethodSpec,
         list_backends,
         list_methods,
         method_spec,
         parse_number,
+        register_attack,
+        register_backend,
         register_method,
     )
 

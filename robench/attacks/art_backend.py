@@ -1,4 +1,5 @@
-"""ART adapter: builders give an ART evasion attack for a ``PyTorchClassifier``; :func:`run` runs it.
+"""ART backend: each method is an :class:`ARTAttack` (the one :class:`~robench.attacks.contract.Attack`
+contract) around a function that builds an ART evasion attack for a ``PyTorchClassifier``.
 
 PGD and MI-FGSM use ART's torch-native ``ProjectedGradientDescentPyTorch`` path; every attack
 gets the whole batch at once (ART's Carlini-Wagner defaults to batch 1).
@@ -6,12 +7,15 @@ gets the whole batch at once (ART's Carlini-Wagner defaults to batch 1).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from robench.attacks.contract import AttackOutput, Extras
 from robench.attacks.queries import QueryCounter
 from robench.errors import RobenchError
 
@@ -30,6 +34,30 @@ def _targeted(params: dict) -> bool:
     return bool(params.get("targeted", False))
 
 
+class ARTAttack:
+    """An ART evasion attack as an Attack: ``build(classifier, params, batch_size)`` gives the ART attack for an
+    ART ``PyTorchClassifier`` of the model, whose ``generate`` runs on the batch (as numpy, on the CPU side).
+
+    With ``counts_queries`` (query-based attacks) the model sits behind a :class:`~robench.attacks.queries.
+    QueryCounter` and the output's extras hold the queries (N,) each example used.
+    """
+
+    def __init__(self, build: Callable[[Any, dict, int], Any], counts_queries: bool = False) -> None:
+        self.build, self.counts_queries = build, counts_queries
+        functools.update_wrapper(self, build)
+
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+        counter = None
+        if self.counts_queries:
+            counter = model = QueryCounter(model, images, labels, norm=params["norm"])
+        num_classes = counter.cache_logits.shape[2] if counter is not None else None
+        attack = self.build(classifier(model, images, num_classes), params, len(images))
+        adv = attack.generate(images.detach().cpu().numpy(), labels.detach().cpu().numpy())
+        adv = torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)).to(images.device)
+        return AttackOutput(adv, Extras(queries=counter.counts.clone()) if counter is not None else Extras())
+
+
+@ARTAttack
 def fgsm(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import FastGradientMethod
 
@@ -37,6 +65,7 @@ def fgsm(classifier: Any, params: dict, batch_size: int) -> Any:
                               targeted=_targeted(params), num_random_init=0, batch_size=batch_size)
 
 
+@ARTAttack
 def pgd(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import ProjectedGradientDescentPyTorch
 
@@ -46,6 +75,7 @@ def pgd(classifier: Any, params: dict, batch_size: int) -> Any:
         verbose=False)
 
 
+@ARTAttack
 def mifgsm(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import MomentumIterativeMethod
 
@@ -54,6 +84,7 @@ def mifgsm(classifier: Any, params: dict, batch_size: int) -> Any:
                                    batch_size=batch_size, verbose=False)
 
 
+@ARTAttack
 def apgd(classifier: Any, params: dict, batch_size: int) -> Any:
     """ART's Auto-PGD; its first step size is set to 2 * eps as in the original (ART's default is 0.1)."""
     from art.attacks.evasion import AutoProjectedGradientDescent
@@ -64,6 +95,7 @@ def apgd(classifier: Any, params: dict, batch_size: int) -> Any:
                                         batch_size=batch_size, loss_type=loss, verbose=False)
 
 
+@ARTAttack
 def cw(classifier: Any, params: dict, batch_size: int) -> Any:
     from art.attacks.evasion import CarliniL2Method
 
@@ -73,6 +105,7 @@ def cw(classifier: Any, params: dict, batch_size: int) -> Any:
                            initial_const=params["initial_const"], batch_size=batch_size, verbose=False)
 
 
+@functools.partial(ARTAttack, counts_queries=True)  # the model behind a QueryCounter
 def square(classifier: Any, params: dict, batch_size: int) -> Any:
     """ART's SquareAttack, Linf only: one query for its start, then one per iteration (see ``queries.QueryCounter``)."""
     from art.attacks.evasion import SquareAttack
@@ -88,9 +121,6 @@ def square(classifier: Any, params: dict, batch_size: int) -> Any:
                         verbose=False)
 
 
-square.counts_queries = True  # run() puts the model behind a QueryCounter
-
-
 def classifier(model: nn.Module, images: torch.Tensor, num_classes: int | None = None) -> Any:
     """An ART PyTorchClassifier for ``model`` on inputs shaped like images (N, C, H, W) in [0,1]."""
     from art.estimators.classification import PyTorchClassifier
@@ -102,22 +132,3 @@ def classifier(model: nn.Module, images: torch.Tensor, num_classes: int | None =
                              nb_classes=num_classes, clip_values=(0.0, 1.0),
                              device_type="gpu" if images.device.type == "cuda" else "cpu")
 
-
-def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> Any:
-    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,).
-
-    Query-based attacks (builders marked ``counts_queries``) return an ``AttackOutput`` with the queries (N,)
-    each example used.
-    """
-    counter = None
-    if getattr(builder, "counts_queries", False):
-        counter = model = QueryCounter(model, images, labels, norm=params["norm"])
-    num_classes = counter.cache_logits.shape[2] if counter is not None else None
-    attack = builder(classifier(model, images, num_classes), params, len(images))
-    adv = attack.generate(images.detach().cpu().numpy(), labels.detach().cpu().numpy())
-    adv = torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)).to(images.device)
-    if counter is None:
-        return adv
-    from robench.attacks.registry import AttackOutput
-
-    return AttackOutput(adv, {"queries": counter.counts.clone()})

@@ -1,4 +1,6 @@
-"""Foolbox 3 adapter: builders give ``(attack, run_kwargs)``; :func:`run` calls the attack's own ``run``.
+"""Foolbox 3 backend: :class:`FoolboxAttack` runs a Foolbox attack through its own ``run``; the Boundary and
+HopSkipJump attacks, which need more around Foolbox's, are Attacks of their own (:class:`Boundary`,
+:class:`HopSkipJump`). All implement the one :class:`~robench.attacks.contract.Attack` contract.
 
 Foolbox's eager PyTorch path stays in torch end to end. ``attack.run`` is used rather than
 ``attack(...)`` because the latter adds a forward pass (its success check) that set generation
@@ -8,16 +10,18 @@ does anyway with the source's predictions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
+from robench.attacks.contract import AttackOutput, Extras
 from robench.attacks.convergence import SETTLED, EarlyStop, checkpoints
 from robench.attacks.queries import BudgetSpent, QueryCounter, project
 
@@ -30,6 +34,24 @@ def version() -> str:
     return foolbox.__version__
 
 
+class FoolboxAttack:
+    """A Foolbox 3 attack as an Attack: ``build(params) -> (attack, run keywords)``, run on the model wrapped as a
+    ``PyTorchModel`` with bounds (0, 1), under Foolbox's (targeted) misclassification criterion."""
+
+    def __init__(self, build: Callable[[dict], tuple[Any, dict]]) -> None:
+        self.build = build
+        functools.update_wrapper(self, build)
+
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+        import foolbox as fb
+
+        attack, kwargs = self.build(params)
+        targeted = params.get("targeted", False)
+        criterion = (fb.criteria.TargetedMisclassification if targeted else fb.criteria.Misclassification)(labels)
+        return AttackOutput(attack.run(_fmodel(model, images), images, criterion, **kwargs).detach())
+
+
+@FoolboxAttack
 def fgsm(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
@@ -37,6 +59,7 @@ def fgsm(params: dict) -> tuple[Any, dict]:
     return cls(random_start=False), {"epsilon": params["eps"]}
 
 
+@FoolboxAttack
 def pgd(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
@@ -45,6 +68,7 @@ def pgd(params: dict) -> tuple[Any, dict]:
     return attack, {"epsilon": params["eps"]}
 
 
+@FoolboxAttack
 def mifgsm(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
@@ -53,6 +77,7 @@ def mifgsm(params: dict) -> tuple[Any, dict]:
     return attack, {"epsilon": params["eps"]}
 
 
+@FoolboxAttack
 def cw(params: dict) -> tuple[Any, dict]:
     import foolbox as fb
 
@@ -132,7 +157,7 @@ def _tracing(recorder: _NormTrace) -> Iterator[None]:
             boundary_attack.TensorBoard = original
 
 
-class _Boundary:
+class Boundary:
     """Foolbox's BoundaryAttack, started from LinearSearchBlendedUniformNoiseAttack (large uniform noise).
 
     Foolbox refuses the whole batch when the noise start fails for a few inputs; here those inputs
@@ -141,8 +166,16 @@ class _Boundary:
     NaN where the start failed). With ``early_stop`` an example stops at the first checkpoint where its own trace
     meets the convergence rule (see :class:`~robench.attacks.convergence.EarlyStop`); extras ``steps_used`` (N,)
     and ``converged`` (N,) say how many steps each example ran and whether it converged (by that rule, or by
-    Foolbox's own: its step sizes fell below the floor).
+    Foolbox's own: its step sizes fell below the floor). Each batch gets fresh Foolbox attacks
+    (:class:`_BoundaryRun`), so no example starts frozen.
     """
+
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+        return _BoundaryRun(params).run(_fmodel(model, images), images, labels)
+
+
+class _BoundaryRun:
+    """One :class:`Boundary` run: Foolbox's noise start and BoundaryAttack built from the parameters."""
 
     def __init__(self, params: dict) -> None:
         import foolbox as fb
@@ -156,15 +189,12 @@ class _Boundary:
         self.stop = EarlyStop(params["tolerance"], params.get("settle", SETTLED),
                               float(self.attack.source_step_convergance)) if params.get("early_stop") else None
 
-    def run(self, fmodel: Any, images: torch.Tensor, criterion: Any) -> Any:
+    def run(self, fmodel: Any, images: torch.Tensor, labels: torch.Tensor) -> AttackOutput:
         import foolbox as fb
 
-        from robench.attacks.registry import AttackOutput
-
-        labels = criterion.labels.raw
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            starts = self.init.run(fmodel, images, criterion)
+            starts = self.init.run(fmodel, images, fb.criteria.Misclassification(labels))
         ok = fmodel(starts).argmax(1) != labels
         if not ok.all():
             log.info("boundary: the noise start failed for %d of %d inputs", int((~ok).sum()), len(ok))
@@ -174,28 +204,23 @@ class _Boundary:
         converged = torch.zeros(len(images), dtype=torch.bool)
         if ok.any():
             recorder = _NormTrace(self.checkpoints, self.steps, self.stop, self.attack, int(ok.sum()))
-            try:
-                with _tracing(recorder):
-                    adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
-                                              starting_points=starts[ok])
-            finally:
-                if self.stop is not None:  # the next batch starts with no example frozen
-                    self.attack.source_step_convergance = self.stop.floor
+            with _tracing(recorder):
+                adv[ok] = self.attack.run(fmodel, images[ok], fb.criteria.Misclassification(labels[ok]),
+                                          starting_points=starts[ok])
             final = (adv[ok] - images[ok]).flatten(1).norm(dim=1).float().cpu()
             # checkpoints the run did not reach (it stops early once every step size has converged) keep the final
             columns = [recorder.norms.get(c, final) if c < self.checkpoints[-1] else final for c in self.checkpoints]
             l2_trace[ok.cpu()] = torch.stack(columns, 1)
             used[ok.cpu()] = recorder.used
             converged[ok.cpu()] = recorder.used < self.steps
-        extra = {"l2_trace": l2_trace, "steps_used": used, "converged": converged}
-        return AttackOutput(adv, {k: v.to(images.device) for k, v in extra.items()})
+        extra = Extras(l2_trace=l2_trace, steps_used=used, converged=converged)
+        return AttackOutput(adv, extra.map(lambda t: t.to(images.device)))
 
 
-def boundary(params: dict) -> tuple[Any, dict]:
-    return _Boundary(params), {}
+boundary = Boundary()
 
 
-class _HopSkipJump:
+class HopSkipJump:
     """Foolbox's HopSkipJumpAttack under a query budget, started from LinearSearchBlendedUniformNoiseAttack.
 
     The model sits behind a :class:`~robench.attacks.queries.QueryCounter` that stops the attack before any
@@ -204,15 +229,9 @@ class _HopSkipJump:
     it come back projected and usually no longer fool the model, so a kept example is within ``eps``.
     """
 
-    def __init__(self, params: dict) -> None:
-        self.params = params
-
-    def run_model(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Any:
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, p: dict) -> AttackOutput:
         import foolbox as fb
 
-        from robench.attacks.registry import AttackOutput
-
-        p = self.params
         counter = QueryCounter(model, images, labels, norm=p["norm"], budget=p["queries"], enforce=True)
         init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_directions"], steps=p["init_steps"])
         ok = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -239,7 +258,7 @@ class _HopSkipJump:
             better = sub.best_dist < dist[ok]
             rows = ok.nonzero().flatten()[better]
             best[rows], counts[ok] = sub.best[better], counts[ok] + sub.counts
-        return AttackOutput(project(images, best, p["eps"], p["norm"]), {"queries": counts.clone()})
+        return AttackOutput(project(images, best, p["eps"], p["norm"]), Extras(queries=counts.clone()))
 
 
 def _fmodel(model: nn.Module, images: torch.Tensor) -> Any:
@@ -248,20 +267,4 @@ def _fmodel(model: nn.Module, images: torch.Tensor) -> Any:
     return fb.PyTorchModel(model, bounds=(0, 1), device=images.device)
 
 
-def hopskipjump(params: dict) -> tuple[Any, dict]:
-    return _HopSkipJump(params), {}
-
-
-def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,) (the target labels
-    when ``params["targeted"]``)."""
-    import foolbox as fb
-
-    attack, kwargs = builder(params)
-    if isinstance(attack, _HopSkipJump):
-        return attack.run_model(model, images, labels)
-    fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=images.device)
-    targeted = params.get("targeted", False)
-    criterion = (fb.criteria.TargetedMisclassification if targeted else fb.criteria.Misclassification)(labels)
-    out = attack.run(fmodel, images, criterion, **kwargs)
-    return out.detach() if isinstance(out, torch.Tensor) else out
+hopskipjump = HopSkipJump()

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from robench import store
+from robench.attacks.contract import AttackOutput, Extras
 from robench.attacks.registry import (
     BACKENDS,
-    AttackOutput,
     Backend,
     MethodSpec,
     check_channels,
@@ -109,11 +109,11 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
 
 def _run(backend: Backend, spec: MethodSpec, net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
          params: dict) -> AttackOutput:
-    """The backend's attack on one batch of ``net`` (see :func:`_net`): images (N, C, H, W) float32 in [0,1] on
-    the input's device, plus extras."""
+    """``spec``'s Attack on ``backend`` run on one batch of ``net`` (see :func:`_net`): images (N, C, H, W) float32
+    in [0,1] on the input's device, plus extras."""
+    attack = spec.attack(backend.name)
     with _frozen(net):
-        out = backend.run(spec.builders[backend.name], net, images, labels, params)
-    out = out if isinstance(out, AttackOutput) else AttackOutput(out)
+        out = AttackOutput.of(attack.run(net, images, labels, params))
     out.adv = out.adv.to(images.device, torch.float32).clamp_(0.0, 1.0)
     return out
 
@@ -135,8 +135,9 @@ def perturb(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method
 def perturb_output(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str,
                    backend: str | None = None, *, seed: int | None = None, targets: torch.Tensor | None = None,
                    precision: str = "fp32", **params: Any) -> AttackOutput:
-    """Like :func:`perturb`, with the method's per-example extras: ``queries`` (N,) for query-based attacks,
-    ``l2_trace`` (N, K) for the Boundary attack (L2 norm at each of ``convergence.checkpoints(steps)``)."""
+    """Like :func:`perturb`, with the method's per-example extras (:class:`~robench.attacks.contract.Extras`):
+    ``queries`` (N,) for query-based attacks, ``l2_trace`` (N, K) for the Boundary attack (L2 norm at each of
+    ``convergence.checkpoints(steps)``)."""
     spec = method_spec(method)
     chosen = resolve_backend(spec, backend)
     resolved = resolve_params(spec, **params)
@@ -362,7 +363,7 @@ class _Aim:
 
 def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params: dict,
               writer: store.SetWriter, n: int, batch_size: int, device: torch.device, emit: Callback,
-              aim: _Aim | None = None) -> tuple[int, dict[str, torch.Tensor]]:
+              aim: _Aim | None = None) -> tuple[int, Extras]:
     """Attack batch after batch and write the successes (for a targeted set: the examples that reach their
     target); returns how many images were attempted and the kept examples' extras (on the CPU, for
     ``MethodSpec.summarise``). ``net`` is the source in the set's precision (:func:`_net`): it picks the correct
@@ -378,16 +379,16 @@ def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params:
         adv = out.adv
         pred = _labels(net, adv)
         fooled = pred != y if targets is None else pred == targets
-        extra = {**out.extra, **({"targets": targets} if targets is not None else {})}
+        extra = {**out.extra.as_dict(), **({"targets": targets} if targets is not None else {})}
         delta = (adv - x)[fooled].flatten(1)
         writer.add({"adv": adv[fooled], "clean": x[fooled], "labels": y[fooled], "source_pred": pred[fooled],
                     "indices": idx[fooled], "l2": delta.norm(dim=1), "linf": delta.abs().amax(1),
                     **{k: v[fooled] for k, v in extra.items()}})
-        kept.append({k: v[fooled].cpu() for k, v in out.extra.items()})
+        kept.append(out.extra.map(lambda v, fooled=fooled: v[fooled].cpu()))
         attempted += len(y)
         emit("batch", {"attempted": attempted, "done": attempted, "kept": writer.count,
                        "images_per_s": attempted / max(time.perf_counter() - t0, 1e-9)})
-    return attempted, {k: torch.cat([b[k] for b in kept]) for k in (kept[0] if kept else {})}
+    return attempted, Extras.cat(kept)
 
 
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -1,12 +1,13 @@
-"""The attack registry: one :class:`MethodSpec` per method, naming its parameters and backends.
+"""The attack registry: one :class:`MethodSpec` per method, naming its parameters and, per backend, its attack.
 
-Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel
-units, images in [0, 1]) and, per backend, the adapter's builder. Backends are small adapters
-(``art_backend``, ``foolbox_backend``, ``torchattacks_backend``, and ``robench``: the native torch loop of
-``torch_backend`` plus Gaussian noise); each exposes ``version()`` and ``run(builder, model, images, labels,
-params) -> adversarial images``. A targeted attack gets the target labels as ``labels`` and
-``params["targeted"] = True``. The registry itself imports neither torch nor an attack library: builders are
-named, and resolved in the backend's module when an attack runs.
+Adding a method is one :func:`register_method` call: its parameters with their defaults (pixel units, images in
+[0, 1]) and, per backend, the :class:`~robench.attacks.contract.Attack` that runs it. Backends are modules of such
+attacks (``art_backend``, ``foolbox_backend``, ``torchattacks_backend``, and ``robench``: the native torch loop of
+``torch_backend``, robench's Square Attack and Gaussian noise), each with a ``version()``; a new one is one module
+and a :func:`register_backend` call (:func:`register_attack` adds its attack to an existing method). Every attack
+has the one contract ``run(model, images, labels, params) -> AttackOutput``; a targeted attack gets the target
+labels as ``labels`` and ``params["targeted"] = True``. The registry itself imports neither torch nor an attack
+library: an attack may be named (an attribute of its backend's module), resolved when it runs.
 """
 
 from __future__ import annotations
@@ -15,31 +16,16 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from robench.attacks.contract import Attack, Extras
 from robench.errors import RobenchError, unknown_name
-
-if TYPE_CHECKING:  # the registry is read without torch (``robench --help`` lists methods and their defaults)
-    import torch
-    from torch import nn
-
-
-@dataclass
-class AttackOutput:
-    """What an adapter may return instead of bare images (N, C, H, W): per-example extras, each (N, ...),
-    such as the queries each example used; set generation stores the extras of the kept examples."""
-
-    adv: torch.Tensor
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-Builder = Callable[..., Any] | str  # a callable, or the name of a function in the backend's adapter module
 
 
 @dataclass(frozen=True)
 class Backend:
-    """An attack library behind one adapter module, imported on first use. The module offers ``version()`` and
-    ``run(builder, model, images, labels, params) -> images (N, C, H, W) or AttackOutput``."""
+    """An attack library behind one module of :class:`~robench.attacks.contract.Attack` objects, imported on first
+    use; the module also offers ``version() -> str`` (recorded with every set)."""
 
     name: str
     module: str
@@ -52,13 +38,13 @@ class Backend:
     def version(self) -> str:
         return self.adapter.version()
 
-    def builder(self, builder: Builder) -> Callable[..., Any]:
-        """A method's builder for this backend: a callable as it is, a name looked up in the adapter module."""
-        return getattr(self.adapter, builder) if isinstance(builder, str) else builder
-
-    def run(self, builder: Builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-            params: dict) -> torch.Tensor | AttackOutput:
-        return self.adapter.run(self.builder(builder), model, images, labels, params)
+    def resolve(self, attack: Attack | str) -> Attack:
+        """A method's attack on this backend: an Attack as it is, a name looked up in the backend's module."""
+        found = getattr(self.adapter, attack) if isinstance(attack, str) else attack
+        if not isinstance(found, Attack):
+            raise TypeError(f"backend {self.name}: {attack!r} is not an Attack (an object with run(model, images, "
+                            f"labels, params))")
+        return found
 
 
 BACKENDS: dict[str, Backend] = {
@@ -76,9 +62,9 @@ class MethodSpec:
     """One attack method.
 
     ``defaults`` lists every tunable parameter (floats in [0, 1] pixel units where they are pixel
-    quantities); ``fixed`` holds settings recorded with each set but not tunable; ``builders`` maps
-    backend name to that adapter's builder (a callable, or the name of a function in the backend's adapter
-    module, imported only when the attack runs); ``refused`` explains backends deliberately left out.
+    quantities); ``fixed`` holds settings recorded with each set but not tunable; ``attacks`` maps backend name
+    to the :class:`~robench.attacks.contract.Attack` that runs the method there (or the name of one in the
+    backend's module, imported only when the attack runs); ``refused`` explains backends deliberately left out.
     ``norms`` lists the norms ``--norm`` may pick (the first, ``norm``, is the default); ``l2_defaults``
     replace defaults under ``--norm l2`` (there eps and step are L2 norms of the whole perturbation, in [0, 1]
     image units, not per-pixel amounts); ``choices`` the allowed values of string parameters; ``targeted``
@@ -89,7 +75,7 @@ class MethodSpec:
     summary: str
     norm: str
     defaults: dict[str, Any]
-    builders: dict[str, Builder]
+    attacks: dict[str, Attack | str]
     default_backend: str
     fixed: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
@@ -100,11 +86,15 @@ class MethodSpec:
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     targeted: bool = False
     rgb_only: tuple[str, ...] = ()
-    summarise: Callable[[dict[str, torch.Tensor], dict, tuple[int, ...]], dict] | None = None
+    summarise: Callable[[Extras, dict, tuple[int, ...]], dict] | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
-        return tuple(sorted(self.builders))
+        return tuple(sorted(self.attacks))
+
+    def attack(self, backend: str) -> Attack:
+        """The Attack that runs this method on ``backend`` (see :func:`resolve_backend` for the checked choice)."""
+        return BACKENDS[backend].resolve(self.attacks[backend])
 
     @property
     def supported_norms(self) -> tuple[str, ...]:
@@ -122,10 +112,30 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     """Add a method to the registry; a duplicate name is an error."""
     if spec.name in _METHODS:
         raise ValueError(f"attack method '{spec.name}' is already registered")
-    if spec.default_backend not in spec.builders or not set(spec.builders) <= set(BACKENDS):
+    if spec.default_backend not in spec.attacks or not set(spec.attacks) <= set(BACKENDS):
         raise ValueError(f"method '{spec.name}': backends must be among {sorted(BACKENDS)} and include the default")
     _METHODS[spec.name] = spec
     return spec
+
+
+def register_backend(name: str, module: str, description: str = "") -> Backend:
+    """Add a backend: ``module`` (a dotted name, imported when an attack runs) holds its attacks and ``version()``.
+    A duplicate name is an error."""
+    if name in BACKENDS:
+        raise ValueError(f"attack backend '{name}' is already registered")
+    BACKENDS[name] = Backend(name, module, description)
+    return BACKENDS[name]
+
+
+def register_attack(method: str, backend: str, attack: Attack | str) -> None:
+    """Let ``backend`` run the registered ``method`` with ``attack`` (an Attack, or the name of one in the
+    backend's module); a backend that already runs the method is an error."""
+    spec = method_spec(method)
+    if backend not in BACKENDS:
+        raise unknown_name("backend", backend, BACKENDS)
+    if backend in spec.attacks:
+        raise ValueError(f"backend '{backend}' already runs '{method}'")
+    spec.attacks[backend] = attack
 
 
 def list_methods() -> list[str]:
@@ -151,7 +161,7 @@ def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
         return BACKENDS[spec.default_backend]
     if backend not in BACKENDS:
         raise unknown_name("backend", backend, BACKENDS)
-    if backend not in spec.builders:
+    if backend not in spec.attacks:
         why = f" ({spec.refused[backend]})" if backend in spec.refused else ""
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
                            f"use --backend {' or '.join(spec.backends)}")
@@ -329,14 +339,14 @@ register_method(MethodSpec(
             "(one L2-normalised step)", "linf",
     defaults={"eps": 16 / 255}, fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS,
     l2_defaults={"eps": 0.5}, targeted=True,
-    builders={"foolbox": "fgsm", "art": "fgsm", "robench": "fgsm"},
+    attacks={"foolbox": "fgsm", "art": "fgsm", "robench": "fgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
     "pgd", "Basic iterative method / PGD (Linf, or --norm l2); no random start unless --random-start", "linf",
     defaults={"eps": 16 / 255, "step": 1 / 255, "steps": 20, "random_start": False}, fixed=_LINF,
     pixel_params=("eps", "step"), name_params=("eps",), norms=NORMS, l2_defaults=_L2, targeted=True,
-    builders={"foolbox": "pgd", "art": "pgd", "robench": "pgd"},
+    attacks={"foolbox": "pgd", "art": "pgd", "robench": "pgd"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -344,7 +354,7 @@ register_method(MethodSpec(
               "the momentum", "linf",
     defaults={**_TRANSFER, "decay": 1.0}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
     targeted=True,
-    builders={"art": "mifgsm", "foolbox": "mifgsm", "robench": "mifgsm"},
+    attacks={"art": "mifgsm", "foolbox": "mifgsm", "robench": "mifgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -352,7 +362,7 @@ register_method(MethodSpec(
               "copy (probability --diversity, size in [--resize, 1) of the image); --decay 1 gives M-DI2-FGSM",
     "linf", defaults={**_TRANSFER, "decay": 0.0, **_DI}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": "difgsm", "torchattacks": "difgsm"},
+    attacks={"robench": "difgsm", "torchattacks": "difgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
@@ -360,7 +370,7 @@ register_method(MethodSpec(
               "--kernel Gaussian (over +-nsig sigmas)", "linf",
     defaults={**_TRANSFER, "decay": 0.0, **_TI}, fixed=_LINF, pixel_params=("eps", "step"), name_params=("eps",),
     targeted=True,
-    builders={"robench": "tifgsm", "torchattacks": "tifgsm"},
+    attacks={"robench": "tifgsm", "torchattacks": "tifgsm"},
     default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
@@ -368,28 +378,28 @@ register_method(MethodSpec(
                "neighbours within --beta * eps", "linf",
     defaults={**_TRANSFER, "decay": 1.0, "samples": 20, "beta": 1.5}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": "vmifgsm", "torchattacks": "vmifgsm"},
+    attacks={"robench": "vmifgsm", "torchattacks": "vmifgsm"},
     default_backend="robench",
 ))
 register_method(MethodSpec(
     "mdti", "The usual combination M-DI2-TI-FGSM: momentum, input diversity and translation invariance together",
     "linf", defaults={**_TRANSFER, "decay": 1.0, **_DI, **_TI}, fixed=_LINF, pixel_params=("eps", "step"),
     name_params=("eps",), targeted=True,
-    builders={"robench": "mdti", "torchattacks": "mdti"},
+    attacks={"robench": "mdti", "torchattacks": "mdti"},
     default_backend="robench", rgb_only=("torchattacks",),
 ))
 register_method(MethodSpec(
     "cw", "Carlini-Wagner L2 (minimises the L2 norm); --step is the optimiser's learning rate", "l2",
     defaults={"confidence": 0.0, "steps": 100, "binary_search_steps": 5, "step": 0.01, "initial_const": 0.01},
     fixed={"norm": "l2", "targeted": False}, targeted=True,
-    builders={"foolbox": "cw", "art": "cw"}, default_backend="foolbox",
+    attacks={"foolbox": "cw", "art": "cw"}, default_backend="foolbox",
 ))
 register_method(MethodSpec(
     "apgd", "Auto-PGD (Croce & Hein): step size adapted per example, --loss ce (APGD-CE) or dlr (APGD-DLR); "
             "Linf or --norm l2", "linf",
     defaults={"eps": 8 / 255, "steps": 100, "loss": "ce", "restarts": 1}, fixed=_LINF, pixel_params=("eps",),
     name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5}, choices={"loss": ("ce", "dlr")},
-    builders={"torchattacks": "apgd", "art": "apgd"}, default_backend="torchattacks",
+    attacks={"torchattacks": "apgd", "art": "apgd"}, default_backend="torchattacks",
 ))
 register_method(MethodSpec(
     "autoattack", "AutoAttack, standard version (RobustBench): APGD-CE, APGD-T, FAB-T and Square, each on the "
@@ -398,11 +408,11 @@ register_method(MethodSpec(
               "attacks": ",".join(AUTOATTACK_PARTS)},
     fixed=_LINF, pixel_params=("eps",), name_params=("eps",), norms=NORMS, l2_defaults={"eps": 0.5},
     choices={"attacks": AUTOATTACK_PARTS},
-    builders={"torchattacks": "autoattack"}, default_backend="torchattacks",
+    attacks={"torchattacks": "autoattack"}, default_backend="torchattacks",
     refused={"art": "ART's AutoAttack is not the standard version (no APGD-T or FAB-T)",
              "foolbox": "Foolbox has no AutoAttack"},
 ))
-def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+def _boundary_stats(extra: Extras, params: dict, shape: tuple[int, ...]) -> dict:
     """The score's median at every doubling of steps over the kept examples, and whether it converged; the steps
     the kept examples ran (median, mean, max, of the cap) and how many converged."""
     import numpy as np
@@ -411,12 +421,12 @@ def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[i
     from robench.attacks.convergence import SETTLED, checkpoints, trace
 
     steps = checkpoints(params["steps"])
-    l2 = extra.get("l2_trace", torch.empty(0, len(steps)))
+    l2 = extra.l2_trace if extra.l2_trace is not None else torch.empty(0, len(steps))
     stats = {"trace": trace(l2.cpu(), steps, math.prod(shape), params["tolerance"],
                             params.get("settle", SETTLED)).to_json()}
-    used = extra.get("steps_used")
+    used = extra.steps_used
     if used is not None:
-        used, converged = used.cpu().double().numpy(), extra["converged"].cpu().numpy().astype(bool)
+        used, converged = used.cpu().double().numpy(), extra.converged.cpu().numpy().astype(bool)
         summary = {"over": "kept examples", "n": len(used), "cap": params["steps"],
                    "early_stop": bool(params.get("early_stop")), "converged": int(converged.sum())}
         if len(used):
@@ -425,12 +435,12 @@ def _boundary_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[i
     return stats
 
 
-def _query_stats(extra: dict[str, torch.Tensor], params: dict, shape: tuple[int, ...]) -> dict:
+def _query_stats(extra: Extras, params: dict, shape: tuple[int, ...]) -> dict:
     """Median (and mean, max) of the queries the kept examples used."""
     import numpy as np
     import torch
 
-    q = extra.get("queries", torch.empty(0)).double().cpu().numpy()
+    q = (extra.queries if extra.queries is not None else torch.empty(0)).double().cpu().numpy()
     summary = {"over": "kept examples", "n": len(q), "budget": params["queries"]}
     if len(q):
         summary.update(median=float(np.median(q)), mean=float(q.mean()), max=int(q.max()))
@@ -444,7 +454,7 @@ register_method(MethodSpec(
     defaults={"steps": 25000, "spherical_step": 0.01, "source_step": 0.01, "init_directions": 1000,
               "tolerance": 0.05, "early_stop": True, "settle": 5000},
     fixed={"norm": "l2", "targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50},
-    builders={"foolbox": "boundary"}, default_backend="foolbox",
+    attacks={"foolbox": "boundary"}, default_backend="foolbox",
     refused={"art": "ART's BoundaryAttack runs one sample at a time"}, summarise=_boundary_stats,
 ))
 register_method(MethodSpec(
@@ -452,7 +462,7 @@ register_method(MethodSpec(
     "--queries per example", "linf",
     defaults={"eps": 16 / 255, "queries": 5000, "p_init": 0.8}, norms=NORMS, l2_defaults={"eps": 0.5},
     fixed={"targeted": False, "restarts": 1, "loss": "margin"},
-    pixel_params=("eps",), name_params=("eps",), builders={"robench": "square", "art": "square"},
+    pixel_params=("eps",), name_params=("eps",), attacks={"robench": "square", "art": "square"},
     default_backend="robench", refused={"foolbox": "Foolbox 3 has no Square Attack"}, summarise=_query_stats,
 ))
 register_method(MethodSpec(
@@ -463,7 +473,7 @@ register_method(MethodSpec(
     norms=("l2", "linf"), l2_defaults={"eps": 0.5},
     fixed={"targeted": False, "init": "LinearSearchBlendedUniformNoiseAttack", "init_steps": 50,
            "stepsize_search": "geometric_progression", "hsj_steps": 1_000_000},
-    pixel_params=("eps",), name_params=("eps",), builders={"foolbox": "hopskipjump"},
+    pixel_params=("eps",), name_params=("eps",), attacks={"foolbox": "hopskipjump"},
     default_backend="foolbox",
     refused={"art": "ART's HopSkipJump runs one sample at a time and draws its start from an unseeded RNG"},
     summarise=_query_stats,
@@ -471,6 +481,6 @@ register_method(MethodSpec(
 register_method(MethodSpec(
     "noise", "Additive Gaussian noise N(0, sigma^2) per pixel, clipped to [0, 1]", "none",
     defaults={"sigma": 0.08}, fixed={"distribution": "gaussian", "clip": [0.0, 1.0]}, name_params=("sigma",),
-    builders={"robench": "noise"}, default_backend="robench",
+    attacks={"robench": "noise"}, default_backend="robench",
     refused={"art": "noise is not an attack-library method", "foolbox": "noise is not an attack-library method"},
 ))

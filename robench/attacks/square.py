@@ -156,11 +156,3 @@ def square_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         best[active[better]], loss[active[better]] = candidate[better], new_loss[better]
     return best, used
 
-
-def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict):
-    """The robench backend's builder: an AttackOutput with ``queries`` (N,)."""
-    from robench.attacks.registry import AttackOutput
-
-    adv, used = square_attack(model, images, labels, eps=params["eps"], norm=params["norm"],
-                              queries=params["queries"], p_init=params["p_init"])
-    return AttackOutput(adv, {"queries": used})

@@ -13,15 +13,23 @@ FGSM / FGM is one step of size eps; PGD (basic iterative) plain steps; MI-FGSM a
 add their one line each. Targeted attacks descend the CE of the target label instead. Gradients are taken
 with ``torch.autograd.grad`` on the input only (the caller freezes the weights), with the summed CE so each
 example's gradient is independent of the batch. Images (N, C, H, W) float32 in [0, 1].
+
+The backend's attacks (:class:`Native`: ``fgsm`` ... ``mdti``, robench's Square Attack and Gaussian noise) are
+plain functions ``(model, images, labels, params) -> images or AttackOutput`` wrapped into the one
+:class:`~robench.attacks.contract.Attack` contract.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from robench.attacks.contract import AttackOutput, Extras
 
 _TINY = 1e-12
 
@@ -149,7 +157,19 @@ def iterate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loop: 
     return adv.detach()
 
 
-# ---------------------------------------------------------------- builders (registry entries)
+# ---------------------------------------------------------------- the backend's attacks (registry entries)
+
+
+class Native:
+    """The robench backend's Attack: a function ``(model, images, labels, params) -> images or AttackOutput`` that
+    takes the batch directly, run as it is."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor | AttackOutput]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+        return AttackOutput.of(self.fn(model, images, labels, params))
 
 
 def _loop(params: dict, **overrides) -> Loop:
@@ -160,15 +180,18 @@ def _loop(params: dict, **overrides) -> Loop:
     return Loop(**{**base, **overrides})
 
 
+@Native
 def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     """One step of size eps: sign of the gradient (Linf, FGSM) or the L2-normalised gradient (L2, FGM)."""
     return iterate(model, images, labels, _loop(params, step=params["eps"], steps=1))
 
 
+@Native
 def pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params))
 
 
+@Native
 def mifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params, decay=params["decay"]))
 
@@ -177,41 +200,32 @@ def _decay(params: dict) -> float | None:
     return params["decay"] if params.get("decay") else None
 
 
+@Native
 def difgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params, decay=_decay(params), diversity=params["diversity"],
                                                 resize=params["resize"]))
 
 
+@Native
 def tifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params, decay=_decay(params), kernel=params["kernel"],
                                                 nsig=params["nsig"]))
 
 
+@Native
 def vmifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params, decay=params["decay"], samples=params["samples"],
                                                 beta=params["beta"]))
 
 
+@Native
 def mdti(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     return iterate(model, images, labels, _loop(params, decay=_decay(params), diversity=params["diversity"],
                                                 resize=params["resize"], kernel=params["kernel"],
                                                 nsig=params["nsig"]))
 
 
-# ---------------------------------------------------------------- the backend's adapter interface
-
-
-def version() -> str:
-    from robench._version import __version__
-
-    return __version__
-
-
-def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Run one of this module's builders (they take the batch directly)."""
-    return builder(model, images, labels, params)
-
-
+@Native
 def noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
     """Gaussian noise ignores the model; the global torch RNG (seeded per run, in a fork) draws it."""
     from robench.attacks.noise import gaussian_noise
@@ -219,9 +233,18 @@ def noise(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: 
     return gaussian_noise(images, params["sigma"])
 
 
-def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict):
-    """Square Attack, robench's own batched implementation (:mod:`robench.attacks.square`): an AttackOutput
-    with the queries (N,) each example used."""
-    from robench.attacks.square import square as square_attack
+@Native
+def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+    """Square Attack, robench's own batched implementation (:mod:`robench.attacks.square`), with the queries (N,)
+    each example used."""
+    from robench.attacks.square import square_attack
 
-    return square_attack(model, images, labels, params)
+    adv, used = square_attack(model, images, labels, eps=params["eps"], norm=params["norm"],
+                              queries=params["queries"], p_init=params["p_init"])
+    return AttackOutput(adv, Extras(queries=used))
+
+
+def version() -> str:
+    from robench._version import __version__
+
+    return __version__

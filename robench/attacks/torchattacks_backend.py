@@ -1,4 +1,6 @@
-"""torchattacks adapter: builders give a torchattacks attack for a model; :func:`run` calls it on a batch.
+"""torchattacks backend: each method is a :class:`TorchattacksAttack` (the one
+:class:`~robench.attacks.contract.Attack` contract) around a function that builds a torchattacks attack for the
+model, called on the batch.
 
 torchattacks works in torch end to end on images in [0, 1] (the model normalises internally). Two of its
 defaults are not what robench's methods mean, so the builders set them explicitly:
@@ -10,18 +12,21 @@ defaults are not what robench's methods mean, so the builders set them explicitl
   hard-wired to 3 channels (1-channel images are refused with a one-line error).
 
 Where a step's gradient is exactly zero, torchattacks' mean-abs normalisation divides by zero and the image
-becomes NaN; :func:`run` returns the clean pixels there (the example then counts as not fooled).
+becomes NaN; :class:`TorchattacksAttack` returns the clean pixels there (the example then counts as not fooled).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from robench.attacks.contract import AttackOutput
 from robench.errors import RobenchError
 
 
@@ -38,6 +43,24 @@ def _ta() -> Any:
     return torchattacks
 
 
+class TorchattacksAttack:
+    """A torchattacks attack as an Attack: ``build(model, params, images)`` gives the attack, called on the batch
+    (in targeted mode by label when ``params["targeted"]``; its printing silenced)."""
+
+    def __init__(self, build: Callable[[nn.Module, dict, torch.Tensor], Any]) -> None:
+        self.build = build
+        functools.update_wrapper(self, build)
+
+    def run(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> AttackOutput:
+        attack = self.build(model, params, images)
+        if params.get("targeted"):
+            attack.set_mode_targeted_by_label(quiet=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # torchattacks prints mode changes and progress
+            adv = attack(images, labels).detach()
+        return AttackOutput(torch.where(torch.isfinite(adv), adv, images))
+
+
+@TorchattacksAttack
 def difgsm(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _ta().DIFGSM(model, eps=params["eps"], alpha=params["step"], steps=params["steps"],
                         decay=params["decay"], resize_rate=params["resize"], diversity_prob=params["diversity"],
@@ -53,14 +76,17 @@ def _ti(model: nn.Module, params: dict, images: torch.Tensor, diversity: float, 
                         resize_rate=resize, diversity_prob=diversity, random_start=False)
 
 
+@TorchattacksAttack
 def tifgsm(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _ti(model, params, images, 0.0, 0.9)
 
 
+@TorchattacksAttack
 def mdti(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _ti(model, params, images, params["diversity"], params["resize"])
 
 
+@TorchattacksAttack
 def vmifgsm(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _ta().VMIFGSM(model, eps=params["eps"], alpha=params["step"], steps=params["steps"],
                          decay=params["decay"], N=params["samples"], beta=params["beta"])
@@ -75,6 +101,7 @@ def _seed() -> int:
     return int(torch.initial_seed() % 2**31)
 
 
+@TorchattacksAttack
 def apgd(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _ta().APGD(model, norm=_norm(params), eps=params["eps"], steps=params["steps"],
                       n_restarts=params["restarts"], seed=_seed(), loss=params["loss"], rho=0.75)
@@ -131,16 +158,7 @@ class _AutoAttack:
         return adv
 
 
+@TorchattacksAttack
 def autoattack(model: nn.Module, params: dict, images: torch.Tensor) -> Any:
     return _AutoAttack(model, params, images)
 
-
-def run(builder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, params: dict) -> torch.Tensor:
-    """Adversarial images (N, C, H, W) in [0,1] for images (N, C, H, W) in [0,1] and labels (N,) (the target labels
-    when ``params["targeted"]``)."""
-    attack = builder(model, params, images)
-    if params.get("targeted"):
-        attack.set_mode_targeted_by_label(quiet=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # torchattacks prints mode changes and progress
-        adv = attack(images, labels).detach()
-    return torch.where(torch.isfinite(adv), adv, images)

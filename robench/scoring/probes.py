@@ -247,7 +247,7 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
         adv = out.adv.cpu()
         fooled = scorer.predict(name, adv) != labels
         norms.append((adv[fooled] - images[fooled]).flatten(1).norm(dim=1))
-        traces.append(out.extra["l2_trace"].cpu()[fooled])
+        traces.append(out.extra.l2_trace.cpu()[fooled])
         pixels = images[0].numel()
         done += len(labels)
     l2_trace = torch.cat(traces) if traces else torch.empty(0, len(checkpoints(resolved["steps"])))
