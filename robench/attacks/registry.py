@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robench.attacks.contract import Attack, Extras
-from robench.errors import RobenchError, unknown_name
+from robench.errors import RobenchError, lookup
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,7 @@ def register_attack(method: str, backend: str, attack: Attack | str) -> None:
     """Let ``backend`` run the registered ``method`` with ``attack`` (an Attack, or the name of one in the
     backend's module); a backend that already runs the method is an error."""
     spec = method_spec(method)
-    if backend not in BACKENDS:
-        raise unknown_name("backend", backend, BACKENDS)
+    lookup("backend", backend, BACKENDS)
     if backend in spec.attacks:
         raise ValueError(f"backend '{backend}' already runs '{method}'")
     spec.attacks[backend] = attack
@@ -149,23 +148,19 @@ def list_backends() -> list[str]:
 
 def method_spec(name: str) -> MethodSpec:
     """The registry entry of ``name``; unknown names raise a RobenchError with suggestions."""
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise unknown_name("attack method", name, _METHODS) from None
+    return lookup("attack method", name, _METHODS)
 
 
 def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
     """The backend to use: the given one if it implements ``spec``, else the method's default."""
     if backend is None:
         return BACKENDS[spec.default_backend]
-    if backend not in BACKENDS:
-        raise unknown_name("backend", backend, BACKENDS)
+    chosen = lookup("backend", backend, BACKENDS)
     if backend not in spec.attacks:
         why = f" ({spec.refused[backend]})" if backend in spec.refused else ""
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
                            f"use --backend {' or '.join(spec.backends)}")
-    return BACKENDS[backend]
+    return chosen
 
 
 def check_channels(spec: MethodSpec, backend: Backend, channels: int) -> None:
