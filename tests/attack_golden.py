@@ -5,9 +5,10 @@ no attack's result.
 The fingerprints in ``tests/data/attack-outputs.json`` were written by ``python tests/attack_golden.py --write``
 with the code of the time (they were first recorded before the single ``Attack`` contract replaced the four
 builder contracts). A fingerprint is the sha256 of the adversarial images' float32 bytes and of each extra's
-bytes; a case that is a one-line error records the message. Exact bytes depend on the CPU's floating-point
-kernels, so the file also records the clean logits' fingerprint: where they differ, the platform differs and the
-comparison is skipped, not failed (``test_attack_contract.py``).
+bytes; a case that ends in an error records its type and message. Exact bytes depend on the CPU's floating-point
+kernels, so the file also records the fingerprints of the clean logits and of the input gradient (``platform``,
+added after the first recording): where they differ, the platform differs and the comparison is skipped, not
+failed (``test_attack_contract.py``).
 """
 
 from __future__ import annotations
@@ -99,15 +100,23 @@ def fingerprint(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, me
     return {"adv": sha(out.adv), **{k: sha(v) for k, v in sorted(extras.items())}}
 
 
+def platform(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> str:
+    """This CPU's floating point as the attacks see it: the clean logits' and the input gradient's fingerprints."""
+    x = images.clone().requires_grad_(True)
+    logits = model(x)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(logits, labels), x)
+    return f"{sha(logits)} {sha(grad)}"
+
+
 def record() -> dict:
     torch.set_num_threads(1)
     model = tiny_model()
     x, y = digits()
     images, labels = x[:N], y[:N]
     with torch.no_grad():
-        logits = model(images)
+        correct = int((model(images).argmax(1) == labels).sum())
     results = {cid: fingerprint(model, images, labels, m, b, kw) for cid, m, b, kw in cases()}
-    return {"platform": sha(logits), "correct": int((logits.argmax(1) == labels).sum()), "cases": results}
+    return {"platform": platform(model, images, labels), "correct": correct, "cases": results}
 
 
 if __name__ == "__main__":
