@@ -24,6 +24,7 @@ from torch import nn
 from robench.attacks.contract import AttackOutput, Extras
 from robench.attacks.convergence import SETTLED, EarlyStop, checkpoints
 from robench.attacks.queries import BudgetSpent, QueryCounter, project
+from robench.errors import RobenchError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ class FoolboxAttack:
 
 @FoolboxAttack
 def fgsm(params: dict) -> tuple[Any, dict]:
+    """Foolbox's FGSM/FGM; untargeted only (Foolbox refuses a targeted criterion)."""
     import foolbox as fb
 
+    if params.get("targeted"):
+        raise RobenchError("Foolbox's FGSM is untargeted only; use --backend robench or art for a targeted fgsm")
     cls = fb.attacks.L2FastGradientAttack if params.get("norm") == "l2" else fb.attacks.LinfFastGradientAttack
     return cls(random_start=False), {"epsilon": params["eps"]}
 
