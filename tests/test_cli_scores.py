@@ -60,8 +60,8 @@ def test_plot_and_scores_take_the_same_options_with_the_same_defaults(name):
 
 
 def test_an_option_added_to_a_score_appears_in_both_commands():
-    def toy(models: str = "*", level: int = typer.Option(3, "--level", help="A new option."),
-            seed: int = SEED, workspace: str = None, callback=None):
+    def toy(models: str = "*", level: int = typer.Option(3, "--level", help="A new option."), seed: int = SEED,
+            **run):
         """A toy score."""
 
     score = Score(toy, lambda df, o: "toy", figure="noise_plot")
@@ -124,3 +124,12 @@ def test_a_suite_entry_and_the_command_use_the_same_names(name):
     if name == "boundary":  # --steps and --tolerance are the attack's, passed as params
         options = options - {"steps", "tolerance"} | {"params"}
     assert options == set(score_fields(name)) - SUITE_ONLY
+
+
+def test_the_heatmap_takes_the_options_of_the_matrix_it_computes():
+    """`plot heatmap` computes what `matrix --plot` draws: each of its options is the matrix's, the same."""
+    in_matrix, in_heatmap = shared(TREE.commands["matrix"], TABLE_OWN), shared(PLOTS["heatmap"], FIGURE_OWN)
+    assert {n: in_matrix.get(n) for n in in_heatmap} == in_heatmap
+    assert {"precision", "workers", "ci", "ci_level"} <= set(in_heatmap)
+    # what only the matrix does: its cache, batching, shards and the replicate aggregate
+    assert set(in_matrix) - set(in_heatmap) == {"no_cache", "batch_size", "shard", "by_config"}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from robench.cli.matrix import compute_matrix, read_frame
+from robench.cli.matrix import VALUE, compute_matrix, read_frame
 from robench.cli.options import (
     CI_STYLE,
-    DATA_DIR,
     DEVICE,
     DPI,
     FIGURE_FORMAT,
@@ -25,10 +25,9 @@ from robench.cli.options import (
     CiStyle,
     FigureFormat,
     Value,
-    value,
 )
 from robench.cli.render import cli_errors, deprecated
-from robench.cli.score_commands import FROM, draw_figure, figure_path, plot_command
+from robench.cli.score_commands import FROM, draw_figure, figure_path, plot_command, with_run_options
 from robench.cli.scores import SCORES
 from robench.workspace import check_selection, resolve_set
 
@@ -42,38 +41,35 @@ def register(app: typer.Typer) -> None:
 
 
 @plot_app.command("heatmap")
-@cli_errors
+@with_run_options(rates=True)
 def plot_heatmap(
     source_file: Path = FROM,
     models: str = MODELS,
     sets: str = SETS,
-    cell: Value = typer.Option("defense_rate", "--value", help="Cell value."),
+    cell: Value = VALUE,
     min_n: int = MIN_N,
     show_n: bool = SHOW_N,
     ci_style: CiStyle = CI_STYLE,
     out_path: Path = FIGURE_OUT,
     fmt: FigureFormat = FIGURE_FORMAT,
     dpi: int = DPI,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
     targets: str = TARGETS,
+    **run: Any,
 ) -> None:
     """The matrix as a heatmap per attack configuration (targets x sources, % defended)."""
     models = deprecated(models, targets, "--targets", "--models")
     if not source_file:
-        check_selection(workspace, models=models, sets=sets)  # a typo is answered before torch loads
+        check_selection(run["workspace"], models=models, sets=sets)  # a typo is answered before torch loads
     target = figure_path(out_path, fmt, "heatmap")
     if source_file:
-        df = read_frame(source_file, ["target", "source", "set", "attack", "relation", "n", value(cell),
+        df = read_frame(source_file, ["target", "source", "set", "attack", "relation", "n", cell,
                                       "target_clean_accuracy"])
     else:
-        df = compute_matrix(workspace, models, sets, device, data_dir)
+        df = compute_matrix(models=models, sets=sets, **run)
     from robench.reports import plots
 
-    draw_figure(target, fmt, lambda where, f: plots.heatmap(df, where, value(cell), fmt=f, dpi=dpi,
-                                                                    min_n=min_n, show_n=show_n,
-                                                                    ci=value(ci_style)))
+    draw_figure(target, fmt, lambda where, f: plots.heatmap(df, where, cell, fmt=f, dpi=dpi, min_n=min_n,
+                                                            show_n=show_n, ci=ci_style))
 
 
 # noise, shuffle, tradeoff, folder: the figures of `robench scores X`, with its options

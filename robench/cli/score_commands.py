@@ -18,7 +18,26 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from robench.cli.matrix import draw, read_frame
-from robench.cli.options import DPI, FIGURE_FORMAT, FIGURE_OUT, FORMAT, OUT, PLOT, FigureFormat, Format, value
+from robench.cli.options import (
+    CI,
+    CI_LEVEL,
+    DATA_DIR,
+    DEVICE,
+    DPI,
+    FIGURE_FORMAT,
+    FIGURE_OUT,
+    FORMAT,
+    OUT,
+    PLOT,
+    PRECISION,
+    WORKERS,
+    WORKSPACE,
+    CiMethod,
+    FigureFormat,
+    Format,
+    Precision,
+    value,
+)
 from robench.cli.render import Bars, check_out, cli_errors, err, figure_target, out, output, table
 from robench.errors import UsageError
 from robench.workspace import check_selection
@@ -33,18 +52,24 @@ TABLE_OUTPUTS = (("out_path", Path, OUT), ("fmt", Format, FORMAT))
 FIGURE_OUTPUTS = (("plot", Path, PLOT), ("dpi", int, DPI))
 PLOT_OUTPUTS = (("out_path", Path, FIGURE_OUT), ("fmt", FigureFormat, FIGURE_FORMAT), ("dpi", int, DPI))
 PLOT_SOURCE = (("source_file", Path, FROM),)
-RUN_OPTIONS = ("workspace", "device", "data_dir", "precision", "workers")  # the output options go before these
+# where and how every score runs, after its own options (a score that names one itself keeps its own)
+RUN_OPTIONS = (("workspace", Path, WORKSPACE), ("device", str, DEVICE), ("data_dir", Path, DATA_DIR),
+               ("precision", Precision, PRECISION), ("workers", int, WORKERS))
+RATE_OPTIONS = (("ci", CiMethod, CI), ("ci_level", float, CI_LEVEL))  # the interval of a score's rates
+RUN_NAMES = {name for name, _, _ in RUN_OPTIONS}
 
 
 @dataclass(frozen=True)
 class Score:
     """A score as both commands see it.
 
-    ``compute``: its keyword parameters (Typer options as defaults) are the option set; it also takes
-    ``callback`` and returns the tidy frame. ``title``: the table's title from the frame and the options;
-    ``shown``: the table as shown (default the frame). ``figure``: its drawing in :mod:`robench.reports.plots`
-    (None: a table only), given ``figure_title`` (from the frame and the options) where it takes a title.
-    ``columns``: what a ``--from`` file must hold. ``notes``: more output after the table (fmt, out_path).
+    ``compute``: its keyword parameters (Typer options as defaults) are the score's own options, followed by the
+    rate options (``rates``: --ci, --ci-level) and the run options (--workspace, --device, ...); it takes those
+    and ``callback`` as ``**run``, every choice as a plain string, and returns the tidy frame. ``title``: the
+    table's title from the frame and the options; ``shown``: the table as shown (default the frame).
+    ``figure``: its drawing in :mod:`robench.reports.plots` (None: a table only), given ``figure_title`` (from
+    the frame and the options) where it takes a title. ``columns``: what a ``--from`` file must hold.
+    ``notes``: more output after the table (fmt, out_path).
     """
 
     compute: Callable[..., pd.DataFrame]
@@ -53,6 +78,7 @@ class Score:
     figure: str | None = None
     figure_title: Callable[[pd.DataFrame, dict[str, Any]], str | None] | None = None
     columns: tuple[str, ...] = ()
+    rates: bool = False
     notes: Callable[[pd.DataFrame, str | None, Path | None], None] | None = None
     name: str = field(init=False)
 
@@ -60,11 +86,8 @@ class Score:
         object.__setattr__(self, "name", self.compute.__name__)
 
     def options(self) -> list[inspect.Parameter]:
-        """The score's options: ``compute``'s parameters but ``callback``."""
-        params = inspect.signature(self.compute).parameters.values()  # the return type is not evaluated
-        scope = self.compute.__globals__
-        return [p.replace(annotation=eval(p.annotation, scope) if isinstance(p.annotation, str) else p.annotation)
-                for p in params if p.name != "callback"]
+        """The score's options: ``compute``'s own, then the rate and run options."""
+        return options_of(self.compute, self.rates)
 
     def draw(self, df: pd.DataFrame, where: Any, options: dict[str, Any], fmt: str | None, dpi: int) -> Any:
         """Draw the frame's figure to ``where`` (a path or a binary stream)."""
@@ -74,18 +97,42 @@ class Score:
         return getattr(plots, self.figure)(df, where, fmt=fmt, dpi=dpi, **title)
 
 
+def options_of(function: Callable[..., Any], rates: bool = False) -> list[inspect.Parameter]:
+    """``function``'s keyword parameters (its own options), then the rate options (with ``rates``) and the run
+    options it does not name itself."""
+    params = inspect.signature(function).parameters.values()  # the return type is not evaluated
+    scope = function.__globals__
+    own = [p.replace(annotation=eval(p.annotation, scope) if isinstance(p.annotation, str) else p.annotation)
+           for p in params if p.kind != p.VAR_KEYWORD]
+    groups = (RATE_OPTIONS if rates else ()) + RUN_OPTIONS
+    return own + [_param(*o) for o in groups if o[0] not in {p.name for p in own}]
+
+
+def with_run_options(rates: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command function taking ``**run`` becomes a Typer command taking its own options, then the rate options
+    (with ``rates``) and the run options; it is called with every choice as a plain string."""
+    def decorate(function: Callable[..., None]) -> Callable[..., None]:
+        def command(**given: Any) -> None:
+            function(**_split(given, ())[0])
+
+        return _command(command, options_of(function, rates), (), doc=function.__doc__)
+
+    return decorate
+
+
+def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
 def _command(function: Callable[..., None], options: list[inspect.Parameter], own: tuple, first: tuple = (),
              doc: str | None = None) -> Callable[..., None]:
     """``function(**given)`` as a Typer command taking ``first``, then ``options`` with the command's ``own``
     output options placed before the trailing run options (workspace, device, ...)."""
-    def param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
     options = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in options]
     at = len(options)
-    while at and options[at - 1].name in RUN_OPTIONS:
+    while at and options[at - 1].name in RUN_NAMES:
         at -= 1
-    params = [param(*o) for o in first] + options[:at] + [param(*o) for o in own] + options[at:]
+    params = [_param(*o) for o in first] + options[:at] + [_param(*o) for o in own] + options[at:]
     wrapped = cli_errors(function)
     wrapped.__wrapped__.__signature__ = inspect.Signature(params)
     wrapped.__annotations__ = {p.name: p.annotation for p in params}
@@ -94,9 +141,9 @@ def _command(function: Callable[..., None], options: list[inspect.Parameter], ow
 
 
 def _split(given: dict[str, Any], own: tuple) -> tuple[dict[str, Any], list[Any]]:
-    """The score's options and the values of the command's own ones, in order."""
+    """The score's options (choices as plain strings) and the values of the command's own ones, in order."""
     mine = [given.pop(name) for name, _, _ in own]
-    return given, mine
+    return {k: value(v) for k, v in given.items()}, mine
 
 
 def _check(score: Score, options: dict[str, Any], required: list[str]) -> None:

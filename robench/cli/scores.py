@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from robench.checks import numbers
-from robench.cli.options import (
-    CI,
-    CI_LEVEL,
-    DATA_DIR,
-    DEVICE,
-    MODELS,
-    PRECISION,
-    SEED,
-    SETS,
-    WORKERS,
-    WORKSPACE,
-    BoundaryMode,
-    CiMethod,
-    Norm,
-    Precision,
-    value,
-)
+from robench.cli.options import MODELS, SEED, SETS, BoundaryMode, Norm
 from robench.cli.render import err, out, table
 from robench.cli.score_commands import Score, scores_command
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from robench.events import Callback
 
 CIFAR10C_SIGMAS = (0.04, 0.06, 0.08, 0.09, 0.10)  # robench.attacks.noise.CIFAR10C_SIGMAS (checked by a test)
 N = typer.Option(None, "--n", "-n", help="Evaluate at most N test images (seeded random subset).")
@@ -76,12 +58,7 @@ def boundary(
     tolerance: float = typer.Option(None, help="Largest relative change of the median over the last doubling of "
                                                "steps that counts as converged (default 0.05)."),
     seed: int = SEED,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """Boundary-attack score: median over samples of ||delta||_2^2 / (C*H*W), images in [0,1]. Higher = more robust.
 
@@ -90,9 +67,7 @@ def boundary(
     from robench.scoring import boundary_scores
 
     params = {k: v for k, v in {"steps": steps, "tolerance": tolerance}.items() if v is not None}
-    return boundary_scores(models, workspace, mode=value(mode), sets=sets, n=n, seed=seed, params=params,
-                           device=device, data_dir=data_dir, callback=callback, precision=value(precision),
-                           workers=workers)
+    return boundary_scores(models, mode=mode, sets=sets, n=n, seed=seed, params=params, **run)
 
 
 def noise(
@@ -102,14 +77,7 @@ def noise(
     n: int = N,
     all_images: bool = ALL_IMAGES,
     seed: int = SEED,
-    ci: CiMethod = CI,
-    ci_level: float = CI_LEVEL,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """Accuracy under additive Gaussian noise (clipped to [0,1]) against sigma, per model.
 
@@ -117,9 +85,8 @@ def noise(
     """
     from robench.scoring import noise_curve
 
-    return noise_curve(models, workspace, sigmas=numbers(sigmas, "sigmas") or [0.0, *CIFAR10C_SIGMAS], n=n,
-                       common=not all_images, seed=seed, device=device, data_dir=data_dir, callback=callback,
-                       precision=value(precision), workers=workers, ci=value(ci), ci_level=ci_level)
+    sigmas = numbers(sigmas, "sigmas") or [0.0, *CIFAR10C_SIGMAS]
+    return noise_curve(models, sigmas=sigmas, n=n, common=not all_images, seed=seed, **run)
 
 
 def shuffle(
@@ -128,38 +95,23 @@ def shuffle(
     n: int = N,
     all_images: bool = ALL_IMAGES,
     seed: int = SEED,
-    ci: CiMethod = CI,
-    ci_level: float = CI_LEVEL,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """Accuracy on patch-shuffled images (k x k grid, patches randomly permuted), per model and k."""
     from robench.scoring import shuffle_curve
 
-    return shuffle_curve(models, workspace, ks=numbers(ks, "ks"), n=n, common=not all_images, seed=seed,
-                         device=device, data_dir=data_dir, callback=callback, precision=value(precision),
-                         workers=workers, ci=value(ci), ci_level=ci_level)
+    return shuffle_curve(models, ks=numbers(ks, "ks"), n=n, common=not all_images, seed=seed, **run)
 
 
 def tradeoff(
     set_name: str = typer.Option(..., "--set", metavar="NAME", help="The adversarial set to defend against."),
     models: str = MODELS,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """Defense rate against one set and clean accuracy against keep, for models that differ only in keep."""
     from robench.scoring import tradeoff as keep_tradeoff
 
-    return keep_tradeoff(set_name, models, workspace, device=device, data_dir=data_dir, callback=callback,
-                         precision=value(precision), workers=workers)
+    return keep_tradeoff(set_name, models, **run)
 
 
 def autoattack(
@@ -173,14 +125,7 @@ def autoattack(
     queries: int = typer.Option(None, help="Square's query budget (default 5000, the standard version)."),
     batch_size: int = typer.Option(256, help="Images attacked together."),
     seed: int = SEED,
-    ci: CiMethod = CI,
-    ci_level: float = CI_LEVEL,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    data_dir: Path = DATA_DIR,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """White-box robust accuracy under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), per model.
 
@@ -190,9 +135,7 @@ def autoattack(
     from robench.scoring import autoattack_scores
 
     extra = {k: v for k, v in {"attacks": attacks, "steps": steps, "queries": queries}.items() if v is not None}
-    return autoattack_scores(models, workspace, n=n, eps=eps, norm=value(norm), seed=seed, batch_size=batch_size,
-                             device=device, data_dir=data_dir, callback=callback, precision=value(precision),
-                             workers=workers, ci=value(ci), ci_level=ci_level, **extra)
+    return autoattack_scores(models, n=n, eps=eps, norm=norm, seed=seed, batch_size=batch_size, **run, **extra)
 
 
 def _autoattack_shown(df: pd.DataFrame) -> pd.DataFrame:
@@ -209,13 +152,7 @@ def folder(
     n: int = N,
     seed: int = SEED,
     batch_size: int = typer.Option(256, help="Inference batch size."),
-    ci: CiMethod = CI,
-    ci_level: float = CI_LEVEL,
-    workspace: Path = WORKSPACE,
-    device: str = DEVICE,
-    precision: Precision = PRECISION,
-    workers: int = WORKERS,
-    callback: Callback | None = None,
+    **run: Any,
 ) -> pd.DataFrame:
     """Accuracy on another test set, a test-only image folder (e.g. Stylized-ImageNet), beside clean accuracy.
 
@@ -223,9 +160,7 @@ def folder(
     """
     from robench.scoring import folder_scores
 
-    return folder_scores(models, workspace, data_dir=data_dir, n=n, seed=seed, device=device, workers=workers,
-                         batch_size=batch_size, callback=callback, precision=value(precision), ci=value(ci),
-                         ci_level=ci_level)
+    return folder_scores(models, data_dir=data_dir, n=n, seed=seed, batch_size=batch_size, **run)
 
 
 def _folder_shown(df: pd.DataFrame) -> pd.DataFrame:
@@ -243,14 +178,16 @@ SCORES = {score.name: score for score in (
     Score(boundary, lambda df, o: "Boundary-attack score (median ||delta||^2 / pixels)",
           lambda df: df.drop(columns="reason"), notes=_boundary_notes),
     Score(noise, lambda df, o: f"Gaussian noise: accuracy (%) on {df['n'].iloc[0]} images",
-          lambda df: curve_table(df, "sigma"), "noise_plot", columns=("model", "sigma", "accuracy")),
+          lambda df: curve_table(df, "sigma"), "noise_plot", columns=("model", "sigma", "accuracy"),
+          rates=True),
     Score(shuffle, lambda df, o: f"Patch shuffle: accuracy (%) on {df['n'].iloc[0]} images",
-          lambda df: curve_table(df, "k"), "shuffle_plot", columns=("model", "k", "accuracy")),
+          lambda df: curve_table(df, "k"), "shuffle_plot", columns=("model", "k", "accuracy"),
+          rates=True),
     Score(tradeoff, _tradeoff_title, None, "tradeoff_plot", _tradeoff_title,
           columns=("keep", "defense_rate", "clean_accuracy")),
-    Score(autoattack, lambda df, o: "AutoAttack robust accuracy", _autoattack_shown),
+    Score(autoattack, lambda df, o: "AutoAttack robust accuracy", _autoattack_shown, rates=True),
     Score(folder, lambda df, o: f"accuracy (%) on {Path(df['folder'].iloc[0]).name} ({df['n'].iloc[0]} images)",
-          _folder_shown, "folder_plot", columns=("model", "accuracy", "clean_accuracy")),
+          _folder_shown, "folder_plot", columns=("model", "accuracy", "clean_accuracy"), rates=True),
 )}
 for _score in SCORES.values():
     scores_app.command(_score.name)(scores_command(_score))
