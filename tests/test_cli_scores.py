@@ -118,7 +118,11 @@ CLI_ONLY = {"workspace", "device", "fmt", "out_path", "verbose", "quiet"}
 
 @pytest.mark.parametrize("name", sorted(SCORES))
 def test_a_suite_entry_and_the_command_use_the_same_names(name):
+    from robench.cli.scores import SCORES as DEFINED
     from robench.suites import score_fields
+    from robench.suites.schema import SCORES as IN_SUITES
+
+    assert DEFINED[name].figure == IN_SUITES[name][1]  # a suite's entry draws the same figure
 
     options = {SUITE_NAMES.get(p.name, p.name) for p in SCORES[name].params if p.name not in CLI_ONLY}
     if name == "boundary":  # --steps and --tolerance are the attack's, passed as params

@@ -100,8 +100,8 @@ class Score:
 def options_of(function: Callable[..., Any], rates: bool = False) -> list[inspect.Parameter]:
     """``function``'s keyword parameters (its own options), then the rate options (with ``rates``) and the run
     options it does not name itself."""
-    params = inspect.signature(function).parameters.values()  # the return type is not evaluated
-    scope = function.__globals__
+    params = inspect.signature(function).parameters.values()
+    scope = function.__globals__  # the options' annotations are evaluated (Typer needs types); the return type not
     own = [p.replace(annotation=eval(p.annotation, scope) if isinstance(p.annotation, str) else p.annotation)
            for p in params if p.kind != p.VAR_KEYWORD]
     groups = (RATE_OPTIONS if rates else ()) + RUN_OPTIONS
@@ -226,8 +226,7 @@ def plot_command(score: Score) -> Callable[..., None]:
     options = [_optional(o) for o in score.options()]
 
     def command(**given: Any) -> None:
-        given, (source_file,) = _split(given, PLOT_SOURCE)
-        options, (out_path, fmt, dpi) = _split(given, PLOT_OUTPUTS)
+        options, (source_file, out_path, fmt, dpi) = _split(given, PLOT_SOURCE + PLOT_OUTPUTS)
         if not source_file:
             _check(score, options, required)
         target = figure_path(out_path, fmt, score.name)
