@@ -95,7 +95,7 @@ def test_ensemble_source_averages_logits(trained_ws, ws, digits):
     rec = robench.attack(dirs, "fgsm", eps="8/255", n=32, workspace=ws)
     assert rec.name == "tiny+tiny-keep0.3-bottom-fgsm-eps8-n32"
     assert rec.source_names == ["tiny", "tiny-keep0.3-bottom"]
-    assert all(x.weights_sha256 and x.arch == "tiny" and "keep" in x.config for x in rec.sources)
+    assert all(x.weights_sha256 and x.arch == "tiny" and "keep" in x.config.flat() for x in rec.sources)
     s = robench.load_set(rec.name, ws)
     check_set(s, dirs, digits, 8 / 255)  # predictions recomputed from the mean of the members' logits
     # the clean images were all classified correctly by the averaged logits

@@ -14,10 +14,7 @@ from typing import Any
 
 from robench._lazy import resolve
 from robench.errors import unknown_name
-
-PLACEMENTS = ("bottom", "top", "both")
-MASK_MODES = ("neuron", "channel", "shared")
-REGULARIZERS = ("none", "spatial-dropout", "dropblock")
+from robench.records.config import MASK_MODES, PLACEMENTS, REGULARIZERS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
