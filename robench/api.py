@@ -21,7 +21,7 @@ from robench.datasets import augment as augmentation
 from robench.errors import RobenchError
 from robench.importing import import_model
 from robench.models import DefectSpec, create_model, load_model, model_entry
-from robench.records import ModelRecord, TrainingHistory
+from robench.records import ModelRecord
 from robench.runtime import check_precision, environment, pick_device, resolve_precision
 from robench.training import (
     Callback,
@@ -190,9 +190,9 @@ def train(
                           callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
                           compile=compile, workers=workers)
         if not dist.main:
-            return replace(draft, history=TrainingHistory.of(summary["history"]))
+            return replace(draft, history=summary["history"])
         record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
-                         history=TrainingHistory.of(summary["history"]), wall_time_s=summary["wall_time_s"],
+                         history=summary["history"], wall_time_s=summary["wall_time_s"],
                          versions=environment(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         record = store.save_model(model.cpu().state_dict(), record, directory)
         checkpoint.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from robench.datasets import augment as augmentation
 from robench.datasets.splits import DatasetInfo, epoch_seed
 from robench.errors import RobenchError
 from robench.events import Callback
-from robench.records import SCHEDULES, Recipe  # noqa: F401  (re-exported: the recipe is part of a model's record)
+from robench.records import SCHEDULES, Epoch, Recipe, TrainingHistory  # noqa: F401  (re-exported: SCHEDULES, Recipe)
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
@@ -163,7 +163,8 @@ def fit(
     compile: bool = False,
     workers: int | None = None,
 ) -> dict:
-    """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (history, wall time, accuracy).
+    """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (the run's
+    :class:`~robench.records.TrainingHistory`, wall time, accuracy).
 
     A checkpoint is written atomically after every epoch; with ``resume`` training continues
     from it and reaches the same weights as an uninterrupted run. Under torchrun, each process
@@ -211,7 +212,7 @@ def fit(
         _restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items()}, state["param_groups"])
         sched.load_state_dict(_scheduler_state(state["scheduler"]))
         scaler.load_state_dict(state["scaler"])
-        start, history, wall = state["epoch"], state["history"], state["wall_time_s"]
+        start, history, wall = state["epoch"], list(TrainingHistory.from_json(state["history"])), state["wall_time_s"]
         log.info("resuming from epoch %d", start)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     adversary = _madry_pgd(recipe, precision) if recipe.adv_train else None
@@ -225,18 +226,18 @@ def fit(
         stats = _run_epoch(net, epoch_batches(epoch), step, device, epoch, emit)
         if not per_step:
             sched.step()
-        stats.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
-        history.append(stats)
-        wall += stats["seconds"]
-        state = {**(info or {}), "epoch": epoch + 1, "history": history, "wall_time_s": wall}
+        done = Epoch(epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0, **stats)
+        history.append(done)
+        wall += done.seconds or 0.0
+        state = {**(info or {}), "epoch": epoch + 1, "history": [e.to_json() for e in history], "wall_time_s": wall}
         if dist.main:
             save_checkpoint(checkpoint, model, opt, sched, scaler, state)
         dist.barrier()
         if emit:
-            emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
+            emit("epoch", {**done.to_json(), "done": (epoch + 1) * steps_per_epoch})
     test_acc = evaluate(model, data.test, device)
-    return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc, "precision": precision,
-            "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
+    return {"history": TrainingHistory(tuple(history)), "wall_time_s": wall, "clean_accuracy": test_acc,
+            "precision": precision, "train_accuracy": history[-1].train_accuracy if history else math.nan}
 
 
 def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):

@@ -132,7 +132,7 @@ def test_metadata_round_trips(trained_ws, ws):
     loaded = robench.load_set(rec.name, ws).record
     assert loaded == rec and loaded.to_json() == json.loads(json.dumps(rec.to_json()))
     on_disk = json.loads((Path(ws) / "sets" / rec.name / "set.json").read_text())
-    assert on_disk["schema"] == 1 and on_disk["kind"] == "set" and "path" not in on_disk
+    assert on_disk["schema"] == 2 and on_disk["kind"] == "set" and "path" not in on_disk
     assert loaded.params["sigma"] == 0.08 and loaded.seed == 3
     assert loaded.dataset.name == "digits" and loaded.dataset.num_classes == 10
     assert "robench" in loaded.versions and "torch" in loaded.versions

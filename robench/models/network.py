@@ -57,7 +57,7 @@ class EnsembleNet(nn.Module):
     Input (N, C, H, W) in [0, 1]; output (N, num_classes), the mean of the members' logits.
     """
 
-    def __init__(self, members: list[nn.Module], config: ModelConfig) -> None:
+    def __init__(self, members: list[nn.Module], config: ModelConfig | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.config = config

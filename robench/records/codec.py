@@ -8,6 +8,7 @@ failure on the way is the same one-line error, whatever the JSON held (:func:`de
 from __future__ import annotations
 
 import functools
+import os
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from robench.errors import RobenchError
+from robench.files import read_json
 
 SCHEMA = 2  # 2: typed config (geometry + defect), recipe, history, import details, set parameters and stats
 T = TypeVar("T")
@@ -87,6 +89,14 @@ def read_record(cls: type[T], data: dict, path: Path | str, what: str,
         record = cls(**{**known(cls, data), **decode(data, version), "schema": SCHEMA, "path": None})
         check_types(record)
         return record
+
+
+def read_file(cls: type[T], directory: str | os.PathLike, name: str) -> T:
+    """The record of class ``cls`` in ``directory/name``, with ``path`` set to ``directory``."""
+    path = Path(directory) / name
+    record = cls.from_json(read_json(path), path)
+    record.path = Path(directory)
+    return record
 
 
 @functools.cache

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from robench.files import read_json, write_json
-from robench.records.codec import SCHEMA, read_record
+from robench.files import write_json
+from robench.records.codec import SCHEMA, read_file, read_record
 from robench.records.config import ModelConfig
 from robench.records.dataset import DatasetRef
 from robench.records.imports import Origin
@@ -115,10 +115,7 @@ def near_chance(accuracy: float | None, classes: int, n: int) -> bool:
 
 def read_model_record(directory: str | os.PathLike) -> ModelRecord:
     """The record in ``directory/model.json`` (migrated if an older robench wrote it)."""
-    path = Path(directory) / MODEL_JSON
-    record = ModelRecord.from_json(read_json(path), path)
-    record.path = Path(directory)
-    return record
+    return read_file(ModelRecord, directory, MODEL_JSON)
 
 
 def write_model_record(directory: str | os.PathLike, record: ModelRecord) -> None:

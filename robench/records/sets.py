@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from robench.files import read_json, write_json
-from robench.records.codec import SCHEMA, array, known, obj, plain, read_record, unknown, without_none
+from robench.files import write_json
+from robench.records.codec import SCHEMA, array, known, obj, plain, read_file, read_record, unknown, without_none
 from robench.records.config import ModelConfig
 from robench.records.dataset import DatasetRef
 from robench.records.model import ModelRecord
@@ -110,37 +110,35 @@ class AttackParams(Mapping):
 
 
 @dataclass(frozen=True)
-class QueryStats:
-    """Queries the kept examples of a query-based attack used (of ``budget`` each): how many examples, the median,
-    mean and maximum."""
+class Spread:
+    """How much of something ``n`` examples (``over`` which: the kept ones) used: median, mean and maximum (None
+    when there were none)."""
 
     over: str
     n: int
-    budget: int
-    median: float | None = None
-    mean: float | None = None
-    max: int | None = None
+    median: float | None = field(default=None, kw_only=True)
+    mean: float | None = field(default=None, kw_only=True)
+    max: int | None = field(default=None, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
         return without_none(asdict(self))
 
 
 @dataclass(frozen=True)
-class StepsUsed:
+class QueryStats(Spread):
+    """Queries the kept examples of a query-based attack used, of ``budget`` each."""
+
+    budget: int
+
+
+@dataclass(frozen=True)
+class StepsUsed(Spread):
     """Steps the kept examples of a Boundary set ran (of ``cap``; fewer with ``early_stop``), and how many
     converged."""
 
-    over: str
-    n: int
     cap: int
     early_stop: bool
     converged: int
-    median: float | None = None
-    mean: float | None = None
-    max: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return without_none(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -258,10 +256,7 @@ class SetRecord:
 
 def read_set_record(directory: str | os.PathLike) -> SetRecord:
     """The record in ``directory/set.json`` (migrated if an older robench wrote it)."""
-    path = Path(directory) / SET_JSON
-    record = SetRecord.from_json(read_json(path), path)
-    record.path = Path(directory)
-    return record
+    return read_file(SetRecord, directory, SET_JSON)
 
 
 def write_set_record(directory: str | os.PathLike, record: SetRecord) -> None:
