@@ -28,16 +28,19 @@ class ImportDetails:
     model_classes: int | None = None
     model_channels: int | None = None
     input_size: int | None = None
-    num_classes: int | None = None
     normalisation: str | None = None
+    # the wrapper robench stores an outside network in
+    num_classes: int | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     gray_to_rgb: bool | None = None
     class_map: dict[str, int] | None = None
+    # the file imported, and a program stored beside the weights
     file: str | None = None
     source_sha256: str | None = None
     program: str | None = None
     program_sha256: str | None = None
+    # torchvision, timm, RobustBench
     name: str | None = None
     weights: str | None = None
     weights_url: str | None = None
@@ -46,11 +49,13 @@ class ImportDetails:
     rb_dataset: str | None = None
     threat_model: str | None = None
     timm_name: str | None = None
+    # exported programs, python:MODULE:FUNCTION
     constants: bool | None = None
     constants_sha256: str | None = None
     module: str | None = None
     function: str | None = None
     module_sha256: str | None = None
+    # what a form registered elsewhere records
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

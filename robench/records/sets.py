@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from robench.files import write_json
 from robench.records.codec import SCHEMA, array, known, obj, plain, read_file, read_record, unknown, without_none
@@ -16,6 +16,7 @@ from robench.records.dataset import DatasetRef
 from robench.records.model import ModelRecord
 
 SET_JSON = "set.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,19 @@ class SourceRef:
         return cls(**{**known(cls, data), "config": None if config is None else ModelConfig.from_json(config, version)})
 
 
+class Param(Generic[T]):
+    """A parameter of :class:`AttackParams` read as an attribute: its value, or None when the method has none."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, params: AttackParams | None, owner: type | None = None) -> T | None:
+        return None if params is None else params.get(self.name)
+
+
 class AttackParams(Mapping):
     """The attack's parameters as the set was made with them (pixel units; see ``robench attack --help``): a
     read-only mapping of every parameter by name, with the ones every reader needs as typed properties."""
@@ -73,14 +87,11 @@ class AttackParams(Mapping):
 
     __hash__ = None  # type: ignore[assignment]
 
-    @property
-    def eps(self) -> float | None:
-        """The perturbation budget (Linf per pixel, or the L2 norm in [0, 1] image units); None without one."""
-        return self._values.get("eps")
-
-    @property
-    def norm(self) -> str | None:
-        return self._values.get("norm")
+    eps = Param[float]("The perturbation budget (Linf per pixel, or the L2 norm in [0, 1] image units).")
+    norm = Param[str]("The norm the attack works in: linf or l2.")
+    steps = Param[int]("The attack's iterations.")
+    tolerance = Param[float]("The relative change under which a Boundary run counts as converged.")
+    target = Param[str]("A targeted set's target mode ('random', 'least-likely' or a class label).")
 
     @property
     def linf(self) -> bool:
@@ -88,22 +99,8 @@ class AttackParams(Mapping):
         return self.norm != "l2"
 
     @property
-    def steps(self) -> int | None:
-        return self._values.get("steps")
-
-    @property
-    def tolerance(self) -> float | None:
-        """The relative change under which a Boundary run counts as converged."""
-        return self._values.get("tolerance")
-
-    @property
     def targeted(self) -> bool:
         return bool(self._values.get("targeted", False))
-
-    @property
-    def target(self) -> str | None:
-        """A targeted set's target mode ('random', 'least-likely' or a class label), None when untargeted."""
-        return self._values.get("target")
 
     def to_json(self) -> dict[str, Any]:
         return dict(self._values)
