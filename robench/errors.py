@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-V = TypeVar("V")
+T = TypeVar("T")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -41,9 +41,9 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RobenchError:
     return RobenchError(f"unknown {kind} '{name}': {hint}choose one of {', '.join(choices)}")
 
 
-def lookup(kind: str, name: str, table: Mapping[str, V]) -> V:
-    """``table[name]``; an unknown name raises :func:`unknown_name`'s error."""
+def lookup(registry: Mapping[str, T], kind: str, name: str) -> T:
+    """``registry[name]``; an unknown name is :func:`unknown_name`'s error."""
     try:
-        return table[name]
+        return registry[name]
     except KeyError:
-        raise unknown_name(kind, name, table) from None
+        raise unknown_name(kind, name, registry) from None

@@ -131,7 +131,7 @@ def register_attack(method: str, backend: str, attack: Attack | str) -> None:
     """Let ``backend`` run the registered ``method`` with ``attack`` (an Attack, or the name of one in the
     backend's module); a backend that already runs the method is an error."""
     spec = method_spec(method)
-    lookup("backend", backend, BACKENDS)
+    lookup(BACKENDS, "backend", backend)
     if backend in spec.attacks:
         raise ValueError(f"backend '{backend}' already runs '{method}'")
     spec.attacks[backend] = attack
@@ -148,14 +148,14 @@ def list_backends() -> list[str]:
 
 def method_spec(name: str) -> MethodSpec:
     """The registry entry of ``name``; unknown names raise a RobenchError with suggestions."""
-    return lookup("attack method", name, _METHODS)
+    return lookup(_METHODS, "attack method", name)
 
 
 def resolve_backend(spec: MethodSpec, backend: str | None) -> Backend:
     """The backend to use: the given one if it implements ``spec``, else the method's default."""
     if backend is None:
         return BACKENDS[spec.default_backend]
-    chosen = lookup("backend", backend, BACKENDS)
+    chosen = lookup(BACKENDS, "backend", backend)
     if backend not in spec.attacks:
         why = f" ({spec.refused[backend]})" if backend in spec.refused else ""
         raise RobenchError(f"backend {backend} does not implement {spec.name}{why}; "
