@@ -4,6 +4,7 @@ attacks guide shows it, runs through ``perturb`` and set generation; registratio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -30,23 +31,30 @@ CASES = attack_golden.cases()
 PAIRS = [(m, b) for m in list_methods() for b in method_spec(m).backends]
 
 
-@pytest.fixture(scope="module")
-def golden_setup():
-    """The tiny seeded model and the attacked digits, on one CPU thread (as recorded); skips where this platform's
-    floating point gives other clean logits or input gradients than the recording's (the exact bytes cannot be
-    compared there)."""
+@contextlib.contextmanager
+def one_thread():
+    """One CPU thread (as recorded) for the block only: a session fixture made meanwhile (``trained_ws``) must not
+    be trained on one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def golden_setup():
+    """The tiny seeded model and the attacked digits; skips where this platform's floating point gives other clean
+    logits or input gradients than the recording's (the exact bytes cannot be compared there)."""
+    with one_thread():
         model = attack_golden.tiny_model()
         x, y = attack_golden.digits()
         images, labels = x[: attack_golden.N], y[: attack_golden.N]
         if attack_golden.platform(model, images, labels) != GOLDEN["platform"]:
             pytest.skip("this platform's floating point gives other clean logits or gradients than the recording's: "
                         "exact attack outputs cannot be compared here")
-        yield model, images, labels
-    finally:
-        torch.set_num_threads(threads)
+    return model, images, labels
 
 
 def test_the_recording_covers_every_registered_case():
@@ -58,7 +66,8 @@ def test_the_recording_covers_every_registered_case():
 @pytest.mark.parametrize("cid,method,backend,kwargs", CASES, ids=[c[0] for c in CASES])
 def test_every_attack_gives_its_recorded_output(golden_setup, cid, method, backend, kwargs):
     model, images, labels = golden_setup
-    assert attack_golden.fingerprint(model, images, labels, method, backend, kwargs) == GOLDEN["cases"][cid]
+    with one_thread():
+        assert attack_golden.fingerprint(model, images, labels, method, backend, kwargs) == GOLDEN["cases"][cid]
 
 
 @pytest.mark.parametrize("method,backend", PAIRS, ids=[f"{m}-{b}" for m, b in PAIRS])
