@@ -50,6 +50,19 @@ def test_context_scores_like_the_keywords(trained_ws):
     assert frames[0].equals(frames[1]) and len(frames[0]) == 2
 
 
+def test_context_attacks_and_trains_replicates_like_the_keywords(trained_ws, tmp_path):
+    source = str(Path(trained_ws) / "models" / "tiny")
+    kw = robench.attack(source, "fgsm", eps="16/255", n=16, seed=5, workspace=tmp_path / "a", device="cpu")
+    via = robench.attack(source, "fgsm", eps="16/255", n=16, seed=5, context=RunContext(workspace=tmp_path / "b",
+                                                                                          device="cpu"))
+    assert kw.name == via.name and kw.sha256 == via.sha256 and kw.n > 0
+    assert robench.load_set(via.name, context=RunContext(workspace=tmp_path / "b")).record.sha256 == kw.sha256
+    ctx = RunContext(workspace=tmp_path / "r", device="cpu")
+    records = robench.train_seeds("tiny", [0, 2], dataset="digits", preset="quick", epochs=1, width=4, context=ctx)
+    assert [r.name for r in records] == ["tiny", "tiny-seed2"]
+    assert sorted(store.list_model_names(tmp_path / "r")) == ["tiny", "tiny-seed2"]
+
+
 def test_a_keyword_beside_a_context_overrides_that_field(tmp_path):
     """The rule: a keyword given a value replaces the context's field for that call; None leaves it."""
     seen = {}
