@@ -233,36 +233,18 @@ def test_listings_and_name_errors_answer_without_torch(study, tmp_path):
 # ---------------------------------------------------------------- in a browser
 
 
-def _chromium() -> str | None:
-    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome", "chrome")
-                 if shutil.which(b)), None)
-
-
 @pytest.mark.slow
 def test_the_page_loads_in_headless_chromium(study, page):
     """As a person opens it: no console error, every image decoded (naturalWidth > 0), each table's rows."""
-    browser = _chromium()
-    if browser is None or shutil.which("chromedriver") is None:
-        pytest.skip("no chromium and chromedriver on PATH")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    from selenium.webdriver.chrome.service import Service
+    from browser import Chromium, find_chromium
 
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))  # no driver download
-    try:
-        driver.get(page[0].resolve().as_uri())
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
-        rows = driver.execute_script(
-            "return Array.from(document.querySelectorAll('table')).map(t => [t.className, t.rows.length])")
-        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-    finally:
-        driver.quit()
-    assert not errors, errors
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH")
+    with Chromium() as chromium:
+        loaded = chromium.load(page[0].resolve().as_uri())
+        images = loaded.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        rows = loaded.evaluate("Array.from(document.querySelectorAll('table')).map(t => [t.className, t.rows.length])")
+    assert not loaded.errors, loaded.errors
     assert len(images) == 5 and all(done and width > 0 for done, width, _ in images), images
     expected = {(t["class"], len(t["rows"])) for t in Page(page[1]).tables}
     assert {(kind, n) for kind, n in rows} == expected

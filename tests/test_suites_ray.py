@@ -4,11 +4,13 @@ and joined, a failing step, and a driver killed mid-run that resumes to the same
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -129,6 +131,33 @@ def test_ray_makes_the_same_files_as_the_sequential_runner(tmp_path, sequential_
     assert logs == ["attack-tiny-seed1-fgsm-eps16-n48.log", "matrix-m.csv.log", "train-tiny-keep0.5-bottom.log",
                     "train-tiny-seed1.log", "train-tiny.log"]
     assert "shard 2/2" in (suite.workspace / "logs" / "matrix-m.csv.log").read_text()
+    assert most_at_once(suite.workspace / "logs") == 2  # the 3 trainings on 2 CPUs: never a third beside them
+
+
+def test_ray_runs_no_more_steps_at_once_than_the_cpus_allow(tmp_path, ray_session):
+    """Two trainings asking for both CPUs run one after the other: a task reporting where it runs must not give its
+    CPUs back to Ray's scheduler meanwhile (a blocking ray.get in a task does), or a second starts beside it."""
+    text = SUITE.split("[[attacks]]")[0].replace('keep = [1.0, 0.5]', 'keep = 1.0')
+    suite = suite_in(tmp_path, tmp_path / "ws", text)
+    report = suites.run(suite, device="cpu", executor=RayExecutor(resources=Resources(cpus=2)))
+    assert report.ok and len(report.steps) == 2
+    assert most_at_once(suite.workspace / "logs") == 1
+
+
+def most_at_once(logs: Path) -> int:
+    """The most steps that ran at the same time, from the 'started on' and 'done in' lines of their logs."""
+    events = []
+    for path in logs.glob("*.log"):
+        for line in path.read_text().splitlines():
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            if ": started on " in line:
+                events.append((stamp, 1))
+            elif re.search(r": (done|failed|skipped) in ", line):
+                events.append((stamp, -1))
+    running = [0]
+    for _, change in sorted(events):  # at a tie the end (-1) sorts first: a step that ends as the next begins
+        running.append(running[-1] + change)
+    return max(running)
 
 
 @pytest.mark.parametrize("n", [2, 3, 5])

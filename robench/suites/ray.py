@@ -62,8 +62,9 @@ def _threads(cpus: float) -> None:
 def _step_task(suite: Suite, step: Step, device: str | None, cpus: float, progress: Any) -> Outcome:
     _threads(cpus)
     where = here()
-    if progress is not None:
-        progress.put((step.label, "running", {"where": where}))
+    if progress is not None:  # not progress.put: a task blocked in ray.get gives its CPUs back to the scheduler,
+        # which then starts one more task than the CPUs there are, so the report is sent without waiting
+        progress.actor.put_nowait.remote((step.label, "running", {"where": where}))
     return execute_step(suite, step, device, where=where)
 
 
