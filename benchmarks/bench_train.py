@@ -175,7 +175,7 @@ def bench_loop(width: int, batch: int, device: torch.device, precision: str, epo
             pass
 
     pipeline_s = interleaved({"pipeline": pipeline_epoch}, repeats=5, warmup=1)["pipeline"]
-    return t["bare"] / t["robench"], t, pipeline_s / statistics.median(h["seconds"] for h in history)
+    return t["bare"] / t["robench"], t, pipeline_s / statistics.median(h.seconds for h in history)
 
 
 def bench_compile(width: int, batch: int, device: torch.device, rounds: int = 20) -> tuple[float, float, dict]:

@@ -22,7 +22,7 @@ from robench.training import preset
 
 def epoch_seconds(record: ModelRecord) -> float:
     """Median seconds per epoch of a (reduced) training run, its first epoch left out when there are more."""
-    seconds = [h["seconds"] for h in record.history]
+    seconds = [h.seconds for h in record.history]
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
 
 

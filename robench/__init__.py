@@ -24,7 +24,7 @@ _EXPORTS = {
     "attack": "attacks", "list_sets": "attacks",
     "create_model": "models", "list_models": "models", "register_model": "models",
     "DatasetRef": "records", "ModelRecord": "records", "SetRecord": "records",
-    "RunContext": "context", "ModelSpec": "models", "Recipe": "training",
+    "RunContext": "context", "ModelSpec": "models", "Recipe": "records",
     "autoattack_scores": "scoring", "boundary_scores": "scoring", "folder_scores": "scoring", "matrix": "scoring",
     "noise_curve": "scoring", "shuffle_curve": "scoring", "tradeoff": "scoring",
 }
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from robench.attacks import attack, list_sets
     from robench.context import RunContext
     from robench.models import ModelSpec, create_model, list_models, register_model
-    from robench.records import DatasetRef, ModelRecord, SetRecord
+    from robench.records import DatasetRef, ModelRecord, Recipe, SetRecord
     from robench.scoring import (
         autoattack_scores,
         boundary_scores,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
         shuffle_curve,
         tradeoff,
     )
-    from robench.training import Recipe
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

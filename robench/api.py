@@ -32,7 +32,6 @@ from robench.training import (
     dist_context,
     fit,
     load_checkpoint,
-    recipe_dict,
     recipe_from,
 )
 from robench.training import (
@@ -187,22 +186,21 @@ def train(
                                      input_size=data.input_size, **spec.geometry(), **spec.defects.to_dict())
                 model.set_mean(data.pixel_mean())
                 draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=spec.seed,
-                                    preset=None if given_recipe else preset or "paper", recipe=recipe_dict(recipe),
+                                    preset=None if given_recipe else preset or "paper", recipe=recipe,
                                     device=str(dev), precision=chosen)
             else:  # resume: everything comes from the checkpoint, whatever train() was called with
                 _warn_if_changed(draft, spec.defects, recipe, spec.seed, precision)
                 data = resolve_dataset(draft.dataset, data_dir, workers=workers)
-                config = dict(draft.config)
-                model = create_model(config.pop("name"), **config)
-                recipe = Recipe(**draft.recipe)
+                model = create_model(draft.config.arch, **draft.config.build_options())
+                recipe = draft.recipe or recipe
             summary = fit(model, data, recipe, seed=draft.seed or 0, checkpoint=checkpoint, device=dev, resume=resume,
                           callback=callback, info={"record": draft.to_json()}, precision=draft.precision,
                           compile=compile, workers=workers)
         if not dist.main:
             return replace(draft, history=summary["history"])
         record = replace(draft, clean_accuracy=summary["clean_accuracy"], train_accuracy=summary["train_accuracy"],
-                         history=summary["history"], wall_time_s=summary["wall_time_s"], versions=environment(),
-                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                         history=summary["history"], wall_time_s=summary["wall_time_s"],
+                         versions=environment(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         record = store.save_model(model.cpu().state_dict(), record, directory)
         checkpoint.unlink(missing_ok=True)
         log.info("saved %s (clean accuracy %.4f) in %.1fs", name, summary["clean_accuracy"], time.time() - started)
@@ -259,12 +257,10 @@ def _checkpoint_record(checkpoint: os.PathLike) -> ModelRecord:
 
 def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed: int, precision: str | None) -> None:
     """Log when --resume came with other settings than the run was started with (the started ones win)."""
-    if recipe.augment == "default":  # resolved when the run started
-        recipe = replace(recipe, augment=(draft.recipe or {}).get("augment", "default"))
-    asked = {**spec.to_dict(), "recipe": recipe_dict(recipe), "seed": seed, "precision": precision or draft.precision}
-    started = {**{k: draft.config.get(k) for k in spec.to_dict()}, "recipe": draft.recipe, "seed": draft.seed,
-               "precision": draft.precision}
-    if asked != started:
+    if recipe.augment == "default" and draft.recipe:  # resolved when the run started
+        recipe = replace(recipe, augment=draft.recipe.augment)
+    asked = (spec, recipe, seed, precision or draft.precision)
+    if asked != (draft.config.defect, draft.recipe, draft.seed, draft.precision):
         log.warning("resuming %s with the options it was started with", draft.name)
 
 

@@ -9,7 +9,10 @@ this machine lacks, options that contradict each other); 130 interrupted (Ctrl-C
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -36,3 +39,11 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> RobenchError:
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return RobenchError(f"unknown {kind} '{name}': {hint}choose one of {', '.join(choices)}")
+
+
+def lookup(registry: Mapping[str, T], kind: str, name: str) -> T:
+    """``registry[name]``; an unknown name is :func:`unknown_name`'s error."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise unknown_name(kind, name, registry) from None

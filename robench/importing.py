@@ -37,7 +37,7 @@ from robench.importers.programs import PROGRAM_JSON, PROGRAM_TS, sha256
 from robench.importers.weights import fit_state, read_state_dict
 from robench.importers.wrapper import check_channels, wrap_net
 from robench.models import create_model
-from robench.records import ModelRecord, Origin
+from robench.records import ImportDetails, ModelConfig, ModelRecord, Origin
 from robench.runtime import environment, pick_device
 from robench.training import evaluate as evaluate_accuracy
 
@@ -210,8 +210,8 @@ def import_model(
     if evaluate:
         accuracy = evaluate_accuracy(model.to(dev), data.test, dev)
         model.cpu()
-    details["file"] = str(parsed.file.resolve()) if parsed.file else None
-    details["source_sha256"] = store.file_sha256(parsed.file) if parsed.file else None
+    details = replace(details, file=str(parsed.file.resolve()) if parsed.file else None,
+                      source_sha256=store.file_sha256(parsed.file) if parsed.file else None)
     record = ModelRecord(name=name, config=config, dataset=data.ref, origin=Origin("import", parsed.text, details),
                          clean_accuracy=accuracy, device=str(dev), versions={**environment(), **versions},
                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -224,34 +224,34 @@ def import_model(
 
 
 def _state_dict_model(spec: Spec, data: DatasetInfo, arch: str,
-                      options: dict) -> tuple[nn.Module, dict, dict, dict, dict]:
+                      options: dict) -> tuple[nn.Module, ModelConfig, ImportDetails, dict, dict]:
     assert spec.file is not None
     state = read_state_dict(spec.file)
     model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
                          input_size=data.input_size, **options)
     fit_state(model, state, arch, data, spec.file)
     _forward(model, data)
-    details = {"form": "state-dict", "model_classes": data.num_classes, "model_channels": data.in_channels,
-               "input_size": data.input_size, "normalisation": "in the weights (per-pixel mean)"}
-    return model, dict(model.config), details, {}, {}
+    details = ImportDetails(form="state-dict", model_classes=data.num_classes, model_channels=data.in_channels,
+                            input_size=data.input_size, normalisation="in the weights (per-pixel mean)")
+    return model, model.config, details, {}, {}
 
 
 def _wrapped_model(spec: Spec, data: DatasetInfo, *, mean, std, gray_to_rgb: bool, class_map, options: dict
-                   ) -> tuple[nn.Module, dict, dict, dict, dict]:
+                   ) -> tuple[nn.Module, ModelConfig, ImportDetails, dict, dict]:
     loaded = importer(spec.form).load(spec, data, options)
     form = loaded.form or spec.form
     channels = check_channels(_input_channels(loaded.net), data, gray_to_rgb)
     mean, std, norm_from = _normalisation(mean, std, loaded.preset, channels)
-    details: dict[str, Any] = {"form": form, **loaded.details, "mean": mean, "std": std,
-                               "normalisation": norm_from, "gray_to_rgb": gray_to_rgb, "model_channels": channels,
-                               "input_size": data.input_size, "num_classes": data.num_classes, "class_map": None}
+    details = ImportDetails(form=form).updated(loaded.details)
+    details = replace(details, mean=mean, std=std, normalisation=norm_from, gray_to_rgb=gray_to_rgb,
+                      model_channels=channels, input_size=data.input_size, num_classes=data.num_classes)
     hint = " (an exported program needs a dynamic batch dimension)" if spec.form == "exported" else ""
     model = wrap_net(loaded.net, details)
     model_classes = _forward(model, data, hint).shape[1]
-    details["model_classes"] = model_classes
+    details = replace(details, model_classes=model_classes)
     if class_map is not None:
         mapping = read_class_map(class_map, model_classes, data)
-        details["class_map"] = {str(k): v for k, v in sorted(mapping.items())}
+        details = replace(details, class_map={str(k): v for k, v in sorted(mapping.items())})
         model = wrap_net(loaded.net, details)
         for output, label in mapping.items():
             model.class_map.mask[label, output] = True
@@ -260,19 +260,17 @@ def _wrapped_model(spec: Spec, data: DatasetInfo, *, mean, std, gray_to_rgb: boo
         raise RobenchError(f"the model has {model_classes} outputs and {data.ref.label} has {data.num_classes} "
                            f"classes; pass --class-map FILE, a JSON object mapping model output indices to dataset "
                            f"labels")
-    expected = details.get("weights_input_size")
+    expected = details.weights_input_size
     if expected and list(expected) != [data.input_size, data.input_size]:
         log.warning("the %s weights were trained on %s px images and %s holds %d px images; robench does not resize",
                     spec.text, "x".join(map(str, expected)), data.ref.label, data.input_size)
     programs = dict(loaded.programs)
     if programs:
         main = PROGRAM_TS if spec.form == "torchscript" else PROGRAM_JSON
-        details["program"] = main
-        details["program_sha256"] = sha256(programs[main])
-    config = {"name": loaded.label or arch_label(spec), "num_classes": data.num_classes,
-              "in_channels": data.in_channels, "input_size": data.input_size, **loaded.config}
-    if reads_file(form):  # an opaque program: its own family, by content
-        config["program_sha256"] = details.get("program_sha256")
+        details = replace(details, program=main, program_sha256=sha256(programs[main]))
+    extra = {**loaded.config, "program_sha256": details.program_sha256} if reads_file(form) else loaded.config
+    config = ModelConfig(loaded.label or arch_label(spec), data.num_classes, data.in_channels, data.input_size,
+                         extra=dict(extra))  # an opaque program is its own family, by content
     model.config = config
     return model, config, details, loaded.versions, programs
 

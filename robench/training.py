@@ -17,7 +17,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,64 +27,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from robench.datasets import augment as augmentation
 from robench.datasets.splits import DatasetInfo, epoch_seed
-from robench.errors import RobenchError, UsageError
+from robench.errors import RobenchError
 from robench.events import Callback
+from robench.records import SCHEDULES, Epoch, Recipe, TrainingHistory  # noqa: F401  (re-exported: SCHEDULES, Recipe)
 from robench.runtime import autocast, compile_model, in_precision, predict, prepare, resolve_precision
 from robench.store import read_tensor_metadata, read_tensors, write_tensors
 
 log = logging.getLogger(__name__)
 
 PRESETS = ("paper", "quick", "fast")
-SCHEDULES = ("step", "onecycle")
 SMALL_DATASETS = ("mnist", "fashion-mnist", "digits")
 PROGRESS_INTERVAL_S = 0.25  # 'batch' events (and the host syncs they cost) at most this often
-
-
-@dataclass
-class Recipe:
-    """Optimisation settings (defaults: the papers' CIFAR-10 recipe, appendix D).
-
-    ``schedule``: ``step`` divides the lr by 1/``gamma`` at each of ``milestones`` (epochs); ``onecycle`` warms
-    the lr up linearly from lr/25 over the first ``warmup`` fraction of the steps, then decays it linearly to
-    ~0, stepping every batch. ``nesterov``: Nesterov momentum.
-    """
-
-    epochs: int = 350
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    milestones: list[int] = field(default_factory=lambda: [150, 250])
-    gamma: float = 0.1
-    schedule: str = "step"
-    warmup: float = 0.25
-    nesterov: bool = False
-    label_smoothing: float = 0.0
-    augment: str = "default"
-    adv_train: bool = False
-    adv_eps: float = 8 / 255
-    adv_step: float = 2 / 255
-    adv_steps: int = 7
-
-    def check(self) -> Recipe:
-        late = [m for m in self.milestones if not 1 <= m < self.epochs]
-        problems = [
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}"),
-            (0 < self.warmup < 1, f"warmup must be a fraction of the run in (0, 1), got {self.warmup}"),
-            (self.schedule == "step" or not self.milestones,
-             "--milestones apply to the step schedule; the one-cycle schedule (--preset fast) has none: drop them"),
-            (not late, f"--milestones {','.join(map(str, self.milestones))}: milestone {late[0] if late else ''} is "
-                       f"not within the run's {self.epochs} epochs, so the learning rate would never use it; give "
-                       f"epochs between 1 and {self.epochs - 1}, or leave --milestones out to scale the preset's"),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise UsageError(message)
-        return self
 
 
 def scale_milestones(milestones: list[int], from_epochs: int, to_epochs: int) -> list[int]:
@@ -210,7 +163,8 @@ def fit(
     compile: bool = False,
     workers: int | None = None,
 ) -> dict:
-    """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (history, wall time, accuracy).
+    """Train ``model`` on ``data.train`` per ``recipe``; returns a summary (the run's
+    :class:`~robench.records.TrainingHistory`, wall time, accuracy).
 
     A checkpoint is written atomically after every epoch; with ``resume`` training continues
     from it and reaches the same weights as an uninterrupted run. Under torchrun, each process
@@ -258,7 +212,7 @@ def fit(
         _restore_optimizer(opt, {k: v.to(device) for k, v in tensors.items()}, state["param_groups"])
         sched.load_state_dict(_scheduler_state(state["scheduler"]))
         scaler.load_state_dict(state["scaler"])
-        start, history, wall = state["epoch"], state["history"], state["wall_time_s"]
+        start, history, wall = state["epoch"], list(TrainingHistory.from_json(state["history"])), state["wall_time_s"]
         log.info("resuming from epoch %d", start)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     adversary = _madry_pgd(recipe, precision) if recipe.adv_train else None
@@ -272,18 +226,18 @@ def fit(
         stats = _run_epoch(net, epoch_batches(epoch), step, device, epoch, emit)
         if not per_step:
             sched.step()
-        stats.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
-        history.append(stats)
-        wall += stats["seconds"]
-        state = {**(info or {}), "epoch": epoch + 1, "history": history, "wall_time_s": wall}
+        done = Epoch(epoch + 1, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0, **stats)
+        history.append(done)
+        wall += done.seconds or 0.0
+        state = {**(info or {}), "epoch": epoch + 1, "history": [e.to_json() for e in history], "wall_time_s": wall}
         if dist.main:
             save_checkpoint(checkpoint, model, opt, sched, scaler, state)
         dist.barrier()
         if emit:
-            emit("epoch", {**stats, "done": (epoch + 1) * steps_per_epoch})
+            emit("epoch", {**done.to_json(), "done": (epoch + 1) * steps_per_epoch})
     test_acc = evaluate(model, data.test, device)
-    return {"history": history, "wall_time_s": wall, "clean_accuracy": test_acc, "precision": precision,
-            "train_accuracy": history[-1]["train_accuracy"] if history else math.nan}
+    return {"history": TrainingHistory(tuple(history)), "wall_time_s": wall, "clean_accuracy": test_acc,
+            "precision": precision, "train_accuracy": history[-1].train_accuracy if history else math.nan}
 
 
 def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
@@ -373,4 +327,4 @@ def recipe_from(base: Recipe, **overrides: Any) -> Recipe:
 
 
 def recipe_dict(recipe: Recipe) -> dict:
-    return asdict(recipe)
+    return recipe.to_json()

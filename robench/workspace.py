@@ -128,13 +128,14 @@ def models_frame(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
 
     rows = []
     for rec in list_model_records(workspace):
-        cfg = rec.config
+        cfg, defect, recipe = rec.config, rec.config.defect, rec.recipe
         rows.append({
-            "name": rec.name, "arch": rec.arch, "width": cfg.get("width"), "keep": cfg.get("keep"),
-            "placement": cfg.get("placement"), "keep_top": cfg.get("keep_top"), "mask": cfg.get("mask"),
-            "ensemble": cfg.get("ensemble"), "dataset": rec.dataset.label, "origin": rec.origin.spec or rec.origin.kind,
-            "epochs": rec.epochs, "augment": (rec.recipe or {}).get("augment"),
-            "milestones": ",".join(map(str, (rec.recipe or {}).get("milestones") or [])) or None,
+            "name": rec.name, "arch": rec.arch, "width": cfg.width, "keep": cfg.keep, "placement": cfg.placement,
+            "keep_top": defect.keep_top if defect else None, "mask": defect.mask if defect else None,
+            "ensemble": cfg.ensemble if cfg.is_robench else None, "dataset": rec.dataset.label,
+            "origin": rec.origin.spec or rec.origin.kind, "epochs": rec.epochs,
+            "augment": recipe.augment if recipe else None,
+            "milestones": ",".join(map(str, recipe.milestones)) or None if recipe else None,
             "clean_accuracy": rec.clean_accuracy,
             "wall_time_s": rec.wall_time_s, "path": str(rec.path),
         })
@@ -189,10 +190,10 @@ def sets_frame(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     for rec in list_set_records(workspace):
         rows.append({
             "name": rec.name, "sources": rec.source_label, "method": rec.method, "backend": rec.backend,
-            "eps": rec.params.get("eps"), "norm": rec.params.get("norm"), "steps": rec.params.get("steps"),
+            "eps": rec.params.eps, "norm": rec.params.norm, "steps": rec.params.steps,
             "target": rec.target, "dataset": rec.dataset.label,
             "attempted": rec.attempted, "n": rec.n, "success_rate": rec.success_rate,
-            "median_queries": rec.stats.get("queries", {}).get("median"), "wall_time_s": rec.wall_time_s,
+            "median_queries": rec.stats.queries.median if rec.stats.queries else None, "wall_time_s": rec.wall_time_s,
             "created": rec.created, "path": str(rec.path),
         })
     return pd.DataFrame(rows, columns=["name", "sources", "method", "backend", "eps", "norm", "steps", "target",

@@ -93,16 +93,16 @@ def test_boundary_set_records_the_trace(trained_ws, tmp_path):
     recomputed = (s.adv.double() - s.clean.double()).flatten(1).norm(dim=1)
     assert torch.allclose(s.l2.double(), recomputed, rtol=1e-5)
     assert torch.allclose(s.extra["l2_trace"][:, -1].double(), recomputed, rtol=1e-4)
-    stats = rec.stats["trace"]
-    assert stats["steps"] == [100, 200] and stats["n"] == len(s) and stats["converged"] is False
+    stats = rec.stats.trace
+    assert stats.steps == [100, 200] and stats.n == len(s) and stats.converged is False
     per_pixel = s.extra["l2_trace"].double().pow(2).numpy() / 1024
-    assert stats["median"] == pytest.approx(np.median(per_pixel, axis=0).tolist())
-    assert stats["median"][0] >= stats["median"][1] * (1 - 1e-6)  # non-increasing in steps (float32 rounding)
+    assert stats.median == pytest.approx(np.median(per_pixel, axis=0).tolist())
+    assert stats.median[0] >= stats.median[1] * (1 - 1e-6)  # non-increasing in steps (float32 rounding)
     assert s.extra["steps_used"].tolist() == [200] * len(s) and not s.extra["converged"].any()
-    assert rec.stats["steps_used"] == {"over": "kept examples", "n": len(s), "cap": 200, "early_stop": True,
+    assert rec.stats.steps_used.to_json() == {"over": "kept examples", "n": len(s), "cap": 200, "early_stop": True,
                                        "converged": 0, "median": 200.0, "mean": 200.0, "max": 200}
     df = boundary_scores("tiny", ws, mode="sets", device="cpu")
-    assert df.loc[0, "converged"] == False and df.loc[0, "score"] == pytest.approx(stats["median"][-1])  # noqa: E712
+    assert df.loc[0, "converged"] == False and df.loc[0, "score"] == pytest.approx(stats.median[-1])  # noqa: E712
     loose = boundary_scores("tiny", ws, mode="sets", device="cpu", params={"tolerance": 1e6})
     assert loose.loc[0, "converged"] == False and "slow start" in loose.loc[0, "reason"]  # noqa: E712
 

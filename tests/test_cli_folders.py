@@ -131,7 +131,7 @@ def test_the_streamed_path_end_to_end(tmp_path, monkeypatch):
                *stream, *TINY[:2], "--epochs", "2", *TINY[4:])
         assert "augmentation resized-crop-flip" in r.stderr
     record = store.read_model("tiny", ws)
-    assert record.dataset.options == {"stream": True, "image_size": 16} and record.config["input_size"] == 16
+    assert record.dataset.options == {"stream": True, "image_size": 16} and record.config.input_size == 16
     assert "folder:tree@16px" in ok("models", "--workspace", ws).stdout
     ok("attack", "--source", "tiny", "--method", "fgsm", "--name", "fgsm", "--workspace", ws, "--device", "cpu",
        "--workers", "0")

@@ -85,12 +85,12 @@ def test_epochs_alone_scales_the_milestones_and_says_so(ws):
     assert r.exit_code == 0, r.output
     assert "3 epochs, lr 0.1 /10 at epochs 1,2, augmentation none" in r.stderr
     record = store.read_model("tiny", ws)
-    assert record.recipe["milestones"] == [1, 2]
-    assert [h["lr"] for h in record.history] == pytest.approx([0.01, 0.001, 0.001])  # lr after each epoch
+    assert record.recipe.milestones == [1, 2]
+    assert [h.lr for h in record.history] == pytest.approx([0.01, 0.001, 0.001])  # lr after each epoch
     r = run("train", "tiny", "--dataset", "digits", "--epochs", "3", "--milestones", "2", "--width", "4",
             "--workspace", ws, "--device", "cpu", "--name", "given")
     assert r.exit_code == 0 and "at epoch 2," in r.stderr
-    assert store.read_model("given", ws).recipe["milestones"] == [2]  # an explicit schedule is kept as given
+    assert store.read_model("given", ws).recipe.milestones == [2]  # an explicit schedule is kept as given
 
 
 @pytest.mark.parametrize("args", [["--epochs", "3", "--milestones", "2,3"], ["--milestones", "400"],
@@ -115,6 +115,6 @@ def test_folder_augmentation_defaults_follow_the_images(tmp_path, mode, size, au
     assert r.exit_code == 0, r.output
     assert f"augmentation {augment})" in r.stderr
     record = store.read_model("tiny", ws)
-    assert record.recipe["augment"] == augment and record.config["input_size"] == size
+    assert record.recipe.augment == augment and record.config.input_size == size
     listing = run("models", "--workspace", ws).stdout
     assert "augment" in listing and f" {augment} " in listing

@@ -104,7 +104,7 @@ def test_streamed_training_resumes_bit_identically(small_rgb, ws):
     kw = dict(dataset="folder", data_dir=small_rgb, workspace=ws, preset="quick", epochs=2, width=4, device="cpu",
               stream=True, image_size=16, seed=2)
     full = robench.train("tiny", name="full", workers=1, **kw)
-    assert full.recipe["augment"] == "resized-crop-flip" and full.dataset.options["image_size"] == 16
+    assert full.recipe.augment == "resized-crop-flip" and full.dataset.options["image_size"] == 16
 
     def stop(kind, payload):
         if kind == "epoch" and payload["epoch"] == 1:

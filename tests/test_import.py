@@ -135,7 +135,7 @@ def test_every_form_is_one_importer_and_a_registered_form_goes_all_the_way(ws):
     try:
         assert "linear:SEED" in str(pytest.raises(robench.RobenchError, parse_spec, "nope:1").value)
         record = robench.import_model("lin", "linear:3", dataset="digits", workspace=ws, device="cpu")
-        assert record.origin.details["form"] == "linear" and record.origin.details["seed"] == 3
+        assert record.origin.details.form == "linear" and record.origin.details.extra["seed"] == 3
         x = load_dataset("digits").test.floats(slice(0, 8))
         torch.manual_seed(3)
         expected = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))(x)
@@ -153,7 +153,7 @@ def test_imported_torchvision_model_is_a_source_and_a_target(rgb_ws, digits_rgb)
     assert record.origin.kind == "import" and record.origin.spec.startswith("state-dict:")
     assert record.arch == "torchvision:resnet18"
     assert record.dataset.name == "folder" and record.dataset.num_classes == 10 and record.dataset.in_channels == 3
-    assert record.origin.details["model_classes"] == 10 and record.versions["torchvision"] == torchvision.__version__
+    assert record.origin.details.model_classes == 10 and record.versions["torchvision"] == torchvision.__version__
     model = robench.load_model("tv-resnet18", rgb_ws)
     common = {"workspace": rgb_ws, "data_dir": digits_rgb, "device": "cpu", "batch_size": 32}
     fgsm = robench.attack("tv-resnet18", "fgsm", n=4, eps=8 / 255, **common)
@@ -254,7 +254,7 @@ def test_torchscript_and_exported_round_trips(tmp_path, digits_rgb, ws):
     torch.export.save(torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)), exported)
     for name, spec in [("ts", f"torchscript:{scripted}"), ("ex", f"exported:{exported}")]:
         record = robench.import_model(name, spec, dataset="folder", data_dir=digits_rgb, workspace=ws, evaluate=False)
-        assert record.origin.details["source_sha256"] == store.file_sha256(tmp_path / spec.split("/")[-1])
+        assert record.origin.details.source_sha256 == store.file_sha256(tmp_path / spec.split("/")[-1])
     with _no_unpickling():
         loaded = {name: robench.load_model(name, ws) for name in ("ts", "ex")}
     with torch.no_grad():
@@ -285,7 +285,7 @@ def test_exported_constants_round_trip_and_are_checked(tmp_path, digits_rgb, ws)
     record = robench.import_model("scaled", f"exported:{path}", dataset="folder", data_dir=digits_rgb, workspace=ws,
                                   evaluate=False)
     constants = store.model_dir("scaled", ws) / PROGRAM_CONSTANTS
-    assert record.origin.details["constants"] and record.origin.details["constants_sha256"] == store.file_sha256(
+    assert record.origin.details.constants and record.origin.details.constants_sha256 == store.file_sha256(
         constants)
     with _no_unpickling(), torch.no_grad():
         assert torch.equal(robench.load_model("scaled", ws)(x), net(x))
@@ -357,7 +357,7 @@ def test_normalisation_and_class_map(user_module, digits_rgb, ws, tmp_path):
     assert out.shape == (4, 10)
     assert torch.allclose(out[:, 0], torch.logsumexp(logits[:, [0, 10]], 1), atol=1e-5)
     assert torch.allclose(out[:, 5], logits[:, 5], atol=1e-6)
-    assert model.robench_record.origin.details["normalisation"] == "--mean/--std"
+    assert model.robench_record.origin.details.normalisation == "--mean/--std"
 
 
 def _evil_pickle(path, marker):
@@ -432,7 +432,7 @@ def test_timm_model_offline(ws, monkeypatch):
     timm = pytest.importorskip("timm")
     record = robench.import_model("tm", "timm:test_resnet", dataset="digits", workspace=ws, evaluate=False)
     assert record.arch == "timm:test_resnet" and record.versions["timm"] == timm.__version__
-    assert record.origin.details["model_channels"] == 1  # in_chans follows the data: no --gray-to-rgb needed
+    assert record.origin.details.model_channels == 1  # in_chans follows the data: no --gray-to-rgb needed
     model = robench.load_model("tm", ws)
     x = load_dataset("digits").test.floats(slice(0, 4))
     with torch.no_grad():
@@ -491,8 +491,8 @@ def test_robustbench_adapter_with_a_stand_in(ws, monkeypatch):
                        "digits", "--workspace", ws), "no model 'Nobody2099'")
     record = robench.import_model("rb", "robustbench:Standard2020", rb_dataset="cifar10", dataset="digits",
                                   workspace=ws, evaluate=False)
-    assert record.origin.details["threat_model"] == "Linf" and record.versions["robustbench"] == "stand-in"
-    assert record.origin.details["normalisation"] == "none"  # RobustBench models normalise inside, from [0, 1]
+    assert record.origin.details.threat_model == "Linf" and record.versions["robustbench"] == "stand-in"
+    assert record.origin.details.normalisation == "none"  # RobustBench models normalise inside, from [0, 1]
     x = load_dataset("digits").test.floats(slice(0, 4))
     model = robench.load_model("rb", ws)
     with torch.no_grad():

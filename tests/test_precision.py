@@ -100,7 +100,7 @@ def test_precision_is_recorded_and_decides_the_kept_examples(trained_ws, tmp_pat
     rec = robench.train("tiny", name="tiny-bf16", dataset="digits", workspace=ws, preset="quick", epochs=1, width=4,
                         device="cpu", precision="bf16")
     assert rec.precision == "bf16" and store.read_model("tiny-bf16", ws).precision == "bf16"
-    assert math.isfinite(rec.history[0]["train_loss"]) and rec.clean_accuracy > 0
+    assert math.isfinite(rec.history[0].train_loss) and rec.clean_accuracy > 0
 
     srec = robench.attack("tiny", "pgd", eps=EPS, step=STEP, steps=STEPS, n=80, workspace=ws, device="cpu",
                           precision="bf16")

@@ -96,11 +96,11 @@ def test_sets_within_budget_and_fooling(trained_ws, ws, digits, method, backend,
         assert (robench.load_model(str(Path(trained_ws) / "models" / "tiny"))(s.adv).argmax(1) != s.labels).all()
     q = s.extra["queries"]
     assert q.dtype == torch.long and len(q) == len(s) and (q >= 1).all() and (q <= params["queries"]).all()
-    stats = rec.stats["queries"]
-    assert stats["over"] == "kept examples" and stats["n"] == len(s) and stats["budget"] == params["queries"]
-    assert stats["median"] == float(np.median(q.numpy())) and stats["max"] == int(q.max())
+    stats = rec.stats.queries
+    assert stats.over == "kept examples" and stats.n == len(s) and stats.budget == params["queries"]
+    assert stats.median == float(np.median(q.numpy())) and stats.max == int(q.max())
     listed = robench.list_sets(ws)
-    assert listed.loc[listed["name"] == rec.name, "median_queries"].item() == stats["median"]
+    assert listed.loc[listed["name"] == rec.name, "median_queries"].item() == stats.median
 
 
 @pytest.mark.parametrize("backend", ["robench", "art"])

@@ -74,7 +74,7 @@ def test_table4_estimate_scales_median_epochs_to_the_full_preset(trained_ws):
     from robench.training import preset
 
     records = store.list_model_records(trained_ws)  # quick preset, 4 epochs each
-    expected = sum(statistics.median([h["seconds"] for h in r.history][1:]) * preset("quick", "digits").epochs
+    expected = sum(statistics.median([h.seconds for h in r.history][1:]) * preset("quick", "digits").epochs
                    for r in records)
     e = est.estimate(trained_ws, matrix_s=36.0)
     assert e["preset"] == "quick" and e["models"] == 2 and e["attack_h"] == 0

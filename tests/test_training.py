@@ -31,8 +31,8 @@ def test_training_on_digits_beats_chance_widely(trained_ws):
 
 def test_saved_metadata_rebuilds_the_model(trained_ws):
     record = store.read_model("tiny-keep0.3-bottom", trained_ws)
-    assert record.config["keep"] == 0.3 and record.dataset.name == "digits" and record.dataset.fingerprint
-    assert record.recipe["epochs"] == 4 and record.versions["torch"] == torch.__version__
+    assert record.config.keep == 0.3 and record.dataset.name == "digits" and record.dataset.fingerprint
+    assert record.recipe.epochs == 4 and record.versions["torch"] == torch.__version__
     assert record.origin.kind == "train" and record.epochs == 4 and record.preset == "quick"
     model = robench.load_model("tiny-keep0.3-bottom", workspace=trained_ws)
     x = store.load_set  # noqa: F841  (API is importable)
@@ -111,9 +111,9 @@ def test_default_names_show_keep_and_placement():
 @pytest.mark.slow
 def test_label_smoothing_and_adversarial_training_run(ws):
     kw = dict(dataset="digits", workspace=ws, preset="quick", epochs=1, device="cpu", width=4)
-    assert robench.train("tiny", label_smoothing=0.1, **kw).recipe["label_smoothing"] == 0.1
+    assert robench.train("tiny", label_smoothing=0.1, **kw).recipe.label_smoothing == 0.1
     record = robench.train("tiny", adv_train=True, batch_size=256, **kw)
-    assert record.name == "tiny-adv" and record.recipe["adv_train"]
+    assert record.name == "tiny-adv" and record.recipe.adv_train
 
 
 @pytest.mark.slow
@@ -148,15 +148,15 @@ def test_fast_preset_trains_with_progress_read_once_per_epoch(ws, monkeypatch):
     events = []
     record = robench.train("tiny", dataset="digits", workspace=ws, preset="fast", epochs=6, batch_size=128, lr=0.1,
                            width=8, device="cpu", callback=lambda kind, p: events.append((kind, dict(p))))
-    lrs = [h["lr"] for h in record.history]
+    lrs = [h.lr for h in record.history]
     assert lrs[0] < lrs[1] and lrs[1:] == sorted(lrs[1:], reverse=True) and len(set(lrs)) == len(lrs)
     assert max(lrs) <= 0.1 and lrs[-1] < 1e-3
-    assert record.clean_accuracy > 0.5 and record.recipe["schedule"] == "onecycle"
+    assert record.clean_accuracy > 0.5 and record.recipe.schedule == "onecycle"
     batches = [p for kind, p in events if kind == "batch"]
     steps = next(p for kind, p in events if kind == "start")["steps_per_epoch"]
     assert [(p["epoch"], p["step"]) for p in batches] == [(e, steps) for e in range(6)]
     for p, h in zip(batches, record.history, strict=True):
-        assert p["loss"] == pytest.approx(h["train_loss"]) and p["accuracy"] == h["train_accuracy"]
+        assert p["loss"] == pytest.approx(h.train_loss) and p["accuracy"] == h.train_accuracy
 
 
 def test_compile_trains_attacks_and_saves_plain_weights(ws, monkeypatch):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from robench.records import TraceStats
+
 MIN_CHECKPOINT = 100  # the trace starts at the first halving of steps that is >= this (or at steps itself)
 SETTLED = 5000  # a doubling that starts earlier is still in the attack's slow start (see Trace.converged)
 
@@ -85,10 +87,12 @@ class Trace:
                 "converged": self.converged}
 
     @classmethod
-    def from_json(cls, data: dict, tolerance: float | None = None) -> Trace:
-        """A trace read back from ``SetRecord.stats['trace']``; ``tolerance`` overrides the recorded one."""
-        return cls([int(s) for s in data["steps"]], [float(m) for m in data["median"]], int(data.get("n", 0)),
-                   float(data["tolerance"] if tolerance is None else tolerance), int(data.get("settled", SETTLED)))
+    def from_json(cls, data: TraceStats | dict, tolerance: float | None = None) -> Trace:
+        """A trace read back from a set's record (``SetRecord.stats.trace``, or its JSON); ``tolerance`` overrides the
+        recorded one."""
+        stats = data if isinstance(data, TraceStats) else TraceStats.from_json(data)
+        return cls([int(s) for s in stats.steps], [float(m) for m in stats.median], stats.n,
+                   float(stats.tolerance if tolerance is None else tolerance), stats.settled)
 
 
 def trace(l2: torch.Tensor, steps: list[int], pixels: int, tolerance: float, settled: int = SETTLED) -> Trace:

@@ -86,10 +86,10 @@ def _extra(params: list[str] | None) -> dict[str, str]:
 def _params_text(record) -> str:
     """A set's parameters as the papers write them (pixel fractions for Linf), its norm and target."""
     spec = names.method_spec(record.method)
-    linf = record.params.get("norm") != "l2"
+    linf = record.params.linf
     shown = [f"{k}={_defaults(v, k, spec.pixel_params, linf)}" for k, v in record.params.items()
              if k in spec.defaults]
-    shown += [f"norm={record.params['norm']}"] if not linf and spec.norm != "l2" else []
+    shown += [f"norm={record.params.norm}"] if not linf and spec.norm != "l2" else []
     shown += [f"target={record.target}"] if record.target else []
     return " ".join(shown)
 
@@ -176,13 +176,12 @@ def _notes(record) -> None:
     """Query counts and the Boundary trace of a set's record, on stderr."""
     from robench.attacks.convergence import Trace
 
-    queries = record.stats.get("queries")
-    if queries and queries.get("n"):
-        err.print(f"queries per kept example: median {queries['median']:g}, max {queries['max']} "
-                  f"(budget {queries['budget']})")
-    trace = record.stats.get("trace")
+    queries = record.stats.queries
+    if queries and queries.n:
+        err.print(f"queries per kept example: median {queries.median:g}, max {queries.max} (budget {queries.budget})")
+    trace = record.stats.trace
     if trace:
-        medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace["steps"], trace["median"], strict=True))
+        medians = ", ".join(f"{s}: {m:.3g}" for s, m in zip(trace.steps, trace.median, strict=True))
         err.print(f"Boundary score (median ||delta||^2/pixels) by steps: {medians}")
         verdict = Trace.from_json(trace)
         if not verdict.converged:

@@ -109,17 +109,7 @@ def _saved(record) -> None:
     """The note on stderr after a model is saved."""
     if record.path is not None:  # under torchrun only rank 0 saves
         err.print(f"saved [bold]{record.name}[/] to {record.path}: clean accuracy {record.clean_accuracy:.4f} "
-                  f"({schedule_text(record.recipe or {})})", highlight=False, soft_wrap=True)
-
-
-def schedule_text(recipe: dict) -> str:
-    """'3 epochs, lr 0.1 /10 at epochs 1,2, augmentation flip': what a run used, from its record's recipe."""
-    ms = recipe.get("milestones") or []
-    decay = f" /{1 / recipe.get('gamma', 0.1):g} at epoch{'s' if len(ms) > 1 else ''} {','.join(map(str, ms))}" \
-        if ms else " constant"
-    if recipe.get("schedule") == "onecycle":
-        decay = f" one-cycle (peak {recipe.get('lr'):g})"
-    return f"{recipe.get('epochs')} epochs, lr {recipe.get('lr'):g}{decay}, augmentation {recipe.get('augment')}"
+                  f"({record.recipe.summary() if record.recipe else 'no recipe'})", highlight=False, soft_wrap=True)
 
 
 train.__doc__ = "\n\n".join([

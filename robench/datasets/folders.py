@@ -419,11 +419,11 @@ def scan_test_only(path: Path) -> Tree:
     return scan(path / "test" if (path / "test").is_dir() else path, "test folder")
 
 
-def view(tree: Tree, ref_options: dict[str, Any], channels: int, size: int, workers: int) -> StreamedSplit:
+def view(tree: Tree, stream: bool, channels: int, size: int, workers: int) -> StreamedSplit:
     """A test-only tree seen as a model's own test data is: streamed models get the same evaluation transform
     (resize + centre crop at the recorded image size); in-memory ones take images of their input size as they
     are and others resized (shorter side) and centre-cropped to it."""
-    resize = None if ref_options.get("stream") else size
+    resize = None if stream else size
     return StreamedSplit(tree, "L" if channels == 1 else "RGB", size, workers, resize=resize)
 
 

@@ -88,7 +88,7 @@ class Torchvision(Importer):
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
         details = record.origin.details
-        return torchvision_net(details["name"], details["model_classes"])
+        return torchvision_net(details.name, details.model_classes)
 
 
 class Timm(Importer):
@@ -121,8 +121,8 @@ class Timm(Importer):
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
         details = record.origin.details
-        return need_timm().create_model(details["name"], pretrained=False, num_classes=details["model_classes"],
-                                        in_chans=details["model_channels"])
+        return need_timm().create_model(details.name, pretrained=False, num_classes=details.model_classes,
+                                        in_chans=details.model_channels)
 
 
 class RobustBench(Importer):
@@ -160,12 +160,11 @@ class RobustBench(Importer):
     def rebuild(self, record: ModelRecord) -> nn.Module:
         """RobustBench's architecture for the entry, untrained (timm-hosted entries through timm)."""
         details = record.origin.details
-        if details.get("timm_name"):
-            return need_timm().create_model(details["timm_name"], pretrained=False,
-                                            num_classes=details["model_classes"])
+        if details.timm_name:
+            return need_timm().create_model(details.timm_name, pretrained=False, num_classes=details.model_classes)
         need_robustbench()
         from robustbench.model_zoo import model_dicts
         from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
 
-        zoo = model_dicts[BenchmarkDataset(details["rb_dataset"])][ThreatModel(details["threat_model"])]
-        return zoo[details["name"]]["model"]()
+        zoo = model_dicts[BenchmarkDataset(details.rb_dataset)][ThreatModel(details.threat_model)]
+        return zoo[details.name]["model"]()

@@ -36,13 +36,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def stored_program(record: ModelRecord, file: str, key: str = "program_sha256", optional: bool = False) -> Path:
-    """A program file stored beside the weights, checked against the sha256 its record holds under ``key``;
+def stored_program(record: ModelRecord, file: str, expected: str | None, optional: bool = False) -> Path:
+    """A program file stored beside the weights, checked against the sha256 its record holds (``expected``);
     ``optional``: a record without that hash is not checked (constants imported before robench hashed them)."""
     path = Path(record.path or ".") / file
     if not path.is_file():
         raise RobenchError(f"model '{record.name}' lacks its program file {path}; re-import it")
-    expected = record.origin.details.get(key)
     if not (optional and expected is None) and store.file_sha256(path) != expected:
         raise RobenchError(f"program file {path} does not match its record (changed or corrupt); re-import the model")
     return path
@@ -66,7 +65,7 @@ class TorchScript(Importer):
         return Loaded(net, programs={PROGRAM_TS: spec.file.read_bytes()})
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
-        return load_torchscript(stored_program(record, PROGRAM_TS), record.name)
+        return load_torchscript(stored_program(record, PROGRAM_TS, record.origin.details.program_sha256), record.name)
 
 
 def exported_module(program: bytes, state: dict[str, torch.Tensor], constants: dict[str, torch.Tensor],
@@ -126,11 +125,11 @@ class Exported(Importer):
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
         details = record.origin.details
-        program = stored_program(record, PROGRAM_JSON).read_bytes()
+        program = stored_program(record, PROGRAM_JSON, details.program_sha256).read_bytes()
         state = {k.removeprefix("net."): v for k, v in store.read_weights(record).items() if k.startswith("net.")}
-        constants = store.read_tensors(stored_program(record, PROGRAM_CONSTANTS, "constants_sha256", optional=True)) \
-            if details.get("constants") else {}
-        shape = (details["model_channels"], details["input_size"], details["input_size"])
+        constants = store.read_tensors(stored_program(record, PROGRAM_CONSTANTS, details.constants_sha256,
+                                                      optional=True)) if details.constants else {}
+        shape = (details.model_channels, details.input_size, details.input_size)
         try:
             return exported_module(program, state, constants, torch.zeros(2, *shape))
         except Exception as err:  # a program this torch's deserializer cannot read

@@ -67,9 +67,8 @@ class Python(Importer):
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
         details = record.origin.details
-        net, digest = call_python(details["module"], details["function"])
-        if details.get("module_sha256") and digest != details["module_sha256"]:
+        net, digest = call_python(details.module or "", details.function or "")
+        if details.module_sha256 and digest != details.module_sha256:
             log.warning("the code of %s changed since model %s was imported; its stored weights are loaded into "
-                        "what %s:%s() returns now", details["module"], record.name, details["module"],
-                        details["function"])
+                        "what %s:%s() returns now", details.module, record.name, details.module, details.function)
         return net

@@ -163,13 +163,13 @@ def rebuild(record: ModelRecord) -> nn.Module:
     from robench.importers.wrapper import wrap_net
 
     details = record.origin.details
-    form = details.get("form")
+    form = details.form
     if form not in _FORMS:
         raise RobenchError(f"model '{record.name}' was imported as '{form}', which this robench cannot rebuild; "
                            f"upgrade robench")
     form_importer = importer(form)
     net = form_importer.rebuild(record)
-    return wrap_net(net, details, dict(record.config)) if form_importer.wrapped else net
+    return wrap_net(net, details, record.config) if form_importer.wrapped else net
 
 
 def arch_label(spec: Spec) -> str:

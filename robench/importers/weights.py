@@ -44,8 +44,7 @@ class StateDict(Importer):
 
     def rebuild(self, record: ModelRecord) -> nn.Module:
         """A robench architecture: the record is a plain robench model."""
-        config = dict(record.config)
-        return create_model(config.pop("name"), **config)
+        return create_model(record.config.arch, **record.config.build_options())
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

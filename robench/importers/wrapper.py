@@ -8,13 +8,12 @@ the model's ``model.safetensors``; the record's ``origin.details`` say how to re
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from robench.datasets import DatasetInfo
 from robench.errors import RobenchError
+from robench.records import ImportDetails, ModelConfig
 
 
 class Normalize(nn.Module):
@@ -57,14 +56,15 @@ class ImportedNet(nn.Module):
     """
 
     def __init__(self, net: nn.Module, mean: list[float], std: list[float], gray_to_rgb: bool = False,
-                 class_map: tuple[int, int] | None = None, fixed_mode: bool = False, config: dict | None = None):
+                 class_map: tuple[int, int] | None = None, fixed_mode: bool = False,
+                 config: ModelConfig | None = None):
         super().__init__()
         self.adapt = GrayToRGB() if gray_to_rgb else nn.Identity()
         self.normalize = Normalize(mean, std)
         self.net = net
         self.class_map = ClassMap(*class_map) if class_map else nn.Identity()
         self.fixed_mode = fixed_mode
-        self.config = config or {}
+        self.config = config
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.class_map(self.net(self.normalize(self.adapt(x))))
@@ -77,11 +77,11 @@ class ImportedNet(nn.Module):
         return self
 
 
-def wrap_net(net: nn.Module, details: dict[str, Any], config: dict | None = None) -> ImportedNet:
+def wrap_net(net: nn.Module, details: ImportDetails, config: ModelConfig | None = None) -> ImportedNet:
     """The stored wrapper around ``net`` as the import ``details`` describe it."""
-    class_map = (details["num_classes"], details["model_classes"]) if details.get("class_map") else None
-    return ImportedNet(net, details["mean"], details["std"], gray_to_rgb=details.get("gray_to_rgb", False),
-                       class_map=class_map, fixed_mode=details["form"] == "exported", config=config)
+    class_map = (details.num_classes, details.model_classes) if details.class_map else None
+    return ImportedNet(net, details.mean, details.std, gray_to_rgb=bool(details.gray_to_rgb), class_map=class_map,
+                       fixed_mode=details.form == "exported", config=config)
 
 
 def check_channels(wanted: int | None, data: DatasetInfo, gray_to_rgb: bool) -> int:

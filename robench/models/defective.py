@@ -9,14 +9,11 @@ Masks are buffers: they are saved with the weights and never touched by the opti
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 from torchvision.ops import DropBlock2d
 
-from robench.errors import RobenchError
-from robench.models.registry import MASK_MODES, PLACEMENTS, REGULARIZERS  # noqa: F401  (re-exported)
+from robench.records.config import DefectSpec  # noqa: F401  (re-exported: the spec is part of a model's record)
 
 
 class _MaskedReLU(torch.autograd.Function):
@@ -69,58 +66,6 @@ class Slot(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group={self.group!r}, relu={self.relu}"
-
-
-@dataclass(frozen=True)
-class DefectSpec:
-    """Where and how to place defective layers (and the dropout baselines)."""
-
-    keep: float = 1.0
-    placement: str = "bottom"
-    keep_top: float | None = None
-    mask: str = "neuron"
-    widen: int = 1
-    mask_seed: int = 0
-    regularizer: str = "none"
-    drop_keep: float = 0.9
-    block_size: int = 3
-
-    def __post_init__(self) -> None:
-        for value, label in ((self.keep, "--keep"), (self.keep_top, "--keep-top"), (self.drop_keep, "drop keep")):
-            if value is not None and not 0.0 < value <= 1.0:
-                raise RobenchError(f"{label} must be in (0, 1], got {value}: 1 means a standard model")
-        if self.placement not in PLACEMENTS:
-            raise RobenchError(f"unknown placement '{self.placement}': choose one of {', '.join(PLACEMENTS)}")
-        if self.mask not in MASK_MODES:
-            raise RobenchError(f"unknown mask mode '{self.mask}': choose one of {', '.join(MASK_MODES)}")
-        if self.regularizer not in REGULARIZERS:
-            raise RobenchError(
-                f"unknown regularizer '{self.regularizer}': choose one of {', '.join(REGULARIZERS)}"
-            )
-        if self.widen < 1:
-            raise RobenchError(f"--widen must be a positive integer, got {self.widen}")
-
-    def group_keeps(self) -> dict[str, float]:
-        """Keep probability per placement group; groups left out keep every neuron."""
-        keeps: dict[str, float] = {}
-        if self.placement in ("bottom", "both"):
-            keeps["bottom"] = self.keep
-        if self.placement == "top":
-            keeps["top"] = self.keep
-        if self.placement == "both" or self.keep_top is not None:
-            keeps["top"] = self.keep_top if self.keep_top is not None else self.keep
-        return {g: k for g, k in keeps.items() if k < 1.0}
-
-    def widen_for(self, group: str) -> int:
-        """Channel multiplier for a block of ``group`` (only defective groups are widened)."""
-        return self.widen if group in self.group_keeps() else 1
-
-    @property
-    def is_standard(self) -> bool:
-        return not self.group_keeps()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def draw_mask(shape: tuple[int, int, int], keep: float, mode: str, generator: torch.Generator) -> torch.Tensor:

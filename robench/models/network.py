@@ -7,7 +7,7 @@ the training set (a buffer, saved with the weights), so attack libraries can alw
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from robench.errors import RobenchError
 from robench.models.defective import DefectSpec, apply_defects, slots
 from robench.models.registry import ModelEntry, model_entry
+from robench.records import ModelConfig
 
 
 class PixelMean(nn.Module):
@@ -35,7 +36,7 @@ class RobenchNet(nn.Module):
     Input (N, C, S, S) float32 in [0, 1]; output (N, num_classes) logits.
     """
 
-    def __init__(self, body: nn.Module, in_channels: int, input_size: int, upsample: float, config: dict):
+    def __init__(self, body: nn.Module, in_channels: int, input_size: int, upsample: float, config: ModelConfig):
         super().__init__()
         self.normalize = PixelMean(in_channels, input_size)
         self.upsample = nn.Upsample(scale_factor=upsample, mode="bilinear") if upsample != 1 else nn.Identity()
@@ -56,10 +57,10 @@ class EnsembleNet(nn.Module):
     Input (N, C, H, W) in [0, 1]; output (N, num_classes), the mean of the members' logits.
     """
 
-    def __init__(self, members: list[nn.Module], config: dict | None = None) -> None:
+    def __init__(self, members: list[nn.Module], config: ModelConfig | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.config = config or {}
+        self.config = config
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(0)
@@ -89,7 +90,8 @@ def create_model(
     ``defects`` are the fields of :class:`DefectSpec` (keep, placement, keep_top, mask, widen,
     mask_seed, regularizer, drop_keep, block_size). ``ensemble=N`` builds N members whose masks
     are drawn with seeds mask_seed, mask_seed+1, ... and averages their logits.
-    The returned model maps (N, in_channels, input_size, input_size) in [0,1] to (N, num_classes).
+    The returned model maps (N, in_channels, input_size, input_size) in [0,1] to (N, num_classes); its ``config``
+    is the :class:`~robench.records.ModelConfig` a record keeps to build it again.
     """
     entry = model_entry(name)
     unknown = set(defects) - _SPEC_FIELDS
@@ -98,25 +100,19 @@ def create_model(
     spec = DefectSpec(**defects)
     width = entry.default_width if width is None else int(width)
     _check_geometry(entry, width, upsample, strides, ensemble, num_classes, in_channels, input_size)
-    config = {
-        "name": name, "num_classes": num_classes, "in_channels": in_channels, "input_size": input_size,
-        "width": width, "upsample": upsample, "strides": list(strides) if strides else None,
-        "ensemble": ensemble, **spec.to_dict(),
-    }
+    config = ModelConfig(name, num_classes, in_channels, input_size, width=width, upsample=upsample,
+                         strides=tuple(strides) if strides else None, ensemble=ensemble, defect=spec)
     if ensemble > 1:
-        members = [
-            _build(entry, config, DefectSpec(**{**spec.to_dict(), "mask_seed": spec.mask_seed + i}))
-            for i in range(ensemble)
-        ]
+        members = [_build(entry, config, replace(spec, mask_seed=spec.mask_seed + i)) for i in range(ensemble)]
         return EnsembleNet(members, config)
     return _build(entry, config, spec)
 
 
-def _build(entry: ModelEntry, config: dict, spec: DefectSpec) -> RobenchNet:
-    kwargs = {"strides": tuple(config["strides"])} if config["strides"] else {}
-    body = entry.build(config["num_classes"], config["in_channels"], config["width"], spec, **kwargs)
-    net = RobenchNet(body, config["in_channels"], config["input_size"], config["upsample"], config)
-    example = torch.zeros(1, config["in_channels"], config["input_size"], config["input_size"])
+def _build(entry: ModelEntry, config: ModelConfig, spec: DefectSpec) -> RobenchNet:
+    kwargs = {"strides": config.strides} if config.strides else {}
+    body = entry.build(config.num_classes, config.in_channels, config.width, spec, **kwargs)
+    net = RobenchNet(body, config.in_channels, config.input_size, config.upsample, config)
+    example = torch.zeros(1, config.in_channels, config.input_size, config.input_size)
     apply_defects(net, spec, example)
     return net
 

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from robench._lazy import resolve
-from robench.errors import unknown_name
-
-PLACEMENTS = ("bottom", "top", "both")
-MASK_MODES = ("neuron", "channel", "shared")
-REGULARIZERS = ("none", "spatial-dropout", "dropblock")
+from robench.errors import lookup
+from robench.records.config import MASK_MODES, PLACEMENTS, REGULARIZERS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,7 @@ def list_models() -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``; unknown names raise a RobenchError with suggestions."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("architecture", name, _REGISTRY) from None
+    return lookup(_REGISTRY, "architecture", name)
 
 
 # ---------------------------------------------------------------- the built-in zoo (appendix C of the papers)

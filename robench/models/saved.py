@@ -39,8 +39,7 @@ def register_builder(kind: str) -> Callable[[Builder], Builder]:
 
 @register_builder("train")
 def _robench_architecture(record: ModelRecord) -> nn.Module:
-    config = dict(record.config)
-    return create_model(config.pop("name"), **config)
+    return create_model(record.config.arch, **record.config.build_options())
 
 
 def build(record: ModelRecord) -> nn.Module:

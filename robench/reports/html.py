@@ -253,7 +253,7 @@ def _models_table(models: list[ModelEntry]) -> Table:
     for m in models:
         r = m.record
         acc = "" if r.clean_accuracy is None else f"{100 * r.clean_accuracy:.2f}"
-        rows.append([r.name, r.arch, _text(r.config.get("keep")), _text(r.config.get("placement")), r.dataset.label,
+        rows.append([r.name, r.arch, _text(r.config.keep), _text(r.config.placement), r.dataset.label,
                      r.origin.spec or r.origin.kind, str(r.epochs), acc, "yes" if m.warning else "no"])
     return Table("models", ["name", "arch", "keep", "placement", "data", "origin", "epochs", "clean acc (%)",
                             "near chance"], rows, "models")
@@ -264,8 +264,7 @@ def _sets_table(sets: list[SetEntry]) -> Table:
     for s in sets:
         r = s.record
         rate = "" if r.success_rate is None else f"{100 * r.success_rate:.2f}"
-        eps = r.params.get("eps")
-        eps = "" if eps is None else param_text("eps", eps, r.params.get("norm") != "l2")
+        eps = "" if r.params.eps is None else param_text("eps", r.params.eps, r.params.linf)
         rows.append([r.name, r.source_label, r.method, r.backend, eps, r.target or "",
                      r.dataset.label, str(r.attempted), str(r.n), rate])
     return Table("adversarial sets", ["name", "sources", "method", "backend", "eps", "target", "data", "attempted",
@@ -276,13 +275,15 @@ def _provenance(models: list[ModelEntry], sets: list[SetEntry], results: list[Re
     """Where every number comes from: each model's weights and settings, each set's hash, sources and settings,
     each result file's hash."""
     model_rows = [[r.name, r.weights_sha256, r.origin.kind + (f" {r.origin.spec}" if r.origin.spec else ""),
-                   _text(r.config), f"{r.dataset.label} ({r.dataset.n_train} train / {r.dataset.n_test} test; "
+                   _text(r.config.to_json()),
+                   f"{r.dataset.label} ({r.dataset.n_train} train / {r.dataset.n_test} test; "
                    f"{_short(r.dataset.fingerprint or '') or 'no fingerprint'})", _text(r.seed), r.preset or "",
-                   _text(r.recipe or {}), f"{r.device or ''} {r.precision}".strip(), _text(r.versions), r.created]
+                   _text(r.recipe.to_json() if r.recipe else {}), f"{r.device or ''} {r.precision}".strip(),
+                   _text(r.versions), r.created]
                   for r in (m.record for m in models)]
     set_rows = [[r.name, r.sha256, ", ".join(f"{s.name}@{_short(s.weights_sha256)}" for s in r.sources)
                  + (f" (changed since: {', '.join(e.stale)})" if e.stale else ""),
-                 f"{r.method} via {r.backend} {r.backend_version}".strip(), _text(r.params), str(r.seed),
+                 f"{r.method} via {r.backend} {r.backend_version}".strip(), _text(r.params.to_json()), str(r.seed),
                  f"{r.dataset.label} ({_short(r.dataset.fingerprint or '') or 'no fingerprint'})",
                  f"{r.device or ''} {r.precision}".strip(), _text(r.versions), r.created]
                 for e in sets for r in [e.record]]

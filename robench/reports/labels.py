@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from robench.records import AttackParams
+
 PIXEL_KEYS = ("eps", "step")
 METHOD_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "difgsm": "DI-FGSM", "tifgsm": "TI-FGSM",
                 "vmifgsm": "VMI-FGSM", "mdti": "M-DI-TI-FGSM", "cw": "C&W", "apgd": "APGD", "autoattack": "AutoAttack",
@@ -43,18 +45,17 @@ def short_titles(configs: list[tuple[str, dict]],
     Shows the budget (and an L2 norm), the step count, a query budget and a target, plus any other parameter that
     differs between configurations of the same method, so no two different configurations get the same title.
     """
+    configs = [(method, {k: v for k, v in params.items() if v is not None}) for method, params in configs]
     varying: dict[str, set[str]] = {}
     for method, params in configs:
         for other, other_params in configs:
             if other == method:
-                varying.setdefault(method, set()).update(
-                    k for k in set(params) | set(other_params) if params.get(k) != other_params.get(k))
+                varying.setdefault(method, set()).update(k for k, _ in params.items() ^ other_params.items())
     titles = []
     for method, params in configs:
-        linf = params.get("norm") != "l2"
-        keys = [k for k in always if params.get(k) is not None]
-        keys += sorted(k for k in varying.get(method, ()) if k not in (*always, "norm", "targeted")
-                       and params.get(k) is not None)
+        linf = AttackParams(params).linf
+        keys = [k for k in always if k in params]
+        keys += sorted(k for k in varying.get(method, ()) if k not in (*always, "norm", "targeted") and k in params)
         name = METHOD_NAMES.get(method, method.upper()) + ("" if linf else " L2")
         titles.append(" ".join([name, ", ".join(_term(k, params[k], linf) for k in keys)]).strip())
     return titles

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from robench.errors import RobenchError, UsageError
 from robench.files import atomic_path
+from robench.records import TrainingHistory
 from robench.reports.labels import short_titles
 from robench.reports.tables import CLEAN, MARKERS, MIN_N, ci_text, column_labels, intervals, wide
 
@@ -257,18 +258,18 @@ def tradeoff_plot(df: pd.DataFrame, target: Target, title: str | None = None, *,
 # ---------------------------------------------------------------- training
 
 
-def training_figure(history: list[dict[str, Any]], title: str | None = None, clean_accuracy: float | None = None,
+def training_figure(history: TrainingHistory, title: str | None = None, clean_accuracy: float | None = None,
                     classes: int | None = None) -> Figure:
     """A model's training curves from its record's history: training loss (left) and training accuracy (right,
     with the final test accuracy and chance, 1/classes, as dashed lines) per epoch."""
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    epochs = [e.epoch for e in history]
     if not epochs:
         raise RobenchError("nothing to plot: the model has no training history")
     fig = _figure(6.4, 2.6)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(epochs, [h.get("train_loss", math.nan) for h in history], marker="o", markersize=3)
+    loss_ax.plot(epochs, [e.train_loss for e in history], marker="o", markersize=3)
     loss_ax.set_ylabel("training loss", fontsize=FONT)
-    acc_ax.plot(epochs, [100 * h.get("train_accuracy", math.nan) for h in history], marker="o", markersize=3,
+    acc_ax.plot(epochs, [100 * e.train_accuracy for e in history], marker="o", markersize=3,
                 label="training (running, augmented)")
     if clean_accuracy is not None and not math.isnan(clean_accuracy):
         acc_ax.axhline(100 * clean_accuracy, color="C1", linestyle="--", label=f"test {100 * clean_accuracy:.1f}%")
@@ -286,7 +287,7 @@ def training_figure(history: list[dict[str, Any]], title: str | None = None, cle
     return fig
 
 
-def training_plot(history: list[dict[str, Any]], target: Target, title: str | None = None,
+def training_plot(history: TrainingHistory, target: Target, title: str | None = None,
                   clean_accuracy: float | None = None, classes: int | None = None, *, fmt: str | None = None,
                   dpi: int = DPI) -> Path | IO[bytes]:
     """Draw :func:`training_figure` and write it (see :func:`save`)."""

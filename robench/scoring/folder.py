@@ -94,14 +94,14 @@ def folder_scores(
     groups: dict[tuple, list[str]] = {}  # models that see the images the same way share one decoding pass
     for name in names:
         ref = scorer.record(name).dataset
-        key = (ref.in_channels, ref.input_size, bool(ref.options.get("stream")))
+        key = (ref.in_channels, ref.input_size, ref.stream)
         groups.setdefault(key, []).append(name)
     emit = emitter(callback)
     emit("start", {"label": "folder score", "total": len(names), "done": 0})
     correct = dict.fromkeys(names, 0)
     done = 0
     for (channels, size, streamed), group in groups.items():
-        split = view(tree, {"stream": streamed}, channels, size, workers)
+        split = view(tree, streamed, channels, size, workers)
         pieces = ((x, y) for _, x, y in split.batches(batch_size)) if len(idx) == len(tree) else images_at(
             split, idx)
         for images, labels in pieces:

@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from robench.datasets import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
 from robench.models import load_model
-from robench.records import DatasetRef, ModelRecord, SetRecord, SourceRef
+from robench.records import AttackParams, DatasetRef, ModelConfig, ModelRecord, Recipe, SetRecord, SourceRef
 from robench.reports.labels import param_text
 from robench.runtime import check_precision, pick_device, predict, prepare
 from robench.stats import CI_LEVEL, add_rate_ci, check_ci
@@ -60,7 +60,6 @@ COLUMNS = [
     "target_hit_rate_ci_high", "clean_ci_low", "clean_ci_high", "ci_method", "ci_level", "target_n_test",
     "target_config", "source_config",
 ]
-DEFECT_KEYS = ("keep", "placement", "keep_top", "mask", "widen", "mask_seed")
 
 
 # ---------------------------------------------------------------- selection
@@ -105,26 +104,11 @@ def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
 # ---------------------------------------------------------------- relation
 
 
-def is_standard(config: dict) -> bool:
-    """True when no layer of the model is defective."""
-    keep_top = config.get("keep_top")
-    return float(config.get("keep", 1.0)) >= 1.0 and (keep_top is None or float(keep_top) >= 1.0)
-
-
-def family(config: dict) -> str:
-    """The construction config without the mask seed (and without defect settings for standard models).
-
-    Two models of one family differ only in seed or mask draw: they are gray-box to each other.
-    """
-    drop = DEFECT_KEYS if is_standard(config) else ("mask_seed",)
-    return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True, default=str)
-
-
-def configuration(config: dict, recipe: dict | None = None) -> str:
-    """A model's configuration without its seeds: its family (see :func:`family`) and its training recipe."""
-    fam = json.loads(family(config))
-    recipe = {k: v for k, v in (recipe or {}).items() if k != "seed"}
-    return json.dumps({"model": fam, "recipe": recipe}, sort_keys=True, default=str)
+def configuration(config: ModelConfig | None, recipe: Recipe | None = None) -> str:
+    """A model's configuration without its seeds: its family (:attr:`~robench.records.ModelConfig.family`) and its
+    training recipe."""
+    fam = json.loads(config.family) if config else {}
+    return json.dumps({"model": fam, "recipe": recipe.to_json() if recipe else {}}, sort_keys=True, default=str)
 
 
 def relation(target: ModelRecord, sources: list[SourceRef]) -> str:
@@ -132,8 +116,7 @@ def relation(target: ModelRecord, sources: list[SourceRef]) -> str:
     sha = target.weights_sha256
     if any((sha and s.weights_sha256 == sha) or (not s.weights_sha256 and s.name == target.name) for s in sources):
         return WHITE
-    fam = family(target.config)
-    return GRAY if any(family(s.config) == fam for s in sources) else BLACK
+    return GRAY if any(s.family == target.config.family for s in sources) else BLACK
 
 
 # ---------------------------------------------------------------- metrics
@@ -163,13 +146,12 @@ def _fixed_params(method: str) -> dict:
         return {}
 
 
-def attack_label(method: str, params: dict) -> str:
+def attack_label(method: str, params: Mapping[str, Any] | None) -> str:
     """'pgd eps=16/255 step=1/255 steps=20': one attack configuration (tunable params), for grouping and titles."""
-    fixed = _fixed_params(method)
-    shown = {k: v for k, v in (params or {}).items() if v is not None and not (k in fixed and fixed[k] == v)
-             and not (k == "targeted" and "target" in params)}
-    linf = (params or {}).get("norm") != "l2"
-    return " ".join([method, *(f"{k}={param_text(k, v, linf)}" for k, v in sorted(shown.items()))])
+    fixed, params = _fixed_params(method), AttackParams(params)
+    shown = {k: v for k, v in params.items() if v is not None and not (k in fixed and fixed[k] == v)
+             and not (k == "targeted" and params.target is not None)}
+    return " ".join([method, *(f"{k}={param_text(k, v, params.linf)}" for k, v in sorted(shown.items()))])
 
 
 def mismatch(target: ModelRecord, set_record: SetRecord) -> str | None:
@@ -224,7 +206,7 @@ class Scorer:
     def model_columns(self, name: str) -> dict:
         """The columns a per-model score row shows about model ``name``: arch, keep, placement."""
         rec = self.record(name)
-        return {"arch": rec.arch, "keep": rec.config.get("keep"), "placement": rec.config.get("placement")}
+        return {"arch": rec.arch, "keep": rec.config.keep, "placement": rec.config.placement}
 
     def model(self, name: str) -> nn.Module:
         if name not in self.models:
@@ -398,15 +380,16 @@ def matrix(
 
 def _row(scorer: Scorer, name: str, srec: SetRecord, preds: dict[str, torch.Tensor]) -> dict:
     target = scorer.record(name)
-    params = srec.params or {}
+    params = srec.params
     return {
         "target": name, "set": srec.name, "source": srec.source_label, "method": srec.method,
-        "attack": attack_label(srec.method, params), "params": json.dumps(params, sort_keys=True),
-        "eps": params.get("eps", math.nan), "relation": relation(target, srec.sources), "n_set": len(preds["labels"]),
+        "attack": attack_label(srec.method, params), "params": json.dumps(params.to_json(), sort_keys=True),
+        "eps": math.nan if params.eps is None else params.eps, "relation": relation(target, srec.sources),
+        "n_set": len(preds["labels"]),
         **cell_scores(preds["labels"], preds["source_pred"], preds["clean_pred"], preds["adv_pred"],
                       preds.get("targets")),
         "target_clean_accuracy": scorer.clean_accuracy(name), "target_arch": target.arch,
-        "target_keep": target.config.get("keep"), "dataset": target.dataset.label,
+        "target_keep": target.config.keep, "dataset": target.dataset.label,
         "target_sha256": target.weights_sha256, "set_sha256": srec.sha256, "precision": scorer.precision,
         "target_config": configuration(target.config, target.recipe),
         "source_config": json.dumps([json.loads(configuration(s.config)) for s in srec.sources], sort_keys=True),

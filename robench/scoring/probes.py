@@ -24,8 +24,8 @@ from robench.context import takes_context
 from robench.datasets.splits import STREAM_CHUNK, images_at
 from robench.errors import RobenchError
 from robench.events import emitter
-from robench.records import SetRecord
-from robench.scoring.matrix import DEFECT_KEYS, Callback, Patterns, Scorer, is_standard, matrix, select
+from robench.records import AttackParams, ModelConfig, SetRecord
+from robench.scoring.matrix import Callback, Patterns, Scorer, matrix, select
 from robench.stats import CI_LEVEL, add_rate_ci, check_ci
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def _boundary_attack(scorer: Scorer, name: str, n: int, seed: int, params: dict,
 
 def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
     """The trace a boundary set recorded (None for sets made before robench recorded one)."""
-    data = record.stats.get("trace")
+    data = record.stats.trace
     return Trace.from_json(data, tolerance) if data else None
 
 
@@ -307,7 +307,7 @@ def boundary_scores(
         used = scorer.precision
         if set_record is not None:
             l2, origin, used = store.load_set(set_record.path).l2, f"set {set_record.name}", set_record.precision
-            tr = _set_trace(set_record, params.get("tolerance"))
+            tr = _set_trace(set_record, AttackParams(params).tolerance)
         elif mode == "sets":
             raise RobenchError(f"no boundary set made against model '{name}' in {store.workspace_dir(workspace)}; "
                                f"make one with `robench attack --method boundary` or use --mode attack")
@@ -339,23 +339,16 @@ def boundary_scores(
 # ---------------------------------------------------------------- keep trade-off
 
 
-def check_family(configs: dict[str, dict]) -> None:
+def check_family(configs: dict[str, ModelConfig]) -> None:
     """Raise unless the models (name -> construction config) differ only in keep (and seed / mask draw)."""
-    def base(cfg: dict) -> dict:
-        return {k: v for k, v in cfg.items() if k not in DEFECT_KEYS}
-
-    def defects(cfg: dict) -> dict:
-        return {k: cfg.get(k) for k in ("placement", "keep_top", "mask", "widen")}
-
     first = next(iter(configs))
-    defective = [n for n, c in configs.items() if not is_standard(c)]
-    pairs = [(first, n, base) for n in configs] + [(defective[0], n, defects) for n in defective]
-    for a, b, part in pairs:
-        pa, pb = part(configs[a]), part(configs[b])
-        diff = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    defective = [n for n, c in configs.items() if not c.is_standard]
+    pairs = [(first, n, False) for n in configs] + [(defective[0], n, True) for n in defective]
+    for a, b, defects in pairs:
+        diff = configs[a].difference(configs[b], defects)
         if diff:
-            k = diff[0]
-            raise RobenchError(f"models '{a}' and '{b}' differ in more than keep ({k}: {pa.get(k)} vs {pb.get(k)}); "
+            k, va, vb = diff
+            raise RobenchError(f"models '{a}' and '{b}' differ in more than keep ({k}: {va} vs {vb}); "
                                f"pass --models to pick one family")
 
 

@@ -107,11 +107,9 @@ def autoattack_scores(
                 emit("batch", {"done": i + fraction, "info": info})
 
             clean, robust, count = _robust(scorer, name, n, params, seed, batch_size, tick)
-            rec = scorer.record(name)
             rows.append({"model": name, "clean_accuracy": clean, "robust_accuracy": robust, "n": count,
                          "eps": params["eps"], "norm": params["norm"], "attacks": params["attacks"],
-                         "steps": params["steps"], "queries": params["queries"], "arch": rec.arch,
-                         "keep": rec.config.get("keep"), "placement": rec.config.get("placement"),
+                         "steps": params["steps"], "queries": params["queries"], **scorer.model_columns(name),
                          "precision": scorer.precision})
             log.info("autoattack %s: clean %.4f robust %.4f on %d images", name, clean, robust, count)
             emit("step", {"done": i + 1, "model": name, "info": f"{name}: robust {robust:.2%}"})
