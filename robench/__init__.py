@@ -24,11 +24,13 @@ _EXPORTS = {
     "attack": "attacks", "list_sets": "attacks",
     "create_model": "models", "list_models": "models", "register_model": "models",
     "DatasetRef": "records", "ModelRecord": "records", "SetRecord": "records",
+    "RunContext": "context", "ModelSpec": "models", "Recipe": "records",
     "autoattack_scores": "scoring", "boundary_scores": "scoring", "folder_scores": "scoring", "matrix": "scoring",
     "noise_curve": "scoring", "shuffle_curve": "scoring", "tradeoff": "scoring",
 }
 __all__ = [
-    "DatasetRef", "ModelRecord", "RobenchError", "SetRecord", "__version__", "attack", "autoattack_scores",
+    "DatasetRef", "ModelRecord", "ModelSpec", "Recipe", "RobenchError", "RunContext", "SetRecord", "__version__",
+    "attack", "autoattack_scores",
     "boundary_scores", "create_model", "folder_scores", "import_model", "list_models", "list_sets",
     "list_workspace_models", "load_model", "load_set", "matrix", "noise_curve", "register_model", "shuffle_curve",
     "tradeoff", "train", "train_seeds", "by_config", "compare",
@@ -37,8 +39,9 @@ __all__ = [
 if TYPE_CHECKING:
     from robench.api import import_model, list_workspace_models, load_model, load_set, train, train_seeds
     from robench.attacks import attack, list_sets
-    from robench.models import create_model, list_models, register_model
-    from robench.records import DatasetRef, ModelRecord, SetRecord
+    from robench.context import RunContext
+    from robench.models import ModelSpec, create_model, list_models, register_model
+    from robench.records import DatasetRef, ModelRecord, Recipe, SetRecord
     from robench.scoring import (
         autoattack_scores,
         boundary_scores,

@@ -7,7 +7,9 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import replace
+import typing
+from collections.abc import Callable
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,11 +18,12 @@ import torch
 
 from robench import store
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets import DatasetInfo, load_dataset, resolve_dataset
 from robench.datasets import augment as augmentation
-from robench.errors import RobenchError
+from robench.errors import ArgumentError, RobenchError, UsageError
 from robench.importing import import_model
-from robench.models import DefectSpec, create_model, load_model, model_entry
+from robench.models import DefectSpec, ModelSpec, create_model, default_model_name, load_model
 from robench.records import ModelRecord
 from robench.runtime import check_precision, environment, pick_device, resolve_precision
 from robench.training import (
@@ -37,115 +40,119 @@ from robench.training import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["default_model_name", "import_model", "list_workspace_models", "load_model", "load_set",
-           "planned_model_name", "train", "train_seeds"]
+__all__ = ["ModelSpec", "Recipe", "default_model_name", "import_model", "list_workspace_models", "load_model",
+           "load_set", "planned_model_name", "settings", "train", "train_seeds"]
 
 load_set = store.load_set
 
 
-def default_model_name(arch: str, spec: DefectSpec, *, seed: int = 0, ensemble: int = 1, upsample: float = 1.0,
-                       strides: list[int] | None = None, label_smoothing: float = 0.0, adv_train: bool = False) -> str:
-    """Readable default name: the architecture for a standard model, plus what makes it different.
+# train()'s recipe keywords: name -> (type, default); a value replaces the recipe's (None keeps it; the recipe is
+# the preset's for the dataset unless a Recipe is given)
+RECIPE_KEYWORDS: dict[str, tuple[Any, Any]] = {
+    "epochs": (int | None, None), "batch_size": (int | None, None), "lr": (float | None, None),
+    "milestones": (list[int] | None, None), "label_smoothing": (float | None, None), "augment": (str | None, None),
+    "adv_train": (bool, False),
+}
+MODEL_KEYWORDS = tuple(f.name for f in fields(ModelSpec) if f.name != "arch")  # ModelSpec's fields as keywords
 
-    >>> default_model_name("resnet18", DefectSpec(keep=0.1))
-    'resnet18-keep0.1-bottom'
+
+def settings(arch: str | ModelSpec, *, recipe: Recipe | None = None, preset: str | None = None,
+             dataset: str = "cifar10", name: str | None = None, **options: Any) -> tuple[ModelSpec, Recipe, str]:
+    """The model spec, recipe and model name a :func:`train` call stands for (checked, nothing run).
+
+    ``arch`` (an architecture's name or a :class:`ModelSpec`) with each model keyword of ``options`` (a field of
+    ModelSpec: ``keep``, ``width``, ``seed``, ...) in place of its field; ``recipe`` (default: ``preset``'s, itself
+    by default ``paper``, for ``dataset``) with each recipe keyword (:data:`RECIPE_KEYWORDS`) in place of its value.
+    A keyword given as None leaves the field as it is.
     """
-    parts = [arch]
-    parts += [f"keep{k:g}-{group}" for group, k in sorted(spec.group_keeps().items())]
-    if spec.mask != "neuron" and not spec.is_standard:
-        parts.append(spec.mask)
-    if spec.widen > 1 and not spec.is_standard:
-        parts.append(f"x{spec.widen}")
-    if spec.regularizer != "none":
-        parts.append(spec.regularizer)
-    parts += [f"en{ensemble}"] if ensemble > 1 else []
-    parts += [f"up{upsample:g}"] if upsample != 1 else []
-    parts += ["s" + "".join(map(str, strides))] if strides else []
-    parts += [f"ls{label_smoothing:g}"] if label_smoothing else []
-    parts += ["adv"] if adv_train else []
-    parts += [f"seed{seed}"] if seed else []
-    return "-".join(parts)
-
-
-def _settings(args: dict[str, Any]) -> tuple[DefectSpec, Recipe, str]:
-    """The defect spec, recipe and model name that train() arguments ``args`` stand for."""
-    model_entry(args["arch"])
-    spec = DefectSpec(keep=args["keep"], placement=args["placement"], keep_top=args["keep_top"], mask=args["mask"],
-                      widen=args["widen"], mask_seed=args["seed"] if args["mask_seed"] is None else args["mask_seed"],
-                      regularizer=args["regularizer"], drop_keep=args["drop_keep"], block_size=args["block_size"])
-    recipe = recipe_from(preset_recipe(args["preset"], args["dataset"]), epochs=args["epochs"],
-                         batch_size=args["batch_size"], lr=args["lr"], milestones=args["milestones"],
-                         label_smoothing=args["label_smoothing"], augment=args["augment"],
-                         adv_train=args["adv_train"] or None)
-    name = args["name"] or default_model_name(
-        args["arch"], spec, seed=args["seed"], ensemble=args["ensemble"], upsample=args["upsample"],
-        strides=args["strides"], label_smoothing=recipe.label_smoothing, adv_train=recipe.adv_train)
+    unknown = sorted(set(options) - set(MODEL_KEYWORDS) - set(RECIPE_KEYWORDS))
+    if unknown:
+        raise ArgumentError(f"train(): got an unexpected keyword argument '{unknown[0]}'")
+    given = {k: v for k, v in options.items() if v is not None and k in MODEL_KEYWORDS}
+    if isinstance(arch, ModelSpec):
+        spec = replace(arch, **given) if given else arch
+    elif isinstance(arch, str):
+        spec = ModelSpec(arch, **given)
+    else:
+        raise UsageError(f"arch = {arch!r}: expected an architecture's name or a robench.ModelSpec")
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise UsageError(f"recipe = {recipe!r}: expected a robench.Recipe (or give preset and the recipe keywords)")
+    if recipe is not None and preset is not None:
+        raise UsageError("give a recipe or a preset, not both: the recipe is the whole training recipe")
+    changes = {k: options.get(k) for k in RECIPE_KEYWORDS}
+    changes["adv_train"] = changes["adv_train"] or None  # False: as the recipe says
+    recipe = recipe_from(recipe if recipe is not None else preset_recipe(preset or "paper", dataset), **changes)
+    name = name or spec.default_name(label_smoothing=recipe.label_smoothing, adv_train=recipe.adv_train)
     return spec, recipe, store.check_name(name)
 
 
-def planned_model_name(arch: str, **train_kwargs: Any) -> str:
+def planned_model_name(arch: str | ModelSpec, **train_kwargs: Any) -> str:
     """The name ``train(arch, **train_kwargs)`` would save the model under (validating the options)."""
     try:
         bound = inspect.signature(train).bind_partial(arch, **train_kwargs)
     except TypeError as err:
         raise RobenchError(f"bad training option: {err}") from None
-    bound.apply_defaults()
-    return _settings(bound.arguments)[2]
+    args = bound.arguments
+    return settings(args.pop("arch"), **{k: v for k, v in args.items() if k in SETTINGS})[2]
+
+
+def _keyword_form(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Spell out :func:`train`'s keyword form in its signature: ModelSpec's fields and the recipe keywords in place
+    of its ``**options``, so ``help(robench.train)``, the argument checks and the suite schema all see them."""
+    signature = inspect.signature(fn)
+    hints = typing.get_type_hints(ModelSpec)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    extra = [inspect.Parameter(f.name, keyword, default=f.default, annotation=hints[f.name])
+             for f in fields(ModelSpec) if f.name != "arch"]
+    extra += [inspect.Parameter(k, keyword, default=d, annotation=t) for k, (t, d) in RECIPE_KEYWORDS.items()]
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    fn.__signature__ = signature.replace(parameters=kept + extra)  # type: ignore[attr-defined]
+    fn.__annotations__ = {**fn.__annotations__, **{p.name: p.annotation for p in extra}}
+    return fn
 
 
 @checked
+@takes_context
+@_keyword_form
 def train(
-    arch: str,
+    arch: str | ModelSpec,
     *,
+    recipe: Recipe | None = None,
+    preset: str | None = None,
     dataset: str = "cifar10",
-    data_dir: str | os.PathLike | None = None,
-    workspace: str | os.PathLike | None = None,
     name: str | None = None,
-    preset: str = "paper",
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    milestones: list[int] | None = None,
-    label_smoothing: float | None = None,
-    augment: str | None = None,
-    adv_train: bool = False,
-    width: int | None = None,
-    keep: float = 1.0,
-    placement: str = "bottom",
-    keep_top: float | None = None,
-    mask: str = "neuron",
-    widen: int = 1,
-    mask_seed: int | None = None,
-    regularizer: str = "none",
-    drop_keep: float = 0.9,
-    block_size: int = 3,
-    upsample: float = 1.0,
-    strides: list[int] | None = None,
-    ensemble: int = 1,
-    seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
-    device: str | None = None,
-    precision: str | None = None,
     compile: bool = False,
     stream: bool | None = None,
     image_size: int | None = None,
+    workspace: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    precision: str | None = None,
     workers: int | None = None,
     callback: Callback | None = None,
+    **options: Any,
 ) -> ModelRecord:
     """Train (or resume) a standard or defective model and save it in the workspace.
 
+    The model is ``arch``: a :class:`~robench.models.ModelSpec`, or an architecture's name with the spec's fields
+    as keywords (``keep``, ``placement``, ``width``, ``seed``, ...; beside a ModelSpec they replace its fields).
+    The recipe is ``recipe`` (a :class:`~robench.training.Recipe`), else ``preset``'s (default ``paper``) for the
+    dataset; the recipe keywords ``epochs``, ``batch_size``, ``lr``, ``milestones``, ``label_smoothing``,
+    ``augment``, ``adv_train`` replace its values (``epochs`` alone scales the milestones). ``workspace``,
+    ``data_dir``, ``device``, ``precision``, ``workers``, ``callback``: see :class:`~robench.RunContext`, which
+    ``context=`` takes them as.
+
     Returns the saved :class:`~robench.records.ModelRecord` (name, config, dataset, recipe, clean accuracy, ...).
-    Its recipe holds what was used: the milestones (``epochs`` alone scales the preset's) and the augmentation
-    (``default`` resolved to the dataset's). A resumed run continues with the settings it was started with,
-    read from its checkpoint (its precision included). ``precision``: fp32, bf16 or fp16 autocast for the
-    training steps (default: bf16 on CUDA, fp32 on CPU), recorded in the model's record; ``compile``: run the
-    model through torch.compile. ``stream`` / ``image_size`` / ``workers``: see :mod:`robench.datasets.folders`.
+    Its recipe holds what was used: the milestones and the augmentation (``default`` resolved to the dataset's). A
+    resumed run continues with the settings it was started with, read from its checkpoint (its precision
+    included). ``precision``: fp32, bf16 or fp16 autocast for the training steps (default: bf16 on CUDA, fp32 on
+    CPU), recorded in the model's record; ``compile``: run the model through torch.compile. ``stream`` /
+    ``image_size`` / ``workers``: see :mod:`robench.datasets.folders`.
     """
-    args = {k: v for k, v in locals().items() if k not in ("workspace", "data_dir", "resume", "overwrite",
-                                                             "device", "precision", "compile", "callback", "stream",
-                                                             "image_size", "workers")}
-    spec, recipe, name = _settings(args)
+    given_recipe = recipe is not None
+    spec, recipe, name = settings(arch, recipe=recipe, preset=preset, dataset=dataset, name=name, **options)
     if precision is not None:
         check_precision(precision)
     directory = store.check_target(store.model_dir(name, workspace), overwrite)
@@ -174,15 +181,15 @@ def train(
             if draft is None:
                 data = load_dataset(dataset, data_dir, workers=workers, stream=stream, image_size=image_size)
                 recipe = resolve_augment(recipe, data)
-                torch.manual_seed(seed)  # weights are initialised from the run's seed
-                model = create_model(arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                                     input_size=data.input_size, width=width, upsample=upsample, strides=strides,
-                                     ensemble=ensemble, **spec.to_dict())
+                torch.manual_seed(spec.seed)  # weights are initialised from the run's seed
+                model = create_model(spec.arch, num_classes=data.num_classes, in_channels=data.in_channels,
+                                     input_size=data.input_size, **spec.geometry(), **spec.defects.to_dict())
                 model.set_mean(data.pixel_mean())
-                draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=seed, preset=preset,
-                                    recipe=recipe, device=str(dev), precision=chosen)
+                draft = ModelRecord(name=name, config=model.config, dataset=data.ref, seed=spec.seed,
+                                    preset=None if given_recipe else preset or "paper", recipe=recipe,
+                                    device=str(dev), precision=chosen)
             else:  # resume: everything comes from the checkpoint, whatever train() was called with
-                _warn_if_changed(draft, spec, recipe, seed, precision)
+                _warn_if_changed(draft, spec.defects, recipe, spec.seed, precision)
                 data = resolve_dataset(draft.dataset, data_dir, workers=workers)
                 model = create_model(draft.config.arch, **draft.config.build_options())
                 recipe = draft.recipe or recipe
@@ -200,6 +207,9 @@ def train(
         if record.chance_warning():
             log.warning(record.chance_warning())
         return record
+
+
+SETTINGS = {"recipe", "preset", "dataset", "name", *MODEL_KEYWORDS, *RECIPE_KEYWORDS}  # settings()'s arguments
 
 
 def _claimed(name: str, directory: os.PathLike, workspace: Any, main: bool) -> Any:
@@ -254,6 +264,7 @@ def _warn_if_changed(draft: ModelRecord, spec: DefectSpec, recipe: Recipe, seed:
         log.warning("resuming %s with the options it was started with", draft.name)
 
 
+@takes_context
 def list_workspace_models(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved model: name, arch, keep, placement, dataset, clean accuracy, ..."""
     from robench.workspace import models_frame

@@ -28,6 +28,7 @@ from torch import nn
 
 from robench import store
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets import DatasetInfo, load_dataset
 from robench.errors import RobenchError, UsageError
 from robench.files import read_json
@@ -143,6 +144,7 @@ def _refuse(given: dict[str, Any], why: str) -> None:
 
 
 @checked
+@takes_context
 def import_model(
     name: str,
     spec: str,

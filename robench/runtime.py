@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from robench.checks import check
+from robench.context import PRECISIONS
 from robench.errors import RobenchError, UsageError
 
 
@@ -41,7 +42,6 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

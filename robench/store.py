@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
+from robench.context import takes_context
 from robench.errors import RobenchError
 from robench.files import Busy, atomic_path, claim, umask  # noqa: F401  (re-exported)
 from robench.records import ModelRecord, SetRecord, write_model_record, write_set_record
@@ -281,6 +282,7 @@ def _read_settled(name_or_path: str | os.PathLike, workspace: str | os.PathLike 
     return read_set(name_or_path, workspace)
 
 
+@takes_context
 def load_set(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> AdvSet:
     """Load a set's tensors (shards concatenated) and record.
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "robench"
 # floor of each top-level module or subpackage of robench; a module may import its own floor or lower ones
 FLOORS = {
     "_version": 0, "_lazy": 0, "errors": 0, "checks": 0, "files": 0, "records": 0, "events": 0, "runtime": 0,
-    "stats": 0,
+    "stats": 0, "context": 0,
     "store": 1, "workspace": 1, "datasets": 1,
     "models": 2, "importers": 2, "reports": 2,
     "training": 3, "attacks": 3, "importing": 3,

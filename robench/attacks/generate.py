@@ -33,6 +33,7 @@ from robench.attacks.registry import (
     resolve_params,
 )
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets import resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback
@@ -264,6 +265,7 @@ def _check_n(n: int, batch_size: int) -> None:
 
 
 @checked
+@takes_context
 def attack(
     sources: str | list[str],
     method: str = "pgd",
@@ -391,6 +393,7 @@ def _generate(net: nn.Module, split, spec: MethodSpec, backend: Backend, params:
     return attempted, Extras.cat(kept)
 
 
+@takes_context
 def list_sets(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per saved set: name, sources, method, backend, eps, norm, steps, target mode, dataset, counts,
     success rate; ``median_queries`` is the median of the queries the kept examples used (query-based attacks)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -27,6 +28,7 @@ from robench.cli.options import (
     value,
 )
 from robench.cli.render import Bars, check_out, cli_errors, err, out, output, table
+from robench.context import RunContext
 
 
 def _train_info(kind: str, p: dict) -> str | None:
@@ -86,19 +88,20 @@ def train(
     replicates = numbers(seeds, "seeds") if seeds is not None else [seed]
     if not replicates or len(set(replicates)) != len(replicates):
         raise typer.BadParameter(f"expected distinct seeds, got '{seeds}'", param_hint="--seeds")
-    settings = dict(
-        dataset=value(dataset), data_dir=data_dir, workspace=workspace, preset=value(preset), epochs=epochs,
+    context = RunContext(workspace=workspace, data_dir=data_dir, device=device, precision=value(precision),
+                         workers=workers)
+    settings = dict(  # the model spec's and the recipe's fields, as train()'s keywords
+        dataset=value(dataset), preset=value(preset), epochs=epochs,
         batch_size=batch_size, lr=lr, milestones=numbers(milestones, "milestones"), width=width, keep=keep,
         placement=value(placement), keep_top=keep_top, mask=value(mask), widen=widen, mask_seed=mask_seed,
         ensemble=ensemble, regularizer=value(regularizer), drop_keep=drop_keep, label_smoothing=label_smoothing,
         adv_train=adv_train, augment=value(augment), upsample=upsample, strides=numbers(strides, "strides"),
-        resume=resume, overwrite=overwrite, device=device, precision=value(precision), compile=compile, stream=stream,
-        image_size=image_size, workers=workers,
+        resume=resume, overwrite=overwrite, compile=compile, stream=stream, image_size=image_size,
     )
     for one in replicates:  # --seeds: one replicate per seed, named NAME-seedN (or the default name with -seedN)
         with Bars(value(arch), _train_info) as bars:
             record = api.train(value(arch), name=f"{name}-seed{one}" if name and seeds is not None else name,
-                               seed=one, callback=bars, **settings)
+                               seed=one, context=replace(context, callback=bars), **settings)
         _saved(record)
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from robench import store
 from robench._lazy import resolve
+from robench.context import takes_context
 from robench.errors import RobenchError
 from robench.models.network import create_model
 from robench.records import ModelRecord
@@ -51,6 +52,7 @@ def build(record: ModelRecord) -> nn.Module:
     return (resolve(builder) if isinstance(builder, str) else builder)(record)
 
 
+@takes_context
 def load_model(name_or_path: str | os.PathLike, workspace: str | os.PathLike | None = None,
                device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a saved model and load its weights; returned in eval mode, for (N, C, H, W) input in [0,1].

@@ -8,6 +8,7 @@ from typing import IO
 
 from robench import store
 from robench.checks import checked
+from robench.context import takes_context
 from robench.errors import RobenchError
 from robench.models import load_model
 from robench.reports.plots import DPI, Target, examples_grid, pick
@@ -15,6 +16,7 @@ from robench.runtime import pick_device, predict
 
 
 @checked
+@takes_context
 def set_examples(set_name: str, path: Target, *, workspace: str | os.PathLike | None = None,
                  models: str | None = None, n: int = 8, seed: int = 0, device: str | None = None,
                  fmt: str | None = None, dpi: int = DPI) -> Path | IO[bytes]:

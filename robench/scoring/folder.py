@@ -23,6 +23,7 @@ import torch
 
 from robench import store
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets.folders import Tree, check_workers, few, scan_test_only, view
 from robench.datasets.splits import images_at
 from robench.errors import RobenchError
@@ -53,6 +54,7 @@ def class_map(tree: Tree, ref: DatasetRef, model: str) -> torch.Tensor:
 
 
 @checked
+@takes_context
 def folder_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,

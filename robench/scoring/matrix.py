@@ -38,6 +38,7 @@ from torch import nn
 
 from robench import store
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets import DatasetInfo, resolve_dataset
 from robench.errors import RobenchError
 from robench.events import Callback, emitter
@@ -302,6 +303,7 @@ class Scorer:
 
 
 @checked
+@takes_context
 def matrix(
     workspace: str | os.PathLike | None = None,
     models: Patterns = "*",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robench import store
+from robench.context import takes_context
 from robench.errors import RobenchError
 from robench.scoring.matrix import Scorer, mismatch
 from robench.stats import CI_LEVEL, PairedTest, mcnemar
@@ -33,6 +34,7 @@ class Comparison:
         return {"target_a": self.a, "target_b": self.b, "set": self.set, "n_set": self.n_set, **self.test.to_json()}
 
 
+@takes_context
 def compare(target_a: str, target_b: str, set_name: str, workspace: str | os.PathLike | None = None, *,
             device: str | None = None, data_dir: str | os.PathLike | None = None, ci_level: float = CI_LEVEL,
             batch_size: int = 512, use_cache: bool = True, precision: str = "fp32") -> Comparison:

@@ -20,6 +20,7 @@ from robench.attacks.convergence import Trace, checkpoints, trace
 from robench.attacks.noise import CIFAR10C_SIGMAS, gaussian_noise
 from robench.attacks.registry import method_spec, resolve_params
 from robench.checks import checked
+from robench.context import takes_context
 from robench.datasets.splits import STREAM_CHUNK, images_at
 from robench.errors import RobenchError
 from robench.events import emitter
@@ -116,6 +117,7 @@ def _corruption_curve(column: str, values: Sequence, corrupt: Corruption, models
 
 
 @checked
+@takes_context
 def noise_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -169,6 +171,7 @@ def patch_shuffle(images: torch.Tensor, k: int, generator: torch.Generator | Non
 
 
 @checked
+@takes_context
 def shuffle_curve(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -262,6 +265,7 @@ def _set_trace(record: SetRecord, tolerance: float | None) -> Trace | None:
 
 
 @checked
+@takes_context
 def boundary_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,
@@ -349,6 +353,7 @@ def check_family(configs: dict[str, ModelConfig]) -> None:
 
 
 @checked
+@takes_context
 def tradeoff(
     set_name: str,
     models: Patterns = "*",

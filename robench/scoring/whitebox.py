@@ -21,6 +21,7 @@ from robench import store
 from robench.attacks import method_spec, perturb
 from robench.attacks.registry import resolve_params
 from robench.checks import checked
+from robench.context import takes_context
 from robench.errors import RobenchError
 from robench.events import emitter
 from robench.scoring.matrix import Callback, Patterns, Scorer, select
@@ -62,6 +63,7 @@ def _robust(scorer: Scorer, name: str, n: int, params: dict, seed: int, batch_si
 
 
 @checked
+@takes_context
 def autoattack_scores(
     models: Patterns = "*",
     workspace: str | os.PathLike | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from robench.context import RunContext
 from robench.errors import RobenchError
 from robench.events import Callback
 from robench.files import atomic_path
@@ -41,31 +42,29 @@ def run_step(suite: Suite, step: Step, callback: Callback | None = None, device:
     from robench.api import import_model, train
     from robench.attacks import attack
 
-    common = {"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device, "callback": callback}
+    context = _context(suite, callback, device)  # a step's own keywords (precision, data_dir, ...) override it
     if step.kind == "train":
         args = dict(step.args)
-        return train(args.pop("arch"), **args, resume=step.resume, **common)
+        return train(args.pop("arch"), **args, resume=step.resume, context=context)
     if step.kind == "import":
         args = dict(step.args)
-        return import_model(args.pop("name"), args.pop("from"), **args, workspace=suite.workspace,
-                            data_dir=suite.data_dir, device=device)
+        return import_model(args.pop("name"), args.pop("from"), **args, context=context)
     if step.kind == "attack":
         args = dict(step.args)
-        return attack(args.pop("sources"), args.pop("method"), **args, **common)
+        return attack(args.pop("sources"), args.pop("method"), **args, context=context)
     from robench import scoring
 
     kind = step.kind.removeprefix("score:")
     args = dict(step.args)
     if step.kind == "compare":
         named = {v: k for k, v in COMPARE_KEYS.items()}
-        result = scoring.compare(**{named.get(k, k): v for k, v in args.items()}, workspace=suite.workspace,
-                                 data_dir=suite.data_dir, device=device)
+        result = scoring.compare(**{named.get(k, k): v for k, v in args.items()}, context=context)
         df = pd.DataFrame([result.to_json()])
         write_result(df, step.out)
         return df
     if "set" in args:
         args["set_name"] = args.pop("set")
-    df: pd.DataFrame = getattr(scoring, SCORES[kind][0])(**{**common, **args})  # an entry's data_dir wins
+    df: pd.DataFrame = getattr(scoring, SCORES[kind][0])(**args, context=context)  # an entry's data_dir wins
     write_result(df, step.out, **step.options)
     if step.figure is not None:
         _draw(df, step.figure, kind, step.options)
@@ -77,8 +76,12 @@ def matrix_part(suite: Suite, step: Step, shard: tuple[int, int] | None, callbac
     """The matrix step's rows for shard ``(i, n)`` of its targets (None: all), written nowhere."""
     from robench.scoring import matrix
 
-    return matrix(**{"workspace": suite.workspace, "data_dir": suite.data_dir, "device": device,
-                     "callback": callback, **step.args, "shard": shard})
+    return matrix(**{**step.args, "shard": shard}, context=_context(suite, callback, device))
+
+
+def _context(suite: Suite, callback: Callback | None, device: str | None) -> RunContext:
+    """What every step of ``suite`` runs in: its workspace and data folder, this process's device and callback."""
+    return RunContext(workspace=suite.workspace, data_dir=suite.data_dir, device=device, callback=callback)
 
 
 def finish_matrix(suite: Suite, step: Step, parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -63,8 +63,9 @@ class Suite:
 SHIPPED = Path(__file__).resolve().parent / "shipped"  # the suites that come with robench (package data)
 REPORT_KEYS = {"out": str, "examples": int, "seed": int, "dpi": int}  # [report]: robench.reports.html options
 
-# what the runner passes itself (never a suite key)
-_RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard"}
+# what the runner passes itself (never a suite key); a [[models]] entry gives its recipe as keys (epochs, lr, ...),
+# not as a robench.Recipe
+_RUNNER = {"workspace", "data_dir", "device", "callback", "resume", "overwrite", "shard", "context", "recipe"}
 OUTPUT_KEYS = {"out": str, "plot": str, "dpi": int}  # a matrix or a score writes its result and its figure
 # [executor]: the `robench run` options of the same names (robench.suites.ray)
 EXECUTOR = {"name": Literal["sequential", "ray"], "address": str, "num_cpus": int, "num_gpus": float | int,
