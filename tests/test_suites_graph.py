@@ -221,3 +221,35 @@ def test_the_live_table_shows_each_step_where_it_runs_and_its_progress(tmp_path)
         ["3", "attack", reports[2].step.name, "not"]]
     assert "node1 gpu 0" in text and "12s" in text and "node2 gpu 3" in text and "23/46 loss 1.2" in text
     assert "after train tiny-seed1 failed" in text
+
+
+class LateReports(suites.Executor):
+    """Finishes each step at once without running it, and says where it ran only afterwards, at the next collect
+    (as a Ray task's unawaited report can arrive after its outcome)."""
+
+    name = "late"
+
+    def start(self, suite, device, on_progress=None):
+        super().start(suite, device, on_progress)
+        self.queue, self.late = [], []
+
+    def submit(self, step):
+        self.queue.append(step)
+
+    def collect(self):
+        for label in self.late:
+            self.on_progress(label, "running", {"where": "late"})
+        step = self.queue.pop(0)
+        self.late = [step.label]
+        return [suites.Outcome(step.label, "done", where="there", seconds=0.0)]
+
+
+def test_a_late_running_report_does_not_reopen_a_finished_step(tmp_path):
+    seen: dict[str, list[str]] = {}
+    suite = suites.load_suite(SUITES / "table4.toml", tmp_path)
+    report = suites.run(suite, executor=LateReports(), on_step=lambda r: seen.setdefault(r.step.label, []).append(
+        r.status))
+    assert report.ok and {r.status for r in report.steps} == {"done"}
+    assert all(r.where == "there" for r in report.steps)
+    for statuses in seen.values():  # waiting (submitted), running (made up from the outcome), done; never after
+        assert statuses[-2:] == ["running", "done"] and statuses.count("running") == 1, statuses

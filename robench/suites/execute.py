@@ -383,7 +383,8 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
     def progress(label: str, kind: str, payload: dict[str, Any]) -> None:
         r = by_label[label]
         if kind == "running":
-            changed(r, RUNNING, where=payload.get("where", ""))
+            if r.status == WAITING:  # a report that arrives after the step's outcome (Ray sends it unawaited) is late
+                changed(r, RUNNING, where=payload.get("where", ""))
         elif callback is not None:
             callback(kind, payload)
 
@@ -414,6 +415,8 @@ def run(suite: Suite, callback: Callback | None = None, device: str | None = Non
             for outcome in executor.collect():
                 r = by_label[outcome.label]
                 active.discard(outcome.label)
+                if r.status == WAITING:  # finished before its 'running' report arrived: every step passes through it
+                    changed(r, RUNNING, where=outcome.where)
                 changed(r, outcome.status, error=outcome.error, where=outcome.where, seconds=outcome.seconds,
                         result=outcome.result)
     finally:
