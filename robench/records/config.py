@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from robench.errors import RobenchError
-from robench.records.codec import known, obj
+from robench.records.codec import known, obj, plain
 
 PLACEMENTS = ("bottom", "top", "both")
 MASK_MODES = ("neuron", "channel", "shared")
@@ -74,7 +74,7 @@ class DefectSpec:
 
     @classmethod
     def from_json(cls, data: Any) -> DefectSpec:
-        return cls(**known(cls, obj(data, "defect")))
+        return plain(cls, data, "defect")
 
 
 @dataclass(frozen=True)

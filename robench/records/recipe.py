@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, overload
 
 from robench.errors import UsageError
-from robench.records.codec import array, known, obj, plain, without_none
+from robench.records.codec import array, plain, without_none
 
 SCHEDULES = ("step", "onecycle")
 
@@ -76,7 +76,7 @@ class Recipe:
     def from_json(cls, data: Any) -> Recipe:
         """A recipe as any schema wrote it (settings robench added later, missing from older records, take the
         defaults robench trained with before it had them: a step schedule, no Nesterov momentum)."""
-        return cls(**known(cls, obj(data, "recipe")))
+        return plain(cls, data, "recipe")
 
 
 @dataclass(frozen=True)
